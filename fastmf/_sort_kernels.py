@@ -1,0 +1,149 @@
+"""Numba kernels that order rating triples: bucketing by user, sorting each user's items, finding
+duplicate pairs and laying ratings out block by block for the training schedule.
+
+Legend: ``users``/``items`` are dense int32 indices, ``values`` float32 ratings, ``n`` the number
+of ratings. Every kernel here is deterministic: its output depends on its input only, never on the
+number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastmf._jit import JIT
+
+
+@njit(**JIT)
+def bucket_offsets(keys, n_keys):
+    """Start of each key's run in a stable bucketing by ``keys``: int64 array of n_keys + 1."""
+    counts = np.zeros(n_keys + 1, dtype=np.int64)
+    for j in range(keys.shape[0]):
+        counts[keys[j] + 1] += 1
+    for k in range(n_keys):
+        counts[k + 1] += counts[k]
+    return counts
+
+
+@njit(**JIT)
+def stable_bucket_order(keys, n_keys):
+    """The permutation that sorts ``keys`` stably (counting sort), and the bucket offsets."""
+    offsets = bucket_offsets(keys, n_keys)
+    cursor = offsets[:-1].copy()
+    order = np.empty(keys.shape[0], dtype=np.int64)
+    for j in range(keys.shape[0]):
+        k = keys[j]
+        order[cursor[k]] = j
+        cursor[k] += 1
+    return order, offsets
+
+
+@njit(parallel=True, **JIT)
+def sort_segments_by_item(order, offsets, items):
+    """Within each segment ``order[offsets[s]:offsets[s+1]]``, sort the rows by item and then by
+    row number (so duplicates are adjacent, earliest row first). Rewrites ``order`` in place;
+    each segment is owned by one thread."""
+    n_segments = offsets.shape[0] - 1
+    for s in prange(n_segments):
+        lo = offsets[s]
+        hi = offsets[s + 1]
+        if hi - lo < 2:
+            continue
+        keys = np.empty(hi - lo, dtype=np.int64)
+        for j in range(lo, hi):
+            row = order[j]
+            keys[j - lo] = (np.int64(items[row]) << 36) | row
+        keys.sort()
+        mask = (np.int64(1) << 36) - 1
+        for j in range(lo, hi):
+            order[j] = keys[j - lo] & mask
+
+
+@njit(parallel=True, **JIT)
+def sort_pair_segments(order, offsets, users, items):
+    """Within each segment (the ratings of users 2m and 2m + 1), sort rows by item, then by
+    user, then by row number: the two users' runs are merged in item order. Rewrites ``order``
+    in place; each segment is owned by one thread."""
+    n_segments = offsets.shape[0] - 1
+    mask = (np.int64(1) << 35) - 1
+    for s in prange(n_segments):
+        lo = offsets[s]
+        hi = offsets[s + 1]
+        if hi - lo < 2:
+            continue
+        keys = np.empty(hi - lo, dtype=np.int64)
+        for j in range(lo, hi):
+            row = order[j]
+            keys[j - lo] = (((np.int64(items[row]) << 1) | (users[row] & 1)) << 35) | row
+        keys.sort()
+        for j in range(lo, hi):
+            order[j] = keys[j - lo] & mask
+
+
+@njit(**JIT)
+def find_duplicates(order, offsets, users, items):
+    """Rows whose (user, item) pair appears again later in the data, given ``order`` sorted by
+    user then item then row (see ``sort_segments_by_item``). Returns the earlier rows of each
+    duplicated pair and, for each, the row that repeats it last."""
+    dup_first = []
+    dup_last = []
+    n = order.shape[0]
+    j = 0
+    while j < n:
+        row = order[j]
+        k = j + 1
+        while k < n and users[order[k]] == users[row] and items[order[k]] == items[row]:
+            k += 1
+        if k - j > 1:
+            for m in range(j, k - 1):
+                dup_first.append(order[m])
+                dup_last.append(order[k - 1])
+        j = k
+    return np.array(dup_first, dtype=np.int64), np.array(dup_last, dtype=np.int64)
+
+
+@njit(**JIT)
+def count_per_index(idx, n):
+    """How many ratings each index has: int64 array of length n."""
+    counts = np.zeros(n, dtype=np.int64)
+    for j in range(idx.shape[0]):
+        counts[idx[j]] += 1
+    return counts
+
+
+@njit(**JIT)
+def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_strata):
+    """Ratings laid out block by block for training.
+
+    Block ``a * n_strata + b`` holds the ratings of user stratum a and item stratum b. Inside a
+    block, users 2m and 2m + 1 come together, their ratings merged in item order: consecutive
+    ratings then mostly belong to two different users, whose updates the processor overlaps,
+    while the item rows are still visited in increasing order. Returns the users, items and
+    values in that order and the int64 block offsets (n_strata² + 1).
+    """
+    n = users.shape[0]
+    # bucket by user pair (stable), then merge each pair's ratings by item
+    pairs = np.empty(n, dtype=np.int32)
+    for j in range(n):
+        pairs[j] = users[j] >> 1
+    order, p_offsets = stable_bucket_order(pairs, (n_users + 1) // 2)
+    sort_pair_segments(order, p_offsets, users, items)
+    # stable bucketing by block keeps the (user, item) order inside each block
+    n_blocks = n_strata * n_strata
+    b_keys = np.empty(n, dtype=np.int32)
+    for j in range(n):
+        row = order[j]
+        b_keys[j] = user_stratum[users[row]] * n_strata + item_stratum[items[row]]
+    offsets = bucket_offsets(b_keys, n_blocks)
+    cursor = offsets[:-1].copy()
+    out_users = np.empty(n, dtype=np.int32)
+    out_items = np.empty(n, dtype=np.int32)
+    out_values = np.empty(n, dtype=values.dtype)
+    for j in range(n):
+        row = order[j]
+        dest = cursor[b_keys[j]]
+        cursor[b_keys[j]] += 1
+        out_users[dest] = users[row]
+        out_items[dest] = items[row]
+        out_values[dest] = values[row]
+    return out_users, out_items, out_values, offsets

@@ -1,0 +1,907 @@
+"""``MatrixFactorization``: the estimator that trains the biased model r̂ = μ + b_u + b_i + p_u·q_i."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+
+from fastmf import _kernels as K
+from fastmf import _sort_kernels as sk
+from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata
+from fastmf._validation import (
+    NonFiniteModelError,
+    check_choice,
+    check_float,
+    check_int,
+)
+from fastmf.ratings import IdMap, Ratings
+
+OPTIMIZERS = ("sgd", "adagrad", "adam")
+BIASES = ("learned", "fixed", "none")
+LR_SCHEDULES = ("constant", "step", "exponential", "plateau")
+DTYPES = ("float32", "float64")
+Callback = Callable[["MatrixFactorization", dict], Any]
+
+_FITTED = (
+    "global_mean_",
+    "user_bias_",
+    "item_bias_",
+    "user_factors_",
+    "item_factors_",
+    "user_map_",
+    "item_map_",
+    "rating_scale_",
+    "seen_indptr_",
+    "seen_items_",
+    "item_titles_",
+    "history_",
+    "n_epochs_done_",
+    "best_epoch_",
+    "_state",
+)
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The model is used before ``fit``."""
+
+
+@dataclass
+class _TrainState:
+    """What training carries from one epoch (and one ``partial_fit``) to the next."""
+
+    rng: np.random.Generator
+    user_strata: Strata
+    item_strata: Strata
+    optimizer: dict[str, np.ndarray]
+    learning_rate: float
+    plateau_best: float = math.inf
+    plateau_wait: int = 0
+    blocks: BlockSchedule | None = None
+    blocks_key: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["blocks"] = None  # rebuilt on demand; not worth a pickle's size
+        state["blocks_key"] = ()
+        return state
+
+
+class MatrixFactorization:
+    """Biased matrix factorization of explicit ratings, trained batch by batch.
+
+    Prediction is ``r̂_ui = μ + b_u + b_i + p_u·q_i``. For a batch B the objective is
+    ``L_B = (Σ_B (r − r̂)² + λ Σ_B (‖p_u‖² + ‖q_i‖²)) / |B|`` (plus ``reg_bias`` times the squared
+    biases, when asked). The first sum is the base loss, the second the regularization loss.
+
+    Parameters
+    ----------
+    n_factors : int, default 64
+        Length k of the factor vectors p_u and q_i.
+    n_epochs : int, default 20
+        Passes over the training ratings made by ``fit``.
+    batch_size : int, default 1
+        Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
+        order. 1 is classical per-rating SGD (the fastest way to a given accuracy on MovieLens).
+    learning_rate : float, default 0.005
+        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept).
+    reg : float, default 0.02
+        λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
+    reg_bias : float, default 0.0
+        Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
+    optimizer : {"sgd", "adagrad", "adam"}, default "sgd"
+        Adaptive optimizers keep their state per row: only rows a batch touches are updated.
+    biases : {"learned", "fixed", "none"}, default "learned"
+        "fixed": damped mean deviations, b_i = Σ(r − μ)/(n_i + bias_damping), then b_u on what
+        is left, computed once before training; "none": no biases.
+    bias_damping : float, default 5.0
+    init_std : float, default 0.1
+        Factors start as draws from N(0, init_std²); biases start at 0.
+    lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "constant"
+        "step" multiplies the rate by ``lr_decay`` (default 0.5) every ``lr_step_size`` epochs,
+        "exponential" by ``lr_decay`` (default 0.95) every epoch, "plateau" by ``lr_decay``
+        (default 0.5) when the monitored error did not improve by ``min_delta`` in an epoch.
+        A callable gets (epoch, learning_rate) and returns the epoch's rate.
+    lr_decay : float or None, default None
+    lr_step_size : int, default 10
+    validation_fraction : float or None, default None
+        Hold out this fraction of the training ratings (seeded) to report ``val_rmse`` and
+        ``val_mae`` each epoch, when ``fit`` gets no ``validation``.
+    early_stopping : bool, default False
+        Stop when the validation RMSE has not improved by ``min_delta`` for ``patience`` epochs and
+        restore the best epoch's model (uses 10% of the ratings when no validation is given).
+    patience : int, default 3
+    min_delta : float, default 1e-4
+    callbacks : sequence of callables or None
+        Each is called as ``cb(model, row)`` after every epoch with the epoch's history row;
+        returning True stops training.
+    duplicates : {"error", "last"}, default "error"
+        What to do with repeated (user, item) pairs.
+    random_state : int or None
+        Seed of every random draw; the same seed and settings give the same model, bit for bit,
+        whatever ``n_jobs`` is.
+    n_jobs : int, default -1
+        Threads; -1 for all cores.
+    dtype : {"float32", "float64"}, default "float32"
+    verbose : int, default 1
+        0 prints nothing; 1 shows a progress bar per epoch.
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 64,
+        n_epochs: int = 20,
+        batch_size: int = 1,
+        learning_rate: float = 0.005,
+        reg: float = 0.02,
+        reg_bias: float = 0.0,
+        optimizer: str = "sgd",
+        biases: str = "learned",
+        bias_damping: float = 5.0,
+        init_std: float = 0.1,
+        lr_schedule: str | Callable[[int, float], float] = "constant",
+        lr_decay: float | None = None,
+        lr_step_size: int = 10,
+        validation_fraction: float | None = None,
+        early_stopping: bool = False,
+        patience: int = 3,
+        min_delta: float = 1e-4,
+        callbacks: Sequence[Callback] | None = None,
+        duplicates: str = "error",
+        random_state: int | None = None,
+        n_jobs: int = -1,
+        dtype: str = "float32",
+        verbose: int = 1,
+    ):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.reg_bias = reg_bias
+        self.optimizer = optimizer
+        self.biases = biases
+        self.bias_damping = bias_damping
+        self.init_std = init_std
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_step_size = lr_step_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.callbacks = callbacks
+        self.duplicates = duplicates
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ scikit-learn contract
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, as scikit-learn's ``clone`` and searches expect."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> MatrixFactorization:
+        """Set constructor parameters by name; returns self."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"unknown parameter {name!r} for MatrixFactorization; valid: {sorted(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = MatrixFactorization().get_params()
+        changed = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults[k])
+        ]
+        return f"MatrixFactorization({', '.join(changed)})"
+
+    def __sklearn_tags__(self):  # pragma: no cover - exercised through scikit-learn
+        from sklearn.utils import Tags, RegressorTags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True),
+            regressor_tags=RegressorTags(),
+        )
+
+    _estimator_type = "regressor"
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> dict[str, Any]:
+        """Validated parameters, or a clear error naming the bad one."""
+        p: dict[str, Any] = {}
+        p["n_factors"] = check_int(self.n_factors, "n_factors", low=1)
+        p["n_epochs"] = check_int(self.n_epochs, "n_epochs", low=0)
+        p["batch_size"] = check_int(self.batch_size, "batch_size", low=1)
+        p["learning_rate"] = check_float(self.learning_rate, "learning_rate", strict=True)
+        p["reg"] = check_float(self.reg, "reg")
+        p["reg_bias"] = check_float(self.reg_bias, "reg_bias")
+        p["optimizer"] = check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        p["biases"] = check_choice(self.biases, "biases", BIASES)
+        p["bias_damping"] = check_float(self.bias_damping, "bias_damping")
+        p["init_std"] = check_float(self.init_std, "init_std")
+        if not callable(self.lr_schedule):
+            check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
+        if self.lr_decay is not None:
+            check_float(self.lr_decay, "lr_decay", strict=True, high=1.0)
+        check_int(self.lr_step_size, "lr_step_size", low=1)
+        if self.validation_fraction is not None:
+            vf = check_float(self.validation_fraction, "validation_fraction", strict=True)
+            if vf >= 1:
+                raise ValueError(f"validation_fraction must be below 1, got {vf}")
+        check_int(self.patience, "patience", low=1)
+        check_float(self.min_delta, "min_delta")
+        for cb in self.callbacks or ():
+            if not callable(cb):
+                raise TypeError(f"callbacks must be callables cb(model, row), got {cb!r}")
+        check_choice(self.duplicates, "duplicates", ("error", "last"))
+        if self.random_state is not None and not isinstance(
+            self.random_state, (int, np.integer, np.random.SeedSequence)
+        ):
+            raise TypeError(f"random_state must be an int or None, got {self.random_state!r}")
+        check_int(self.n_jobs, "n_jobs", low=-1)
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs must be -1 (all cores) or a positive number of threads, got 0")
+        check_choice(str(np.dtype(self.dtype)), "dtype", DTYPES)
+        check_int(self.verbose, "verbose", low=0)
+        return p
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "user_factors_"):
+            raise NotFittedError(
+                "this MatrixFactorization is not fitted yet; call fit(ratings) before using it"
+            )
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        validation: Any = None,
+        item_titles: Any = None,
+    ) -> MatrixFactorization:
+        """Train from scratch for ``n_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : DataFrame with columns user, item, rating[, timestamp], or array of shape (n, 2)
+            Raw (user, item) ids when an array; then ``y`` holds the ratings.
+        y : array-like of shape (n,), optional
+        validation : DataFrame, or a tuple (X_val, y_val), optional
+            Ratings scored after each epoch (``val_rmse``, ``val_mae`` in ``history_``). Users
+            or items not in the training data get the fallback prediction (μ plus known biases).
+        item_titles : mapping or Series from raw item id to title, optional
+            Kept as ``item_titles_`` for recommendations.
+
+        Returns
+        -------
+        self
+        """
+        params = self._check_params()
+        ratings = to_ratings(X, y, duplicates=self.duplicates)
+        rng = np.random.default_rng(self.random_state)
+        val = None
+        if validation is not None:
+            val = _validation_frame(validation)
+        elif self.validation_fraction is not None or self.early_stopping:
+            fraction = self.validation_fraction if self.validation_fraction is not None else 0.1
+            hold = rng.random(len(ratings)) < fraction
+            if hold.all() or not hold.any():
+                raise ValueError(
+                    f"validation_fraction={fraction} leaves no ratings for training or none "
+                    f"for validation with {len(ratings)} ratings"
+                )
+            val = ratings.subset(hold).to_dataframe()
+            ratings = ratings.subset(~hold)
+        previous = {name: self.__dict__[name] for name in _FITTED if name in self.__dict__}
+        try:
+            self._initialize(ratings, params, rng)
+            self.item_titles_ = None if item_titles is None else dict(pd.Series(item_titles))
+            self._train(ratings, val, params, params["n_epochs"])
+        except NonFiniteModelError:
+            for name in _FITTED:
+                self.__dict__.pop(name, None)
+            self.__dict__.update(previous)
+            raise
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None, validation: Any = None) -> MatrixFactorization:
+        """One more epoch from the current state, on the same objective.
+
+        The optimizer state, the schedule and the random stream continue, so ``fit`` with 10
+        epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data. An
+        unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError.
+        """
+        params = self._check_params()
+        if not hasattr(self, "_state"):
+            ratings = to_ratings(X, y, duplicates=self.duplicates)
+            rng = np.random.default_rng(self.random_state)
+            self._initialize(ratings, params, rng)
+            self.item_titles_ = None
+        else:
+            ratings = to_ratings(X, y, duplicates=self.duplicates)
+        val = None if validation is None else _validation_frame(validation)
+        backup = {
+            name: (v.copy() if isinstance(v, np.ndarray) else v)
+            for name, v in self.__dict__.items()
+            if name in _FITTED
+        }
+        try:
+            self._train(ratings, val, params, 1)
+        except NonFiniteModelError:
+            self.__dict__.update(backup)
+            self._state.optimizer = _new_optimizer_state(
+                params["optimizer"], self.user_factors_, self.item_factors_
+            )
+            raise
+        return self
+
+    def predict(self, X: Any, clip: bool = True) -> np.ndarray:
+        """Predicted ratings for raw (user, item) pairs.
+
+        Unknown users or items fall back to what is known: μ plus the known bias. Predictions are
+        clipped to the training rating scale unless ``clip=False``.
+
+        Parameters
+        ----------
+        X : DataFrame with columns user and item, or array of shape (n, 2) of raw ids
+
+        Returns
+        -------
+        ndarray of shape (n,), dtype float64
+        """
+        self._check_fitted()
+        users, items = _pairs(X)
+        u = self.user_map_.lookup(users)
+        i = self.item_map_.lookup(items)
+        out = self._predict_rows(u, i)
+        if clip:
+            np.clip(out, self.rating_scale_[0], self.rating_scale_[1], out=out)
+        return out
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative RMSE of the clipped predictions (higher is better, as scikit-learn expects)."""
+        if y is None:
+            if not isinstance(X, pd.DataFrame) or "rating" not in X.columns:
+                raise ValueError("score needs ratings: pass y, or a DataFrame with a rating column")
+            y = X["rating"].to_numpy()
+        pred = self.predict(X)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != pred.shape:
+            raise ValueError(f"y has {y.shape[0]} ratings but X has {pred.shape[0]} pairs")
+        return -float(np.sqrt(np.mean((pred - y) ** 2)))
+
+    @property
+    def user_ids_(self) -> np.ndarray:
+        """Raw id of each row of ``user_factors_``."""
+        self._check_fitted()
+        return self.user_map_.ids
+
+    @property
+    def item_ids_(self) -> np.ndarray:
+        """Raw id of each row of ``item_factors_``."""
+        self._check_fitted()
+        return self.item_map_.ids
+
+    # serving: thin delegations to fastmf.recommend and fastmf.serialize
+    def recommend(self, user: Hashable, n: int = 10, exclude_seen: bool = True, items: Any = None):
+        """Top-``n`` items for one user; see ``fastmf.recommend.recommend``."""
+        from fastmf import recommend
+
+        return recommend.recommend(self, user, n=n, exclude_seen=exclude_seen, items=items)
+
+    def recommend_many(self, users: Any, n: int = 10, exclude_seen: bool = True, items: Any = None):
+        """Top-``n`` items for many users at once; see ``fastmf.recommend.recommend_many``."""
+        from fastmf import recommend
+
+        return recommend.recommend_many(self, users, n=n, exclude_seen=exclude_seen, items=items)
+
+    def similar_items(self, item: Hashable, n: int = 10):
+        """Items nearest by cosine of factors; see ``fastmf.recommend.similar_items``."""
+        from fastmf import recommend
+
+        return recommend.similar_items(self, item, n=n)
+
+    def similar_users(self, user: Hashable, n: int = 10):
+        """Users nearest by cosine of factors; see ``fastmf.recommend.similar_users``."""
+        from fastmf import recommend
+
+        return recommend.similar_users(self, user, n=n)
+
+    def fold_in(self, ratings: Any):
+        """Factors and bias of a user unseen in training; see ``fastmf.recommend.fold_in``."""
+        from fastmf import recommend
+
+        return recommend.fold_in(self, ratings)
+
+    def save(self, path: Any) -> None:
+        """Write the model to one file, atomically; see ``fastmf.serialize.save``."""
+        from fastmf import serialize
+
+        serialize.save(self, path)
+
+    # ------------------------------------------------------------------ training
+    def _initialize(self, ratings: Ratings, params: dict, rng: np.random.Generator) -> None:
+        """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
+        dtype = np.dtype(self.dtype)
+        n_users, n_items = ratings.n_users, ratings.n_items
+        s = choose_n_strata(len(ratings), n_users, n_items)
+        u_counts = sk.count_per_index(ratings.users, n_users)
+        i_counts = sk.count_per_index(ratings.items, n_items)
+        u_pos, u_strata = balanced_strata(u_counts, s, rng)
+        i_pos, i_strata = balanced_strata(i_counts, s, rng)
+        u_ids = np.empty_like(ratings.user_map.ids)
+        u_ids[u_pos] = ratings.user_map.ids
+        i_ids = np.empty_like(ratings.item_map.ids)
+        i_ids[i_pos] = ratings.item_map.ids
+        k = params["n_factors"]
+        std = params["init_std"]
+        P = np.ascontiguousarray(rng.normal(0.0, std, (n_users, k)).astype(dtype))
+        Q = np.ascontiguousarray(rng.normal(0.0, std, (n_items, k)).astype(dtype))
+        mu = float(np.mean(ratings.values, dtype=np.float64))
+        bu = np.zeros(n_users, dtype=dtype)
+        bi = np.zeros(n_items, dtype=dtype)
+        if params["biases"] == "fixed":
+            fb_u, fb_i = fixed_biases(ratings, mu, params["bias_damping"])
+            bu[u_pos] = fb_u
+            bi[i_pos] = fb_i
+        self.global_mean_ = mu
+        self.user_bias_, self.item_bias_ = bu, bi
+        self.user_factors_, self.item_factors_ = P, Q
+        self.user_map_, self.item_map_ = IdMap(u_ids), IdMap(i_ids)
+        self.rating_scale_ = (float(ratings.values.min()), float(ratings.values.max()))
+        self.history_ = _empty_history()
+        self.n_epochs_done_ = 0
+        self.best_epoch_ = None
+        self._state = _TrainState(
+            rng=rng,
+            user_strata=u_strata,
+            item_strata=i_strata,
+            optimizer=_new_optimizer_state(params["optimizer"], P, Q),
+            learning_rate=params["learning_rate"],
+        )
+        # the training data in model rows, laid out in blocks (kept for partial_fit)
+        rows = (u_pos[ratings.users], i_pos[ratings.items])
+        self._state.blocks = self._layout(rows[0], rows[1], ratings.values, _n_threads(self.n_jobs))
+        self._state.blocks_key = _fingerprint(ratings)
+        self.seen_indptr_, self.seen_items_ = _seen_csr(self._state.blocks, n_users)
+
+    def _layout(self, users: np.ndarray, items: np.ndarray, values: np.ndarray, n_workers: int) -> BlockSchedule:
+        st = self._state if hasattr(self, "_state") else None
+        u_strata = st.user_strata if st else None
+        i_strata = st.item_strata if st else None
+        assert u_strata is not None and i_strata is not None
+        return build_blocks(
+            users, items, values, u_strata, i_strata,
+            len(self.user_map_), len(self.item_map_), n_workers,
+        )  # fmt: skip
+
+    def _blocks_for(self, ratings: Ratings, n_workers: int) -> BlockSchedule:
+        """The block layout of ``ratings`` in model rows, reused when the data is the same."""
+        st = self._state
+        key = _fingerprint(ratings)
+        if st.blocks is not None and st.blocks_key == key:
+            return st.blocks.with_workers(n_workers)
+        u_rows = self.user_map_.lookup(ratings.user_map.ids)
+        i_rows = self.item_map_.lookup(ratings.item_map.ids)
+        for name, rows, ids in (("user", u_rows, ratings.user_map.ids), ("item", i_rows, ratings.item_map.ids)):
+            if (rows < 0).any():
+                unknown = ids[rows < 0]
+                raise ValueError(
+                    f"{unknown.size} {name} ids were not seen at fit (first: "
+                    f"{list(unknown[:3])}); partial_fit trains the users and items of the fitted "
+                    f"model only: refit, or fold new users in with fold_in"
+                )
+        blocks = self._layout(u_rows[ratings.users], i_rows[ratings.items], ratings.values, n_workers)
+        st.blocks, st.blocks_key = blocks, key
+        return blocks
+
+    def _train(self, ratings: Ratings, val: pd.DataFrame | None, params: dict, n_epochs: int) -> None:
+        """Run ``n_epochs`` epochs, recording history, validation, callbacks and early stopping."""
+        n_threads = _n_threads(self.n_jobs)
+        blocks = self._blocks_for(ratings, n_threads)
+        n_train = len(blocks.values)
+        dtype = np.dtype(self.dtype)
+        st = self._state
+        val_rows = None
+        if val is not None:
+            vu, vi = _pairs(val)
+            if len(vu) == 0:
+                raise ValueError("the validation set is empty; pass None or at least one rating")
+            val_rows = (
+                self.user_map_.lookup(vu),
+                self.item_map_.lookup(vi),
+                val["rating"].to_numpy(dtype=np.float64),
+            )
+        monitor_best = math.inf
+        best_snapshot = None
+        wait = 0
+        scratch = _scratch(params, blocks, len(self.user_map_), len(self.item_map_), dtype) if _uses_batch_kernel(params) else None
+        rows: list[dict] = []
+        progress = _progress(n_epochs, self.verbose)
+        try:
+            with _threads(n_threads), _deferred_interrupt() as interrupted:
+                for _ in range(n_epochs):
+                    epoch = self.n_epochs_done_
+                    lr = self._epoch_learning_rate(epoch, params)
+                    t0 = time.perf_counter()
+                    base, regl = self._run_epoch(blocks, params, lr, dtype, scratch)
+                    seconds = time.perf_counter() - t0
+                    if not (math.isfinite(base) and math.isfinite(regl)) or not _all_finite(self):
+                        raise NonFiniteModelError(
+                            f"training diverged at epoch {epoch + 1} (base loss {base / n_train:.4g}, "
+                            f"regularization loss {regl / n_train:.4g}): lower learning_rate "
+                            f"(now {lr:g}) or raise reg (now {params['reg']:g}); the previous "
+                            f"fitted state is kept"
+                        )
+                    row = {
+                        "epoch": epoch + 1,
+                        "base_loss": base / n_train,
+                        "reg_loss": regl / n_train,
+                        "total_loss": (base + regl) / n_train,
+                        "train_rmse": math.sqrt(base / n_train),
+                    }
+                    if val_rows is not None:
+                        pred = self._predict_rows(val_rows[0], val_rows[1])
+                        np.clip(pred, self.rating_scale_[0], self.rating_scale_[1], out=pred)
+                        err = pred - val_rows[2]
+                        row["val_rmse"] = float(np.sqrt(np.mean(err * err)))
+                        row["val_mae"] = float(np.mean(np.abs(err)))
+                    row["learning_rate"] = lr
+                    row["seconds"] = seconds
+                    self.n_epochs_done_ = epoch + 1
+                    rows.append(row)
+                    self.history_ = _append_history(self.history_, row)
+                    progress.update(row)
+                    monitored = row.get("val_rmse", row["total_loss"])
+                    self._after_epoch_schedule(monitored, params)
+                    stop = False
+                    if self.early_stopping and val_rows is not None:
+                        if monitored < monitor_best - self.min_delta:
+                            monitor_best, wait = monitored, 0
+                            best_snapshot = _snapshot(self)
+                        else:
+                            wait += 1
+                            stop = wait >= self.patience
+                    for cb in self.callbacks or ():
+                        if cb(self, dict(row)) is True:
+                            stop = True
+                    if interrupted():
+                        raise KeyboardInterrupt
+                    if stop:
+                        break
+        finally:
+            progress.close()
+        if best_snapshot is not None:
+            _restore(self, best_snapshot)
+        del st
+
+    def _run_epoch(self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch) -> tuple[float, float]:
+        """One epoch through the kernels; returns the summed base and regularization losses."""
+        st = self._state
+        shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
+        block_losses = np.zeros((blocks.n_strata * blocks.n_strata, 2), dtype=np.float64)
+        learn_bias = params["biases"] == "learned"
+        mu = dtype.type(self.global_mean_)
+        common = (blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order,
+                  blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
+        lr_, lam, lam_b = dtype.type(lr), dtype.type(params["reg"]), dtype.type(params["reg_bias"])
+        bu, bi, P, Q = self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
+        if not _uses_batch_kernel(params):
+            K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, block_losses)
+        else:
+            o = st.optimizer
+            K.batch_epoch(
+                *common, params["batch_size"], mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
+                K.OPTIMIZER_CODES[params["optimizer"]],
+                o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
+                o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, block_losses,
+            )  # fmt: skip
+        totals = block_losses.sum(axis=0)  # fixed order: block by block
+        return float(totals[0]), float(totals[1])
+
+    def _epoch_learning_rate(self, epoch: int, params: dict) -> float:
+        lr0 = params["learning_rate"]
+        schedule = self.lr_schedule
+        if callable(schedule):
+            lr = float(schedule(epoch, lr0))
+            return check_float(lr, "the learning rate returned by lr_schedule", strict=True)
+        if schedule == "step":
+            decay = self.lr_decay if self.lr_decay is not None else 0.5
+            return lr0 * decay ** (epoch // self.lr_step_size)
+        if schedule == "exponential":
+            decay = self.lr_decay if self.lr_decay is not None else 0.95
+            return lr0 * decay**epoch
+        if schedule == "plateau":
+            return self._state.learning_rate
+        return lr0
+
+    def _after_epoch_schedule(self, monitored: float, params: dict) -> None:
+        """The plateau schedule's bookkeeping: cut the rate when the error stops improving."""
+        if self.lr_schedule != "plateau":
+            return
+        st = self._state
+        if monitored < st.plateau_best - self.min_delta:
+            st.plateau_best = monitored
+        else:
+            decay = self.lr_decay if self.lr_decay is not None else 0.5
+            st.learning_rate *= decay
+
+    def _predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        out = np.empty(u.shape[0], dtype=self.user_factors_.dtype)
+        K.predict(
+            np.ascontiguousarray(u, dtype=np.int32),
+            np.ascontiguousarray(i, dtype=np.int32),
+            self.user_factors_.dtype.type(self.global_mean_),
+            self.user_bias_,
+            self.item_bias_,
+            self.user_factors_,
+            self.item_factors_,
+            out,
+        )
+        return out.astype(np.float64)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def to_ratings(X: Any, y: Any = None, *, duplicates: str = "error") -> Ratings:
+    """A Ratings container from what ``fit`` accepts: DataFrame, (n, 2) ids with y, sparse."""
+    if isinstance(X, Ratings):
+        return X
+    if isinstance(X, pd.DataFrame):
+        if y is not None:
+            X = X.assign(rating=np.asarray(y))
+        return Ratings.from_dataframe(X, duplicates=duplicates)
+    if hasattr(X, "tocoo"):
+        return Ratings.from_sparse(X, duplicates=duplicates)
+    arr = np.asarray(X)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(
+            f"X must be a ratings DataFrame (columns user, item, rating) or an array of shape "
+            f"(n, 2) of raw (user, item) ids; got shape {arr.shape}"
+        )
+    if y is None:
+        raise ValueError("X is an array of (user, item) ids: pass the ratings as y")
+    return Ratings.from_arrays(arr[:, 0], arr[:, 1], y, duplicates=duplicates)
+
+
+def _pairs(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Raw user and item ids from a DataFrame or an (n, 2) array."""
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in ("user", "item") if c not in X.columns]
+        if missing:
+            raise ValueError(
+                f"the DataFrame has no column {', '.join(map(repr, missing))} (its columns: "
+                f"{list(X.columns)})"
+            )
+        return X["user"].to_numpy(), X["item"].to_numpy()
+    arr = np.asarray(X)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"expected an array of shape (n, 2) of (user, item) ids, got {arr.shape}")
+    return arr[:, 0], arr[:, 1]
+
+
+def _validation_frame(validation: Any) -> pd.DataFrame:
+    if isinstance(validation, pd.DataFrame):
+        if "rating" not in validation.columns:
+            raise ValueError("the validation DataFrame needs a rating column")
+        frame = validation
+    elif isinstance(validation, tuple) and len(validation) == 2:
+        u, i = _pairs(validation[0])
+        frame = pd.DataFrame({"user": u, "item": i, "rating": np.asarray(validation[1])})
+    else:
+        raise TypeError("validation must be a ratings DataFrame or a tuple (X_val, y_val)")
+    if len(frame) == 0:
+        raise ValueError("the validation set is empty; pass None or at least one rating")
+    vals = np.asarray(frame["rating"], dtype=np.float64)
+    if not np.isfinite(vals).all():
+        raise ValueError("the validation ratings hold NaN or infinite values")
+    return frame
+
+
+def fixed_biases(ratings: Ratings, mu: float, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """Damped mean deviations: b_i = Σ(r − μ)/(n_i + damping), then b_u on what is left."""
+    resid = ratings.values.astype(np.float64) - mu
+    n_i = np.bincount(ratings.items, minlength=ratings.n_items)
+    b_i = np.bincount(ratings.items, weights=resid, minlength=ratings.n_items) / (n_i + damping)
+    resid -= b_i[ratings.items]
+    n_u = np.bincount(ratings.users, minlength=ratings.n_users)
+    b_u = np.bincount(ratings.users, weights=resid, minlength=ratings.n_users) / (n_u + damping)
+    return b_u, b_i
+
+
+def _uses_batch_kernel(params: dict) -> bool:
+    return params["batch_size"] > 1 or params["optimizer"] != "sgd"
+
+
+def _new_optimizer_state(optimizer: str, P: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row optimizer state: AdaGrad's sums of squares, Adam's moments and step counts."""
+    dtype = P.dtype
+    n_u, k = P.shape
+    n_i = Q.shape[0]
+    n1 = 1 if optimizer in ("adagrad", "adam") else 0
+    n2 = 1 if optimizer == "adam" else 0
+    return {
+        "bu_s1": np.zeros(n_u * n1, dtype),
+        "bu_s2": np.zeros(n_u * n2, dtype),
+        "bi_s1": np.zeros(n_i * n1, dtype),
+        "bi_s2": np.zeros(n_i * n2, dtype),
+        "P_s1": np.zeros((n_u * n1, k), dtype),
+        "P_s2": np.zeros((n_u * n2, k), dtype),
+        "Q_s1": np.zeros((n_i * n1, k), dtype),
+        "Q_s2": np.zeros((n_i * n2, k), dtype),
+        "u_steps": np.zeros(n_u * n2, np.int64),
+        "i_steps": np.zeros(n_i * n2, np.int64),
+    }
+
+
+def _scratch(params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype) -> tuple:
+    """Per-worker gradient buffers for the mini-batch kernel."""
+    w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
+    return (
+        np.zeros((w, b, k), dtype),
+        np.zeros((w, b), dtype),
+        np.zeros((w, b), np.int32),
+        np.full((w, n_users), -1, np.int32),
+        np.zeros((w, b, k), dtype),
+        np.zeros((w, b), dtype),
+        np.zeros((w, b), np.int32),
+        np.full((w, n_items), -1, np.int32),
+    )
+
+
+def _seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's training items, sorted, as CSR (indptr int64, items int32).
+
+    Blocks come in (user stratum, item stratum) order and item rows are numbered stratum by
+    stratum, so a stable bucketing by user yields every user's items already sorted.
+    """
+    order, indptr = sk.stable_bucket_order(blocks.users, n_users)
+    return indptr, blocks.items[order]
+
+
+def _fingerprint(ratings: Ratings) -> tuple:
+    """A cheap identity of a ratings set, to reuse its block layout."""
+    return (
+        len(ratings),
+        ratings.n_users,
+        ratings.n_items,
+        int(ratings.users.sum(dtype=np.int64)),
+        int(ratings.items.sum(dtype=np.int64)),
+        float(ratings.values.sum(dtype=np.float64)),
+        int((ratings.users.astype(np.int64) * np.arange(len(ratings))).sum() % (2**61 - 1)),
+        ratings.user_map.ids[:5].tolist(),
+        ratings.item_map.ids[:5].tolist(),
+    )
+
+
+def _all_finite(model: MatrixFactorization) -> bool:
+    return bool(
+        np.isfinite(model.user_factors_).all()
+        and np.isfinite(model.item_factors_).all()
+        and np.isfinite(model.user_bias_).all()
+        and np.isfinite(model.item_bias_).all()
+    )
+
+
+def _snapshot(model: MatrixFactorization) -> dict:
+    return {
+        "user_bias_": model.user_bias_.copy(),
+        "item_bias_": model.item_bias_.copy(),
+        "user_factors_": model.user_factors_.copy(),
+        "item_factors_": model.item_factors_.copy(),
+        "best_epoch_": model.n_epochs_done_,
+    }
+
+
+def _restore(model: MatrixFactorization, snapshot: dict) -> None:
+    """Put the best epoch's parameters back into the live arrays (training state stays aligned)."""
+    for name in ("user_bias_", "item_bias_", "user_factors_", "item_factors_"):
+        getattr(model, name)[...] = snapshot[name]
+    model.best_epoch_ = snapshot["best_epoch_"]
+
+
+_HISTORY_COLUMNS = ["epoch", "base_loss", "reg_loss", "total_loss", "train_rmse"]
+
+
+def _empty_history() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "epoch" else "float64") for c in _HISTORY_COLUMNS})
+
+
+def _append_history(history: pd.DataFrame, row: dict) -> pd.DataFrame:
+    new = pd.DataFrame([row])
+    if len(history) == 0:
+        return new.reset_index(drop=True)
+    return pd.concat([history, new], ignore_index=True)
+
+
+def _n_threads(n_jobs: int) -> int:
+    limit = numba.config.NUMBA_NUM_THREADS
+    return limit if n_jobs == -1 else max(1, min(int(n_jobs), limit))
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Numba's thread count set to ``n`` for the block, then restored."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Hold a Ctrl-C until the running epoch completes (a second Ctrl-C interrupts at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit = [False]
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if hit[0]:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        hit[0] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hit[0]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Progress:
+    """A per-epoch progress bar (tqdm) showing the losses; silent when verbose is 0."""
+
+    def __init__(self, total: int, verbose: int):
+        self.bar = None
+        if verbose and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="epoch", desc="fastmf", leave=True)
+
+    def update(self, row: dict) -> None:
+        if self.bar is not None:
+            shown = {k: f"{row[k]:.4f}" for k in ("base_loss", "reg_loss", "val_rmse") if k in row}
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress(total: int, verbose: int) -> _Progress:
+    return _Progress(total, verbose)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b

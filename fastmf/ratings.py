@@ -1,0 +1,355 @@
+"""The ratings container: rating triples in contiguous arrays and the maps between raw ids and
+dense indices."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastmf import _sort_kernels as sk
+from fastmf._validation import (
+    check_choice,
+    check_index_array,
+    check_ratings_values,
+    check_same_length,
+    first_rows,
+)
+
+DUPLICATE_POLICIES = ("error", "last")
+
+
+class IdMap:
+    """Maps raw ids (ints or strings) to dense int32 indices ``0..n-1`` and back.
+
+    Parameters
+    ----------
+    ids : array-like of shape (n,)
+        The raw id of each index, all distinct.
+    """
+
+    def __init__(self, ids: Iterable[Hashable] | np.ndarray):
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise ValueError(f"ids must be 1-dimensional, got shape {arr.shape}")
+        if arr.dtype.kind in "USO":
+            arr = arr.astype(object)
+        self.ids = arr
+        self._index: pd.Index | None = None
+        self._table: np.ndarray | None = None
+        self._table_base = 0
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __repr__(self) -> str:
+        return f"IdMap(n={len(self)}, dtype={self.ids.dtype})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"ids": self.ids}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["ids"])  # type: ignore[misc]
+
+    def _build(self) -> None:
+        ids = self.ids
+        if ids.dtype.kind in "iu" and len(ids):
+            low, high = int(ids.min()), int(ids.max())
+            if high - low <= 8 * len(ids) + 1_000_000:
+                table = np.full(high - low + 1, -1, dtype=np.int32)
+                table[ids - low] = np.arange(len(ids), dtype=np.int32)
+                self._table, self._table_base = table, low
+                return
+        self._index = pd.Index(ids)
+
+    def lookup(self, raw_ids: Any, *, missing: int = -1) -> np.ndarray:
+        """Dense indices of ``raw_ids`` (int32); ids not in the map give ``missing``."""
+        if self._table is None and self._index is None:
+            self._build()
+        raw = np.asarray(raw_ids)
+        if raw.ndim == 0:
+            raw = raw.reshape(1)
+        if self._table is not None:
+            if raw.dtype.kind in "iu":
+                pos = raw.astype(np.int64) - self._table_base
+                inside = (pos >= 0) & (pos < self._table.shape[0])
+                out = np.full(raw.shape, missing, dtype=np.int32)
+                out[inside] = self._table[pos[inside]]
+                if missing != -1:
+                    out[out == -1] = missing
+                return out
+            raw = _coerce_like(raw, self.ids)
+            if raw.dtype.kind not in "iu":
+                return np.full(raw.shape, missing, dtype=np.int32)
+            return self.lookup(raw, missing=missing)
+        assert self._index is not None
+        out = self._index.get_indexer(_coerce_like(raw, self.ids)).astype(np.int32)
+        if missing != -1:
+            out[out == -1] = missing
+        return out
+
+    def index_of(self, raw_id: Hashable) -> int:
+        """The dense index of one raw id; raises KeyError naming it when it is unknown."""
+        idx = int(self.lookup(np.array([raw_id], dtype=object if isinstance(raw_id, str) else None))[0])
+        if idx < 0:
+            raise KeyError(f"unknown id {raw_id!r}: it was not in the training data")
+        return idx
+
+
+def _coerce_like(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Raw ids given as text (as on a command line) turned into the map's integer type."""
+    if ids.dtype.kind in "iu" and raw.dtype.kind in "USO":
+        try:
+            return np.array([int(x) for x in raw], dtype=np.int64)
+        except (TypeError, ValueError):
+            return raw
+    return raw
+
+
+def factorize_ids(values: Any, *, column: str) -> tuple[np.ndarray, IdMap]:
+    """Dense int32 codes of raw ids (sorted raw order) and their IdMap."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{column} must be 1-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(
+                f"{column} has missing or infinite ids (first at rows {first_rows(bad)}); "
+                f"every rating needs a {column} id"
+            )
+        if not np.all(arr == np.round(arr)):
+            frac = arr != np.round(arr)
+            raise ValueError(
+                f"{column} ids must be integers or strings; found {arr[frac][0]} at row "
+                f"{first_rows(frac, 1)}"
+            )
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{column} ids must be integers or strings, got booleans")
+    if arr.dtype.kind in "iu":
+        if arr.size == 0:
+            return np.empty(0, np.int32), IdMap(arr.astype(np.int64))
+        low, high = int(arr.min()), int(arr.max())
+        if high - low <= 8 * arr.size + 1_000_000:
+            present = np.zeros(high - low + 1, dtype=np.bool_)
+            present[arr - low] = True
+            uniques = np.flatnonzero(present)
+            table = np.full(high - low + 1, -1, dtype=np.int32)
+            table[uniques] = np.arange(uniques.size, dtype=np.int32)
+            codes = table[arr - low]
+            return codes, IdMap((uniques + low).astype(np.int64))
+        uniques, codes = np.unique(arr.astype(np.int64), return_inverse=True)
+        return codes.astype(np.int32), IdMap(uniques)
+    series = pd.Series(arr, copy=False)
+    if series.isna().any():
+        bad = series.isna().to_numpy()
+        raise ValueError(
+            f"{column} has missing ids (first at rows {first_rows(bad)}); every rating needs a "
+            f"{column} id"
+        )
+    codes, uniques = pd.factorize(series, sort=True)
+    return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object))
+
+
+class Ratings:
+    """Rating triples in contiguous arrays, with the maps from raw ids to dense indices.
+
+    Attributes
+    ----------
+    users, items : ndarray of shape (n_ratings,), dtype int32
+        Dense user and item index of each rating.
+    values : ndarray of shape (n_ratings,), dtype float32
+        The ratings.
+    timestamps : ndarray of shape (n_ratings,), dtype int64, or None
+    user_map, item_map : IdMap
+    """
+
+    def __init__(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        values: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        timestamps: np.ndarray | None = None,
+    ):
+        self.users = np.ascontiguousarray(users, dtype=np.int32)
+        self.items = np.ascontiguousarray(items, dtype=np.int32)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.timestamps = (
+            None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+        )
+        self.user_map = user_map
+        self.item_map = item_map
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Ratings(n_ratings={len(self)}, n_users={self.n_users}, n_items={self.n_items})"
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str = "rating",
+        timestamp_col: str | None = "timestamp",
+        duplicates: str = "error",
+    ) -> Ratings:
+        """Ratings from a DataFrame with one row per rating (raw ids in the user and item columns)."""
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of ratings, got {type(df).__name__}")
+        missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"the ratings DataFrame has no column {', '.join(map(repr, missing))} (its "
+                f"columns: {list(df.columns)}); name them with user_col=, item_col=, rating_col="
+            )
+        timestamps = None
+        if timestamp_col is not None and timestamp_col in df.columns:
+            timestamps = _timestamps(df[timestamp_col], timestamp_col)
+        return cls.from_arrays(
+            df[user_col].to_numpy(),
+            df[item_col].to_numpy(),
+            df[rating_col].to_numpy(),
+            timestamps,
+            duplicates=duplicates,
+            columns=(user_col, item_col, rating_col),
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any,
+        timestamps: Any = None,
+        *,
+        duplicates: str = "error",
+        columns: tuple[str, str, str] = ("user", "item", "rating"),
+    ) -> Ratings:
+        """Ratings from arrays of raw user ids, raw item ids and ratings."""
+        check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
+        user_col, item_col, rating_col = columns
+        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
+        lengths = {user_col: users, item_col: items, rating_col: ratings}
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps)
+            lengths["timestamp"] = timestamps
+        check_same_length(**lengths)
+        values = check_ratings_values(ratings, column=rating_col).astype(np.float32)
+        u_codes, user_map = factorize_ids(users, column=user_col)
+        i_codes, item_map = factorize_ids(items, column=item_col)
+        out = cls(u_codes, i_codes, values, user_map, item_map, timestamps)
+        return out._resolve_duplicates(duplicates, (user_col, item_col))
+
+    @classmethod
+    def from_indices(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any,
+        *,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        timestamps: Any = None,
+        duplicates: str = "error",
+    ) -> Ratings:
+        """Ratings whose users and items are already dense indices (the ids are the indices)."""
+        check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
+        check_same_length(users=np.asarray(users), items=np.asarray(items), ratings=np.asarray(ratings))
+        u = check_index_array(users, name="users", upper=n_users)
+        i = check_index_array(items, name="items", upper=n_items)
+        values = check_ratings_values(ratings).astype(np.float32)
+        n_users = int(u.max()) + 1 if n_users is None else n_users
+        n_items = int(i.max()) + 1 if n_items is None else n_items
+        out = cls(u, i, values, IdMap(np.arange(n_users)), IdMap(np.arange(n_items)), timestamps)
+        return out._resolve_duplicates(duplicates, ("users", "items"))
+
+    @classmethod
+    def from_sparse(cls, matrix: Any, *, duplicates: str = "error") -> Ratings:
+        """Ratings from a scipy.sparse matrix: rows are users, columns items, stored entries
+        ratings (explicit zeros count as ratings)."""
+        if not hasattr(matrix, "tocoo"):
+            raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
+        coo = matrix.tocoo()
+        n_users, n_items = coo.shape
+        if coo.nnz == 0:
+            raise ValueError("no ratings given: the sparse matrix stores no entries")
+        return cls.from_indices(
+            coo.row, coo.col, coo.data, n_users=n_users, n_items=n_items, duplicates=duplicates
+        )
+
+    def _resolve_duplicates(self, policy: str, names: tuple[str, str]) -> Ratings:
+        """Raise on repeated (user, item) pairs, or keep the last of each (``policy="last"``)."""
+        first, last = duplicate_rows(self.users, self.items, self.n_users)
+        if first.size == 0:
+            return self
+        if policy == "error":
+            row, again = int(first[0]), int(last[0])
+            raise ValueError(
+                f"{first.size} duplicate ({names[0]}, {names[1]}) pairs: the pair "
+                f"({self.user_map.ids[self.users[row]]!r}, {self.item_map.ids[self.items[row]]!r}) "
+                f"is at rows {row} and {again}; pass duplicates='last' to keep the last rating "
+                f"of each pair"
+            )
+        keep = np.ones(len(self), dtype=np.bool_)
+        keep[first] = False
+        ts = None if self.timestamps is None else self.timestamps[keep]
+        return Ratings(
+            self.users[keep], self.items[keep], self.values[keep], self.user_map, self.item_map, ts
+        )
+
+    def subset(self, rows: np.ndarray) -> Ratings:
+        """The ratings at ``rows`` (a boolean mask or indices), with the same id maps."""
+        ts = None if self.timestamps is None else self.timestamps[rows]
+        return Ratings(
+            self.users[rows], self.items[rows], self.values[rows], self.user_map, self.item_map, ts
+        )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The ratings as a DataFrame of raw ids: columns user, item, rating[, timestamp]."""
+        data = {
+            "user": self.user_map.ids[self.users],
+            "item": self.item_map.ids[self.items],
+            "rating": self.values,
+        }
+        if self.timestamps is not None:
+            data["timestamp"] = self.timestamps
+        return pd.DataFrame(data)
+
+
+def duplicate_rows(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows repeating a (user, item) pair seen at a later row, and that later (last) row."""
+    order, offsets = sk.stable_bucket_order(users, n_users)
+    sk.sort_segments_by_item(order, offsets, items)
+    return sk.find_duplicates(order, offsets, users, items)
+
+
+def _timestamps(column: pd.Series, name: str) -> np.ndarray:
+    """A timestamp column as int64 seconds (datetimes are converted)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return (column.astype("datetime64[s]").astype("int64")).to_numpy()
+    arr = column.to_numpy()
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name} must hold numbers or datetimes, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} has missing values (first at rows {first_rows(~np.isfinite(arr))}); fill "
+            f"them or pass timestamp_col=None"
+        )
+    return arr.astype(np.int64)
