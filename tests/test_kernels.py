@@ -1,0 +1,226 @@
+"""The training kernels against the plain-numpy reference of L_B, its gradient and each step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastmf import _kernels as K
+from fastmf._schedule import Strata, balanced_strata, build_blocks
+from tests import reference as ref
+
+
+def _problem(n_users=23, n_items=17, n=160, k=5, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(n_users * n_items, n, replace=False)
+    users = (keys // n_items).astype(np.int32)
+    items = (keys % n_items).astype(np.int32)
+    values = rng.integers(1, 11, n).astype(np.float32) / 2
+    P = rng.normal(0, 0.3, (n_users, k)).astype(dtype)
+    Q = rng.normal(0, 0.3, (n_items, k)).astype(dtype)
+    bu = rng.normal(0, 0.2, n_users).astype(dtype)
+    bi = rng.normal(0, 0.2, n_items).astype(dtype)
+    return users, items, values, bu, bi, P, Q
+
+
+def _blocks(users, items, values, n_users, n_items, n_strata, n_workers=1, seed=0):
+    rng = np.random.default_rng(seed)
+    cu = np.bincount(users, minlength=n_users)
+    ci = np.bincount(items, minlength=n_items)
+    pu, su = balanced_strata(cu, n_strata, rng)
+    pi, si = balanced_strata(ci, n_strata, rng)
+    return build_blocks(pu[users], pi[items], values, su, si, n_users, n_items, n_workers), pu, pi
+
+
+def _block_order(blocks, shift_order):
+    s = blocks.n_strata
+    return [a * s + (a + t) % s for t in shift_order for a in range(s)]
+
+
+def test_reference_gradient_matches_finite_differences():
+    users, items, values, bu, bi, P, Q = _problem()
+    r = values.astype(np.float64)
+    lam, lam_b, mu = 0.07, 0.03, 3.2
+    grads = ref.batch_gradient(r, users, items, mu, bu, bi, P, Q, lam, lam_b)
+    rng = np.random.default_rng(1)
+    for arr, g in zip((bu, bi, P, Q), grads):
+        for _ in range(6):
+            idx = tuple(rng.integers(0, s) for s in arr.shape)
+            h = 1e-6
+            old = arr[idx]
+            arr[idx] = old + h
+            up = ref.batch_objective(r, users, items, mu, bu, bi, P, Q, lam, lam_b)
+            arr[idx] = old - h
+            down = ref.batch_objective(r, users, items, mu, bu, bi, P, Q, lam, lam_b)
+            arr[idx] = old
+            assert (up - down) / (2 * h) == pytest.approx(g[idx], rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 5, 8, 16, 19, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_and_norms_match_numpy(k, dtype):
+    rng = np.random.default_rng(k)
+    P = rng.normal(size=(4, k)).astype(dtype)
+    Q = rng.normal(size=(3, k)).astype(dtype)
+    d, nu, ni = K.dot_and_norms(P, 2, Q, 1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert d == pytest.approx(float(P[2].astype(float) @ Q[1]), rel=tol, abs=tol)
+    assert nu == pytest.approx(float(np.sum(P[2].astype(float) ** 2)), rel=tol)
+    assert ni == pytest.approx(float(np.sum(Q[1].astype(float) ** 2)), rel=tol)
+
+
+def test_one_batch_step_is_minus_learning_rate_times_gradient():
+    users, items, values, bu, bi, P, Q = _problem(k=7)
+    n_users, n_items = P.shape[0], Q.shape[0]
+    blocks, pu, pi = _blocks(users, items, values, n_users, n_items, n_strata=1)
+    # parameters in model rows
+    bu_m, bi_m = np.empty_like(bu), np.empty_like(bi)
+    bu_m[pu], bi_m[pi] = bu, bi
+    P_m, Q_m = np.empty_like(P), np.empty_like(Q)
+    P_m[pu], Q_m[pi] = P, Q
+    mu, lr, lam, lam_b = 3.1, 0.05, 0.04, 0.02
+    r = blocks.values.astype(np.float64)
+    grads = ref.batch_gradient(r, blocks.users, blocks.items, mu, bu_m, bi_m, P_m, Q_m, lam, lam_b)
+    base_ref, reg_ref = ref.batch_loss(r, blocks.users, blocks.items, mu, bu_m, bi_m, P_m, Q_m, lam, lam_b)
+    expected = [x - lr * g for x, g in zip((bu_m, bi_m, P_m, Q_m), grads)]
+    losses = _run_batch_epoch(blocks, len(values), mu, bu_m, bi_m, P_m, Q_m, lr, lam, lam_b, "sgd")
+    for got, want in zip((bu_m, bi_m, P_m, Q_m), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert losses[0] == pytest.approx(base_ref, rel=1e-12)
+    assert losses[1] == pytest.approx(reg_ref, rel=1e-12)
+
+
+def _run_batch_epoch(blocks, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, optimizer, shift_order=None, state=None, learn_bias=True):
+    from fastmf.model import _new_optimizer_state
+
+    dtype = P.dtype
+    s = blocks.n_strata
+    shift_order = np.arange(s) if shift_order is None else shift_order
+    st = state if state is not None else _new_optimizer_state(optimizer, P, Q)
+    w, k = blocks.n_workers, P.shape[1]
+    scratch = (
+        np.zeros((w, batch_size, k), dtype), np.zeros((w, batch_size), dtype),
+        np.zeros((w, batch_size), np.int32), np.full((w, P.shape[0]), -1, np.int32),
+        np.zeros((w, batch_size, k), dtype), np.zeros((w, batch_size), dtype),
+        np.zeros((w, batch_size), np.int32), np.full((w, Q.shape[0]), -1, np.int32),
+    )  # fmt: skip
+    block_losses = np.zeros((s * s, 2))
+    K.batch_epoch(
+        blocks.users, blocks.items, blocks.values, blocks.block_offsets,
+        np.asarray(shift_order, np.int64), blocks.assign_offsets, blocks.assign_blocks,
+        batch_size, dtype.type(mu), bu, bi, P, Q, dtype.type(lr), dtype.type(lam),
+        dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer],
+        st["bu_s1"], st["bu_s2"], st["bi_s1"], st["bi_s2"], st["P_s1"], st["P_s2"],
+        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, block_losses,
+    )  # fmt: skip
+    return block_losses.sum(axis=0)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam"])
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_batch_epoch_matches_reference(optimizer, batch_size):
+    users, items, values, bu, bi, P, Q = _problem(n_users=30, n_items=25, n=300, k=6, seed=3)
+    blocks, _, _ = _blocks(users, items, values, 30, 25, n_strata=3, n_workers=2)
+    mu, lr, lam, lam_b = 3.0, 0.02, 0.05, 0.01
+    shift_order = np.array([2, 0, 1])
+    ref_params = [x.copy() for x in (bu, bi, P, Q)]
+    opt = ref.ReferenceOptimizer(optimizer, [x.shape for x in ref_params], lr)
+    ref_losses = ref.train_in_order(
+        blocks.users, blocks.items, blocks.values.astype(np.float64), batch_size, mu,
+        *ref_params, lam, lam_b, opt, blocks.block_offsets, _block_order(blocks, shift_order),
+    )  # fmt: skip
+    losses = _run_batch_epoch(blocks, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, optimizer, shift_order)
+    for got, want in zip((bu, bi, P, Q), ref_params):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+def test_per_rating_sgd_epoch_matches_reference(dtype, tol):
+    users, items, values, bu, bi, P, Q = _problem(n_users=40, n_items=30, n=500, k=20, seed=5, dtype=dtype)
+    blocks, _, _ = _blocks(users, items, values, 40, 30, n_strata=4, n_workers=2)
+    mu, lr, lam, lam_b = 3.3, 0.01, 0.03, 0.02
+    shift_order = np.array([3, 1, 0, 2])
+    ref_params = [x.astype(np.float64) for x in (bu, bi, P, Q)]
+    opt = ref.ReferenceOptimizer("sgd", [x.shape for x in ref_params], lr)
+    ref_losses = ref.train_in_order(
+        blocks.users, blocks.items, blocks.values.astype(np.float64), 1, mu, *ref_params,
+        lam, lam_b, opt, blocks.block_offsets, _block_order(blocks, shift_order),
+    )  # fmt: skip
+    block_losses = np.zeros((16, 2))
+    K.sgd_epoch(
+        blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order.astype(np.int64),
+        blocks.assign_offsets, blocks.assign_blocks, dtype(mu), bu, bi, P, Q, dtype(lr), dtype(lam),
+        dtype(lam_b), True, block_losses,
+    )  # fmt: skip
+    for got, want in zip((bu, bi, P, Q), ref_params):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(block_losses.sum(axis=0), ref_losses, rtol=tol)
+
+
+def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
+    users, items, values, bu, bi, P, Q = _problem(n=300, k=16, seed=7)
+    blocks, _, _ = _blocks(users, items, values, 23, 17, n_strata=2, n_workers=2)
+    a = [x.copy() for x in (bu, bi, P, Q)]
+    b = [x.copy() for x in (bu, bi, P, Q)]
+    la = _run_batch_epoch(blocks, 1, 3.0, *a, 0.01, 0.02, 0.0, "sgd")
+    lb = np.zeros((4, 2))
+    K.sgd_epoch(blocks.users, blocks.items, blocks.values, blocks.block_offsets, np.arange(2),
+                blocks.assign_offsets, blocks.assign_blocks, 3.0, *b, 0.01, 0.02, 0.0, True, lb)  # fmt: skip
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(la, lb.sum(axis=0), rtol=1e-12)
+
+
+def test_fixed_biases_are_not_updated():
+    users, items, values, bu, bi, P, Q = _problem(seed=9)
+    blocks, _, _ = _blocks(users, items, values, 23, 17, n_strata=2)
+    bu0, bi0 = bu.copy(), bi.copy()
+    _run_batch_epoch(blocks, 4, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.0, "adam", learn_bias=False)
+    np.testing.assert_array_equal(bu, bu0)
+    np.testing.assert_array_equal(bi, bi0)
+
+
+def test_predict_kernel_matches_numpy_with_unknown_rows():
+    users, items, values, bu, bi, P, Q = _problem(seed=11)
+    u = np.array([0, 5, -1, 3, -1], np.int32)
+    i = np.array([1, -1, 2, 4, -1], np.int32)
+    out = np.empty(5)
+    K.predict(u, i, 3.5, bu, bi, P, Q, out)
+    want = [
+        3.5 + bu[0] + bi[1] + P[0] @ Q[1],
+        3.5 + bu[5],
+        3.5 + bi[2],
+        3.5 + bu[3] + bi[4] + P[3] @ Q[4],
+        3.5,
+    ]
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+
+
+def test_strata_are_balanced_and_blocks_share_no_rows():
+    users, items, values, *_ = _problem(n_users=200, n_items=150, n=5000, seed=13)
+    blocks, _, _ = _blocks(users, items, values, 200, 150, n_strata=4, n_workers=2)
+    s = blocks.n_strata
+    sizes = np.diff(blocks.block_offsets).reshape(s, s)
+    assert sizes.sum() == 5000
+    # rating counts per user stratum within 10% of each other
+    per_stratum = sizes.sum(axis=1)
+    assert per_stratum.max() < 1.1 * per_stratum.min()
+    for t in range(s):
+        rows_u, rows_i = set(), set()
+        for a in range(s):
+            b = a * s + (a + t) % s
+            lo, hi = blocks.block_offsets[b], blocks.block_offsets[b + 1]
+            bu_, bi_ = set(blocks.users[lo:hi].tolist()), set(blocks.items[lo:hi].tolist())
+            assert not (bu_ & rows_u) and not (bi_ & rows_i)
+            rows_u |= bu_
+            rows_i |= bi_
+    # every sub-epoch's blocks are dealt to the two workers exactly once
+    for t in range(s):
+        dealt = blocks.assign_blocks[t, : blocks.assign_offsets[t, -1]]
+        assert sorted(dealt.tolist()) == sorted(a * s + (a + t) % s for a in range(s))
+
+
+def test_strata_of_rows():
+    st = Strata(np.array([0, 2, 5, 6]))
+    np.testing.assert_array_equal(st.of_rows(6), [0, 0, 1, 1, 1, 2])
