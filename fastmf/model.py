@@ -510,7 +510,7 @@ class MatrixFactorization:
                 unknown = ids[rows < 0]
                 raise ValueError(
                     f"{unknown.size} {name} ids were not seen at fit (first: "
-                    f"{list(unknown[:3])}); partial_fit trains the users and items of the fitted "
+                    f"{unknown[:3].tolist()}); partial_fit trains the users and items of the fitted "
                     f"model only: refit, or fold new users in with fold_in"
                 )
         blocks = self._layout(u_rows[ratings.users], i_rows[ratings.items], ratings.values, n_workers)

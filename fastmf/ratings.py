@@ -303,7 +303,8 @@ class Ratings:
             row, again = int(first[0]), int(last[0])
             raise ValueError(
                 f"{first.size} duplicate ({names[0]}, {names[1]}) pairs: the pair "
-                f"({self.user_map.ids[self.users[row]]!r}, {self.item_map.ids[self.items[row]]!r}) "
+                f"({_plain(self.user_map.ids[self.users[row]])!r}, "
+                f"{_plain(self.item_map.ids[self.items[row]])!r}) "
                 f"is at rows {row} and {again}; pass duplicates='last' to keep the last rating "
                 f"of each pair"
             )
@@ -338,6 +339,11 @@ def duplicate_rows(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[
     order, offsets = sk.stable_bucket_order(users, n_users)
     sk.sort_segments_by_item(order, offsets, items)
     return sk.find_duplicates(order, offsets, users, items)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _timestamps(column: pd.Series, name: str) -> np.ndarray:
