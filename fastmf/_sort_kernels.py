@@ -112,7 +112,7 @@ def count_per_index(idx, n):
 
 
 @njit(**JIT)
-def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_strata):
+def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_items, n_strata):
     """Ratings laid out block by block for training.
 
     Block ``a * n_strata + b`` holds the ratings of user stratum a and item stratum b. Inside a
@@ -147,3 +147,14 @@ def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_st
         out_items[dest] = items[row]
         out_values[dest] = values[row]
     return out_users, out_items, out_values, offsets
+
+
+@njit(**JIT)
+def checksum(users, items, values):
+    """A position-weighted checksum of rating triples, to tell whether two sets are the same."""
+    h = np.uint64(1469598103934665603)
+    for j in range(users.shape[0]):
+        x = np.uint64(users[j]) * np.uint64(1000003) + np.uint64(items[j])
+        x = x * np.uint64(31) + np.uint64(np.int64(values[j] * 1024))
+        h = (h ^ x) * np.uint64(1099511628211)
+    return h

@@ -788,10 +788,7 @@ def _fingerprint(ratings: Ratings) -> tuple:
         len(ratings),
         ratings.n_users,
         ratings.n_items,
-        int(ratings.users.sum(dtype=np.int64)),
-        int(ratings.items.sum(dtype=np.int64)),
-        float(ratings.values.sum(dtype=np.float64)),
-        int((ratings.users.astype(np.int64) * np.arange(len(ratings))).sum() % (2**61 - 1)),
+        int(sk.checksum(ratings.users, ratings.items, ratings.values)),
         ratings.user_map.ids[:5].tolist(),
         ratings.item_map.ids[:5].tolist(),
     )
