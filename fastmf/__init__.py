@@ -1,16 +1,38 @@
 """fastmf: biased matrix factorization of explicit ratings, with Numba kernels."""
 
+from fastmf import datasets, metrics, split, tune
 from fastmf._validation import NonFiniteModelError
+from fastmf.diagnose import Diagnosis, Finding, diagnose
 from fastmf.model import MatrixFactorization, NotFittedError
+from fastmf.plot import plot_history
 from fastmf.ratings import IdMap, Ratings
+from fastmf.recommend import FoldedUser, Recommendations
+from fastmf.serialize import ModelFileError, load, save
+from fastmf.tune import SearchResult, grid_search, random_search
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Diagnosis",
+    "Finding",
+    "FoldedUser",
     "IdMap",
     "MatrixFactorization",
+    "ModelFileError",
     "NonFiniteModelError",
     "NotFittedError",
     "Ratings",
+    "Recommendations",
+    "SearchResult",
     "__version__",
+    "datasets",
+    "diagnose",
+    "grid_search",
+    "load",
+    "metrics",
+    "plot_history",
+    "random_search",
+    "save",
+    "split",
+    "tune",
 ]

@@ -24,7 +24,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from fastmf._jit import JIT
+from fastmf._jit import JIT, JIT_INLINE
 
 SGD, ADAGRAD, ADAM = 0, 1, 2
 OPTIMIZER_CODES = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
@@ -54,27 +54,38 @@ def _row_ptr(context, builder, aryty, ary, row, col, vty):
     return builder.bitcast(ptr, vty.as_pointer())
 
 
-def _hsum(builder, v, n):
-    """Sum of the n lanes of v in a fixed tree: the halves are added lane by lane."""
-    while n > 1:
-        h = n // 2
-        idx = ir.VectorType(ir.IntType(32), h)
-        lo = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(h))))
-        hi = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(h, n))))
-        v = builder.fadd(lo, hi)
-        n = h
-    return builder.extract_element(v, ir.Constant(ir.IntType(32), 0))
-
-
 def _as_intp(context, builder, value, ty):
     return context.cast(builder, value, ty, types.intp)
 
 
+def _hsum_pair(builder, a, b, n):
+    """(Σ lanes of a, Σ lanes of b) for two n-lane vectors, reduced together in a fixed tree: each
+    level adds the upper half of every group to its lower half."""
+    # first level: the lower halves of a and b side by side, plus their upper halves
+    h = n // 2
+    idx = ir.VectorType(ir.IntType(32), n)
+    lo = builder.shuffle_vector(a, b, ir.Constant(idx, list(range(h)) + list(range(n, n + h))))
+    hi = builder.shuffle_vector(a, b, ir.Constant(idx, list(range(h, n)) + list(range(n + h, 2 * n))))
+    v = builder.fadd(lo, hi)  # lanes 0..h-1 hold a's partial sums, h..n-1 b's
+    width = n
+    while h > 1:
+        q = h // 2
+        idx = ir.VectorType(ir.IntType(32), 2 * q)
+        lo = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(q)) + list(range(h, h + q))))
+        hi = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(q, h)) + list(range(h + q, width))))
+        v = builder.fadd(lo, hi)
+        width = 2 * q
+        h = q
+    zero = ir.Constant(ir.IntType(32), 0)
+    one = ir.Constant(ir.IntType(32), 1)
+    return builder.extract_element(v, zero), builder.extract_element(v, one)
+
+
 @intrinsic
-def simd_dot_norms(typingctx, P, u, Q, i, n_chunks):
-    """(p_u·q_i, ‖p_u‖², ‖q_i‖²) over the first n_chunks·W columns, summed in W lanes and a fixed
-    tree, so the order of every addition is set here and not by the compiler."""
-    sig = types.UniTuple(P.dtype, 3)(P, u, Q, i, n_chunks)
+def simd_dot_sqnorm(typingctx, P, u, Q, i, n_chunks):
+    """(p_u·q_i, ‖p_u‖² + ‖q_i‖²) over the first n_chunks·W columns, summed in W lanes and a
+    fixed tree, so the order of every addition is set here and not by the compiler."""
+    sig = types.UniTuple(P.dtype, 2)(P, u, Q, i, n_chunks)
 
     def codegen(context, builder, signature, args):
         P_ty, u_ty, Q_ty, i_ty, n_ty = signature.args
@@ -86,16 +97,31 @@ def simd_dot_norms(typingctx, P, u, Q, i, n_chunks):
         row_i = _as_intp(context, builder, args[3], i_ty)
         count = _as_intp(context, builder, args[4], n_ty)
         zero = ir.Constant(vty, [0.0] * W)
-        acc = [cgutils.alloca_once_value(builder, zero) for _ in range(3)]
+        # two sets of accumulators (even and odd chunks) and separate ones for ‖p‖² and ‖q‖²:
+        # six short dependency chains instead of one long one
+        acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in range(2)]
         fma = _fma(builder, vty)
-        with cgutils.for_range(builder, count) as loop:
-            col = builder.mul(loop.index, ir.Constant(loop.index.type, W))
+
+        def chunk(index, accs):
+            col = builder.mul(index, ir.Constant(index.type, W))
             p = builder.load(_row_ptr(context, builder, P_ty, parr, row_u, col, vty), align=4)
             q = builder.load(_row_ptr(context, builder, Q_ty, qarr, row_i, col, vty), align=4)
-            for a, (x, y) in zip(acc, ((p, q), (p, p), (q, q))):
+            for a, (x, y) in zip(accs, ((p, q), (p, p), (q, q))):
                 builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
-        sums = [_hsum(builder, builder.load(a), W) for a in acc]
-        return context.make_tuple(builder, signature.return_type, sums)
+
+        two = ir.Constant(count.type, 2)
+        with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
+            first = builder.mul(loop.index, two)
+            chunk(first, acc[0])
+            chunk(builder.add(first, ir.Constant(count.type, 1)), acc[1])
+        odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
+        with builder.if_then(odd):
+            chunk(builder.sub(count, ir.Constant(count.type, 1)), acc[0])
+        even, odd_ = ([builder.load(a) for a in accs] for accs in acc)
+        dots = builder.fadd(even[0], odd_[0])
+        sq = builder.fadd(builder.fadd(even[1], odd_[1]), builder.fadd(even[2], odd_[2]))
+        d, n = _hsum_pair(builder, dots, sq, W)
+        return context.make_tuple(builder, signature.return_type, [d, n])
 
     return sig, codegen
 
@@ -137,30 +163,29 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
     return sig, codegen
 
 
-@njit(**JIT)
+@njit(**JIT_INLINE)
 def lanes_of(P):
     """W for the dtype of P (the intrinsics' vector width)."""
     return 16 if P.itemsize == 4 else 8
 
 
-@njit(**JIT)
-def dot_and_norms(P, u, Q, i):
-    """p_u·q_i, ‖p_u‖² and ‖q_i‖²: W lanes over whole chunks, then the rest in order."""
+@njit(**JIT_INLINE)
+def dot_and_sqnorm(P, u, Q, i):
+    """p_u·q_i and ‖p_u‖² + ‖q_i‖²: W lanes over whole chunks, then the rest in order."""
     k = P.shape[1]
     W = lanes_of(P)
     n_chunks = k // W
-    d, nu, ni = simd_dot_norms(P, u, Q, i, n_chunks)
+    d, sq = simd_dot_sqnorm(P, u, Q, i, n_chunks)
     for f in range(n_chunks * W, k):
         d += P[u, f] * Q[i, f]
-        nu += P[u, f] * P[u, f]
-        ni += Q[i, f] * Q[i, f]
-    return d, nu, ni
+        sq += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
+    return d, sq
 
 
-@njit(**JIT)
+@njit(**JIT_INLINE)
 def dot(P, u, Q, i):
-    """p_u·q_i summed as in ``dot_and_norms``."""
-    return dot_and_norms(P, u, Q, i)[0]
+    """p_u·q_i summed as in ``dot_and_sqnorm``."""
+    return dot_and_sqnorm(P, u, Q, i)[0]
 
 
 @njit(**JIT)
@@ -182,10 +207,10 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
         i = items[j]
         # the part of the error that does not wait for the dot product
         r0 = values[j] - mu - bu[u] - bi[i]
-        d, nu, ni = dot_and_norms(P, u, Q, i)
+        d, sq = dot_and_sqnorm(P, u, Q, i)
         e = r0 - d
         base += e * e
-        regl += lam * (nu + ni) + lam_b * (bu[u] * bu[u] + bi[i] * bi[i])
+        regl += lam * sq + lam_b * (bu[u] * bu[u] + bi[i] * bi[i])
         if learn_bias:
             bu[u] += step * (e - lam_b * bu[u])
             bi[i] += step * (e - lam_b * bi[i])
@@ -199,7 +224,7 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
     return base, regl
 
 
-@njit(**JIT)
+@njit(**JIT_INLINE)
 def optimizer_step(x, g, s1, s2, opt, lr, corr1, corr2):
     """One element's update by gradient g; returns the new value and optimizer state."""
     if opt == SGD:
@@ -256,10 +281,10 @@ def batch_block(
                 gIb[si] = 0
                 for f in range(k):
                     gI[si, f] = 0
-            d, nu, ni = dot_and_norms(P, u, Q, i)
+            d, sq = dot_and_sqnorm(P, u, Q, i)
             e = (values[j] - mu - bu[u] - bi[i]) - d
             base += e * e
-            regl += lam * (nu + ni) + lam_b * (bu[u] * bu[u] + bi[i] * bi[i])
+            regl += lam * sq + lam_b * (bu[u] * bu[u] + bi[i] * bi[i])
             e2 = e + e
             gUb[su] += lam_b2 * bu[u] - e2
             gIb[si] += lam_b2 * bi[i] - e2

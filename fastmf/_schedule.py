@@ -106,7 +106,8 @@ def build_blocks(
     """Lay out ratings (already in model rows) in blocks and deal each sub-epoch to threads."""
     s = user_strata.n_strata
     out_u, out_i, out_v, offsets = sk.block_layout(
-        users, items, values, user_strata.of_rows(n_users), item_strata.of_rows(n_items), n_users, s
+        users, items, values, user_strata.of_rows(n_users), item_strata.of_rows(n_items),
+        n_users, n_items, s,
     )
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(out_u, out_i, out_v, offsets, s, a_off, a_blocks)

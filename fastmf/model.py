@@ -94,9 +94,9 @@ class MatrixFactorization:
     batch_size : int, default 1
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
         order. 1 is classical per-rating SGD (the fastest way to a given accuracy on MovieLens).
-    learning_rate : float, default 0.005
-        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept).
-    reg : float, default 0.02
+    learning_rate : float, default 0.02
+        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch.
+    reg : float, default 0.05
         λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
     reg_bias : float, default 0.0
         Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
@@ -108,9 +108,9 @@ class MatrixFactorization:
     bias_damping : float, default 5.0
     init_std : float, default 0.1
         Factors start as draws from N(0, init_std²); biases start at 0.
-    lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "constant"
+    lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "exponential"
         "step" multiplies the rate by ``lr_decay`` (default 0.5) every ``lr_step_size`` epochs,
-        "exponential" by ``lr_decay`` (default 0.95) every epoch, "plateau" by ``lr_decay``
+        "exponential" by ``lr_decay`` (default 0.9) every epoch, "plateau" by ``lr_decay``
         (default 0.5) when the monitored error did not improve by ``min_delta`` in an epoch.
         A callable gets (epoch, learning_rate) and returns the epoch's rate.
     lr_decay : float or None, default None
@@ -143,14 +143,14 @@ class MatrixFactorization:
         n_factors: int = 64,
         n_epochs: int = 20,
         batch_size: int = 1,
-        learning_rate: float = 0.005,
-        reg: float = 0.02,
+        learning_rate: float = 0.02,
+        reg: float = 0.05,
         reg_bias: float = 0.0,
         optimizer: str = "sgd",
         biases: str = "learned",
         bias_damping: float = 5.0,
         init_std: float = 0.1,
-        lr_schedule: str | Callable[[int, float], float] = "constant",
+        lr_schedule: str | Callable[[int, float], float] = "exponential",
         lr_decay: float | None = None,
         lr_step_size: int = 10,
         validation_fraction: float | None = None,
@@ -334,6 +334,11 @@ class MatrixFactorization:
         unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError.
         """
         params = self._check_params()
+        if hasattr(self, "user_factors_") and not hasattr(self, "_state"):
+            raise ValueError(
+                "this fitted model carries no training state (it was loaded from a file saved "
+                "without it), so partial_fit cannot continue it; refit with fit"
+            )
         if not hasattr(self, "_state"):
             ratings = to_ratings(X, y, duplicates=self.duplicates)
             rng = np.random.default_rng(self.random_state)
@@ -405,8 +410,9 @@ class MatrixFactorization:
         return self.item_map_.ids
 
     # serving: thin delegations to fastmf.recommend and fastmf.serialize
-    def recommend(self, user: Hashable, n: int = 10, exclude_seen: bool = True, items: Any = None):
-        """Top-``n`` items for one user; see ``fastmf.recommend.recommend``."""
+    def recommend(self, user: Any, n: int = 10, exclude_seen: bool = True, items: Any = None) -> pd.DataFrame:
+        """Top-``n`` items for one user (a raw id or a ``FoldedUser``); see
+        ``fastmf.recommend.recommend``."""
         from fastmf import recommend
 
         return recommend.recommend(self, user, n=n, exclude_seen=exclude_seen, items=items)
@@ -417,13 +423,13 @@ class MatrixFactorization:
 
         return recommend.recommend_many(self, users, n=n, exclude_seen=exclude_seen, items=items)
 
-    def similar_items(self, item: Hashable, n: int = 10):
+    def similar_items(self, item: Hashable, n: int = 10) -> pd.DataFrame:
         """Items nearest by cosine of factors; see ``fastmf.recommend.similar_items``."""
         from fastmf import recommend
 
         return recommend.similar_items(self, item, n=n)
 
-    def similar_users(self, user: Hashable, n: int = 10):
+    def similar_users(self, user: Any, n: int = 10) -> pd.DataFrame:
         """Users nearest by cosine of factors; see ``fastmf.recommend.similar_users``."""
         from fastmf import recommend
 
@@ -631,7 +637,7 @@ class MatrixFactorization:
             decay = self.lr_decay if self.lr_decay is not None else 0.5
             return lr0 * decay ** (epoch // self.lr_step_size)
         if schedule == "exponential":
-            decay = self.lr_decay if self.lr_decay is not None else 0.95
+            decay = self.lr_decay if self.lr_decay is not None else 0.9
             return lr0 * decay**epoch
         if schedule == "plateau":
             return self._state.learning_rate

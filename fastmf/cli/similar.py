@@ -1,0 +1,49 @@
+"""``fastmf similar``: the items (or users) nearest to one item (or user) of a saved model."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``similar`` subcommand."""
+    p = subparsers.add_parser(
+        "similar",
+        help="items (or users) most similar to one item (or user) of a saved model",
+        description=(
+            "Print the n items whose factors have the highest cosine similarity with those of "
+            "the given item (or, with --user, the n most similar users)."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="FILE", help="a model saved by fastmf")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--item", metavar="ID", help="raw item id (e.g. a MovieLens movieId)")
+    who.add_argument("--user", metavar="ID", help="raw user id")
+    p.add_argument("-n", type=int, default=10, help="number of neighbours (default 10)")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default table)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model and print the nearest neighbours."""
+    from fastmf.cli.recommend import print_frame
+    from fastmf.recommend import coerce_id, similar_items, similar_users
+    from fastmf.serialize import load
+
+    model = load(args.model)
+    if args.item is not None:
+        item = coerce_id(args.item, model.item_ids_)
+        titles = getattr(model, "item_titles_", None) or {}
+        frame = similar_items(model, item, n=args.n)
+        if args.format == "table" and item in titles:
+            print(f"items similar to {args.item}: {titles[item]}")
+    else:
+        frame = similar_users(model, coerce_id(args.user, model.user_ids_), n=args.n)
+    print_frame(frame, args.format)
+    return 0

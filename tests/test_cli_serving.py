@@ -1,0 +1,109 @@
+"""``fastmf recommend``, ``fastmf similar`` and ``fastmf evaluate`` on a saved model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fastmf.cli import main
+from fastmf.datasets.synthetic import synthetic
+from fastmf.metrics import evaluate
+from fastmf.model import MatrixFactorization
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A model trained on 80% of a synthetic data set, saved, and the whole set as a CSV file in
+    MovieLens format."""
+    folder = tmp_path_factory.mktemp("cli")
+    df = synthetic(100, 60, 3000, random_state=5)
+    rng = np.random.default_rng(0)
+    test = rng.random(len(df)) < 0.2
+    titles = {int(i): f"Movie number {i}" for i in df["item"].unique()}
+    m = MatrixFactorization(n_factors=4, n_epochs=5, random_state=0, verbose=0)
+    m.fit(df[~test], item_titles=titles)
+    m.save(folder / "model.fastmf")
+    csv = folder / "ratings.csv"
+    df.rename(columns={"user": "userId", "item": "movieId"}).to_csv(csv, index=False)
+    return folder, m, df, test
+
+
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTMF_HOME", str(tmp_path / "home"))
+
+
+def test_recommend_prints_the_users_list(workspace, capsys):
+    folder, m, _, _ = workspace
+    user = int(m.user_ids_[4])
+    code = main(["recommend", "--model", str(folder / "model.fastmf"), "--user", str(user),
+                 "-n", "4", "--format", "json"])  # fmt: skip
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    expected = m.recommend(user, n=4)
+    assert [r["item"] for r in rows] == expected["item"].tolist()
+    np.testing.assert_allclose([r["score"] for r in rows], expected["score"], rtol=1e-6)
+    assert rows[0]["title"] == m.item_titles_[rows[0]["item"]]
+
+
+def test_recommend_table_and_unknown_user(workspace, capsys):
+    folder, _m, _, _ = workspace
+    code = main(["recommend", "--model", str(folder / "model.fastmf"), "--user", "no-such-user"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "not in the model's training data" in out
+    assert len(out.strip().splitlines()) == 1 + 10 + 1  # header, 10 items, note
+
+
+def test_similar_items_and_users(workspace, capsys):
+    folder, m, _, _ = workspace
+    item = int(m.item_ids_[2])
+    assert main(["similar", "--model", str(folder / "model.fastmf"), "--item", str(item),
+                 "-n", "3", "--format", "csv"]) == 0  # fmt: skip
+    got = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    expected = m.similar_items(item, n=3)
+    assert got["item"].tolist() == expected["item"].tolist()
+    assert main(["similar", "--model", str(folder / "model.fastmf"), "--user",
+                 str(m.user_ids_[0]), "-n", "2"]) == 0  # fmt: skip
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
+def test_similar_unknown_item_is_a_clean_error(workspace, capsys):
+    folder, _, _, _ = workspace
+    code = main(["similar", "--model", str(folder / "model.fastmf"), "--item", "123456789"])
+    assert code == 2
+    assert "unknown item 123456789" in capsys.readouterr().err
+
+
+def test_evaluate_scores_the_held_out_ratings(workspace, capsys):
+    folder, m, df, test = workspace
+    code = main(["evaluate", "--model", str(folder / "model.fastmf"), "--dataset",
+                 str(folder / "ratings.csv"), "-k", "5", "--json"])  # fmt: skip
+    assert code == 0
+    got = json.loads(capsys.readouterr().out)
+    expected = evaluate(m, df[test], k=5)
+    assert got["n_ratings"] == int(test.sum()) and got["n_ratings_total"] == len(df)
+    for name in ("rmse", "mae", "precision", "recall", "ndcg", "hit_rate"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-6), name
+
+
+def test_evaluate_table_output(workspace, capsys):
+    folder, _, _, _ = workspace
+    code = main(["evaluate", "--model", str(folder / "model.fastmf"), "--dataset",
+                 str(folder / "ratings.csv")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    for label in ("RMSE", "MAE", "precision@10", "recall@10", "NDCG@10", "hit rate@10"):
+        assert label in out
+
+
+def test_bad_model_file_is_a_clean_error(tmp_path, capsys):
+    bad = tmp_path / "bad.fastmf"
+    bad.write_text("not a model")
+    assert main(["recommend", "--model", str(bad), "--user", "1"]) == 2
+    assert "not a fastmf model file" in capsys.readouterr().err
+    assert main(["similar", "--model", str(tmp_path / "none"), "--item", "1"]) == 2
+    assert "no model file" in capsys.readouterr().err
