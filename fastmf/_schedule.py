@@ -107,7 +107,7 @@ def build_blocks(
     s = user_strata.n_strata
     out_u, out_i, out_v, offsets = sk.block_layout(
         users, items, values, user_strata.of_rows(n_users), item_strata.of_rows(n_items),
-        n_users, n_items, s,
+        n_users, s,
     )
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(out_u, out_i, out_v, offsets, s, a_off, a_blocks)

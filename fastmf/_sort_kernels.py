@@ -59,27 +59,6 @@ def sort_segments_by_item(order, offsets, items):
             order[j] = keys[j - lo] & mask
 
 
-@njit(parallel=True, **JIT)
-def sort_pair_segments(order, offsets, users, items):
-    """Within each segment (the ratings of users 2m and 2m + 1), sort rows by item, then by
-    user, then by row number: the two users' runs are merged in item order. Rewrites ``order``
-    in place; each segment is owned by one thread."""
-    n_segments = offsets.shape[0] - 1
-    mask = (np.int64(1) << 35) - 1
-    for s in prange(n_segments):
-        lo = offsets[s]
-        hi = offsets[s + 1]
-        if hi - lo < 2:
-            continue
-        keys = np.empty(hi - lo, dtype=np.int64)
-        for j in range(lo, hi):
-            row = order[j]
-            keys[j - lo] = (((np.int64(items[row]) << 1) | (users[row] & 1)) << 35) | row
-        keys.sort()
-        for j in range(lo, hi):
-            order[j] = keys[j - lo] & mask
-
-
 @njit(**JIT)
 def find_duplicates(order, offsets, users, items):
     """Rows whose (user, item) pair appears again later in the data, given ``order`` sorted by
@@ -112,22 +91,17 @@ def count_per_index(idx, n):
 
 
 @njit(**JIT)
-def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_items, n_strata):
+def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_strata):
     """Ratings laid out block by block for training.
 
-    Block ``a * n_strata + b`` holds the ratings of user stratum a and item stratum b. Inside a
-    block, users 2m and 2m + 1 come together, their ratings merged in item order: consecutive
-    ratings then mostly belong to two different users, whose updates the processor overlaps,
-    while the item rows are still visited in increasing order. Returns the users, items and
-    values in that order and the int64 block offsets (n_strata² + 1).
+    Block ``a * n_strata + b`` holds the ratings of user stratum a and item stratum b, sorted
+    by (user, item). Returns the users, items and values in that order and the int64 block
+    offsets (n_strata² + 1).
     """
     n = users.shape[0]
-    # bucket by user pair (stable), then merge each pair's ratings by item
-    pairs = np.empty(n, dtype=np.int32)
-    for j in range(n):
-        pairs[j] = users[j] >> 1
-    order, p_offsets = stable_bucket_order(pairs, (n_users + 1) // 2)
-    sort_pair_segments(order, p_offsets, users, items)
+    # bucket by user (stable), then sort each user's ratings by item
+    order, u_offsets = stable_bucket_order(users, n_users)
+    sort_segments_by_item(order, u_offsets, items)
     # stable bucketing by block keeps the (user, item) order inside each block
     n_blocks = n_strata * n_strata
     b_keys = np.empty(n, dtype=np.int32)
