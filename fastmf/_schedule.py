@@ -102,12 +102,16 @@ def build_blocks(
     n_users: int,
     n_items: int,
     n_workers: int,
+    presorted: bool = False,
 ) -> BlockSchedule:
-    """Lay out ratings (already in model rows) in blocks and deal each sub-epoch to threads."""
+    """Lay out ratings (already in model rows) in blocks and deal each sub-epoch to threads.
+
+    ``presorted``: each block's ratings already come in (user, item) order (see
+    ``_sort_kernels.block_layout``)."""
     s = user_strata.n_strata
     out_u, out_i, out_v, offsets = sk.block_layout(
         users, items, values, user_strata.of_rows(n_users), item_strata.of_rows(n_items),
-        n_users, s,
+        n_users, s, presorted,
     )
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(out_u, out_i, out_v, offsets, s, a_off, a_blocks)

@@ -60,6 +60,16 @@ def sort_segments_by_item(order, offsets, items):
 
 
 @njit(**JIT)
+def is_sorted_by_user_item(users, items):
+    """Whether the ratings are in (user, item) order, each pair at most once: then every layout
+    fastmf needs is one stable bucketing away, with no sorting."""
+    for j in range(1, users.shape[0]):
+        if users[j] < users[j - 1] or (users[j] == users[j - 1] and items[j] <= items[j - 1]):
+            return False
+    return True
+
+
+@njit(**JIT)
 def find_duplicates(order, offsets, users, items):
     """Rows whose (user, item) pair appears again later in the data, given ``order`` sorted by
     user then item then row (see ``sort_segments_by_item``). Returns the earlier rows of each
@@ -91,17 +101,22 @@ def count_per_index(idx, n):
 
 
 @njit(**JIT)
-def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_strata):
+def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_strata, presorted):
     """Ratings laid out block by block for training.
 
     Block ``a * n_strata + b`` holds the ratings of user stratum a and item stratum b, sorted
-    by (user, item). Returns the users, items and values in that order and the int64 block
-    offsets (n_strata² + 1).
+    by (user, item). ``presorted`` says the ratings of each block already come in that order
+    (true when the input is in (user, item) order of ids whose relabelling into rows increases
+    within each stratum): then one stable bucketing by block is all it takes. Returns the
+    users, items and values in that order and the int64 block offsets (n_strata² + 1).
     """
     n = users.shape[0]
-    # bucket by user (stable), then sort each user's ratings by item
-    order, u_offsets = stable_bucket_order(users, n_users)
-    sort_segments_by_item(order, u_offsets, items)
+    if presorted or is_sorted_by_user_item(users, items):
+        order = np.arange(n)
+    else:
+        # bucket by user (stable), then sort each user's ratings by item
+        order, u_offsets = stable_bucket_order(users, n_users)
+        sort_segments_by_item(order, u_offsets, items)
     # stable bucketing by block keeps the (user, item) order inside each block
     n_blocks = n_strata * n_strata
     b_keys = np.empty(n, dtype=np.int32)

@@ -488,19 +488,24 @@ class MatrixFactorization:
             learning_rate=params["learning_rate"],
         )
         # the training data in model rows, laid out in blocks (kept for partial_fit)
+        # rows are numbered in id order inside each stratum, so ratings in (user, item) id order
+        # are already in (user, item) row order inside each block
+        presorted = bool(sk.is_sorted_by_user_item(ratings.users, ratings.items))
         rows = (u_pos[ratings.users], i_pos[ratings.items])
-        self._state.blocks = self._layout(rows[0], rows[1], ratings.values, _n_threads(self.n_jobs))
+        self._state.blocks = self._layout(
+            rows[0], rows[1], ratings.values, _n_threads(self.n_jobs), presorted
+        )
         self._state.blocks_key = _fingerprint(ratings)
         self.seen_indptr_, self.seen_items_ = _seen_csr(self._state.blocks, n_users)
 
-    def _layout(self, users: np.ndarray, items: np.ndarray, values: np.ndarray, n_workers: int) -> BlockSchedule:
-        st = self._state if hasattr(self, "_state") else None
-        u_strata = st.user_strata if st else None
-        i_strata = st.item_strata if st else None
-        assert u_strata is not None and i_strata is not None
+    def _layout(
+        self, users: np.ndarray, items: np.ndarray, values: np.ndarray, n_workers: int,
+        presorted: bool,
+    ) -> BlockSchedule:  # fmt: skip
+        st = self._state
         return build_blocks(
-            users, items, values, u_strata, i_strata,
-            len(self.user_map_), len(self.item_map_), n_workers,
+            users, items, values, st.user_strata, st.item_strata,
+            len(self.user_map_), len(self.item_map_), n_workers, presorted,
         )  # fmt: skip
 
     def _blocks_for(self, ratings: Ratings, n_workers: int) -> BlockSchedule:
@@ -519,7 +524,10 @@ class MatrixFactorization:
                     f"{unknown[:3].tolist()}); partial_fit trains the users and items of the fitted "
                     f"model only: refit, or fold new users in with fold_in"
                 )
-        blocks = self._layout(u_rows[ratings.users], i_rows[ratings.items], ratings.values, n_workers)
+        presorted = bool(sk.is_sorted_by_user_item(ratings.users, ratings.items))
+        blocks = self._layout(
+            u_rows[ratings.users], i_rows[ratings.items], ratings.values, n_workers, presorted
+        )
         st.blocks, st.blocks_key = blocks, key
         return blocks
 

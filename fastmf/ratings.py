@@ -295,11 +295,16 @@ class Ratings:
         )
 
     def _resolve_duplicates(self, policy: str, names: tuple[str, str]) -> Ratings:
-        """Raise on repeated (user, item) pairs, or keep the last of each (``policy="last"``)."""
-        first, last = duplicate_rows(self.users, self.items, self.n_users)
-        if first.size == 0:
+        """Raise on repeated (user, item) pairs, or keep the last of each (``policy="last"``).
+
+        The ratings come back in (user, item) order, which every later layout builds on cheaply.
+        """
+        if sk.is_sorted_by_user_item(self.users, self.items):
             return self
-        if policy == "error":
+        order, offsets = sk.stable_bucket_order(self.users, self.n_users)
+        sk.sort_segments_by_item(order, offsets, self.items)
+        first, last = sk.find_duplicates(order, offsets, self.users, self.items)
+        if first.size and policy == "error":
             row, again = int(first[0]), int(last[0])
             raise ValueError(
                 f"{first.size} duplicate ({names[0]}, {names[1]}) pairs: the pair "
@@ -308,12 +313,11 @@ class Ratings:
                 f"is at rows {row} and {again}; pass duplicates='last' to keep the last rating "
                 f"of each pair"
             )
-        keep = np.ones(len(self), dtype=np.bool_)
-        keep[first] = False
-        ts = None if self.timestamps is None else self.timestamps[keep]
-        return Ratings(
-            self.users[keep], self.items[keep], self.values[keep], self.user_map, self.item_map, ts
-        )
+        if first.size:
+            keep = np.ones(len(self), dtype=np.bool_)
+            keep[first] = False
+            order = order[keep[order]]
+        return self.subset(order)
 
     def subset(self, rows: np.ndarray) -> Ratings:
         """The ratings at ``rows`` (a boolean mask or indices), with the same id maps."""
@@ -332,13 +336,6 @@ class Ratings:
         if self.timestamps is not None:
             data["timestamp"] = self.timestamps
         return pd.DataFrame(data)
-
-
-def duplicate_rows(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows repeating a (user, item) pair seen at a later row, and that later (last) row."""
-    order, offsets = sk.stable_bucket_order(users, n_users)
-    sk.sort_segments_by_item(order, offsets, items)
-    return sk.find_duplicates(order, offsets, users, items)
 
 
 def _plain(value: Any) -> Any:
