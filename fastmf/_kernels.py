@@ -58,6 +58,17 @@ def _as_intp(context, builder, value, ty):
     return context.cast(builder, value, ty, types.intp)
 
 
+@intrinsic
+def cast_like(typingctx, value, like):
+    """``value`` converted to the type of ``like`` (keeps float32 kernels in float32)."""
+    sig = like(value, like)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], signature.args[1])
+
+    return sig, codegen
+
+
 def _hsum_pair(builder, a, b, n):
     """(Σ lanes of a, Σ lanes of b) for two n-lane vectors, reduced together in a fixed tree: each
     level adds the upper half of every group to its lower half."""
@@ -163,6 +174,51 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
     return sig, codegen
 
 
+@intrinsic
+def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, a, b, n_chunks):
+    """GU[su] += a·p_u + b·q_i and GI[si] += a·q_i + b·p_u over the first n_chunks·W columns:
+    one rating's share of a batch gradient (a = 2λ, b = −2e)."""
+    sig = types.void(GU, su, GI, si, P, u, Q, i, a, b, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        GU_ty, su_ty, GI_ty, si_ty, P_ty, u_ty, Q_ty, i_ty, a_ty, b_ty, n_ty = signature.args
+        dt = P_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        arrays = [
+            context.make_array(t)(context, builder, v)
+            for t, v in ((GU_ty, args[0]), (GI_ty, args[2]), (P_ty, args[4]), (Q_ty, args[6]))
+        ]
+        rows = [
+            _as_intp(context, builder, args[k], t)
+            for k, t in ((1, su_ty), (3, si_ty), (5, u_ty), (7, i_ty))
+        ]
+        tys = (GU_ty, GI_ty, P_ty, Q_ty)
+        count = _as_intp(context, builder, args[10], n_ty)
+        undef = ir.Constant(vty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+        lane0 = ir.Constant(ir.IntType(32), 0)
+        av = context.cast(builder, args[8], a_ty, dt)
+        bv = context.cast(builder, args[9], b_ty, dt)
+        avec = builder.shuffle_vector(builder.insert_element(undef, av, lane0), undef, splat)
+        bvec = builder.shuffle_vector(builder.insert_element(undef, bv, lane0), undef, splat)
+        fma = _fma(builder, vty)
+        with cgutils.for_range(builder, count) as loop:
+            col = builder.mul(loop.index, ir.Constant(loop.index.type, W))
+            ptrs = [
+                _row_ptr(context, builder, t, arr, row, col, vty)
+                for t, arr, row in zip(tys, arrays, rows)
+            ]
+            gu, gi, p, q = (builder.load(ptr, align=4) for ptr in ptrs)
+            new_gu = builder.call(fma, [bvec, q, builder.call(fma, [avec, p, gu])])
+            new_gi = builder.call(fma, [bvec, p, builder.call(fma, [avec, q, gi])])
+            builder.store(new_gu, ptrs[0], align=4)
+            builder.store(new_gi, ptrs[1], align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(**JIT_INLINE)
 def lanes_of(P):
     """W for the dtype of P (the intrinsics' vector width)."""
@@ -225,16 +281,57 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
 
 
 @njit(**JIT_INLINE)
-def optimizer_step(x, g, s1, s2, opt, lr, corr1, corr2):
-    """One element's update by gradient g; returns the new value and optimizer state."""
+def step_row(X, S1, S2, r, G, s, opt, lr, scale, corr1, corr2):
+    """Row r of X takes one optimizer step along the gradient ``G[s] * scale``; S1 and S2 hold
+    the row's optimizer state (AdaGrad's sum of squares; Adam's two moments)."""
+    k = X.shape[1]
     if opt == SGD:
-        return x - lr * g, s1, s2
+        for f in range(k):
+            X[r, f] = X[r, f] - lr * (G[s, f] * scale)
+    elif opt == ADAGRAD:
+        eps = cast_like(EPS, lr)
+        for f in range(k):
+            g = G[s, f] * scale
+            acc = S1[r, f] + g * g
+            S1[r, f] = acc
+            X[r, f] = X[r, f] - lr * g / (np.sqrt(acc) + eps)
+    else:
+        eps = cast_like(EPS, lr)
+        b1 = cast_like(ADAM_BETA1, lr)
+        b2 = cast_like(ADAM_BETA2, lr)
+        c1 = cast_like(1 - ADAM_BETA1, lr)
+        c2 = cast_like(1 - ADAM_BETA2, lr)
+        for f in range(k):
+            g = G[s, f] * scale
+            m = b1 * S1[r, f] + c1 * g
+            v = b2 * S2[r, f] + c2 * g * g
+            S1[r, f] = m
+            S2[r, f] = v
+            X[r, f] = X[r, f] - lr * (m / corr1) / (np.sqrt(v / corr2) + eps)
+
+
+@njit(**JIT_INLINE)
+def step_scalar(x, S1, S2, r, g, opt, lr, corr1, corr2):
+    """The new value of one bias x = b[r] after an optimizer step along g (state updated)."""
+    if opt == SGD:
+        return x - lr * g
+    eps = cast_like(EPS, lr)
     if opt == ADAGRAD:
-        s1 = s1 + g * g
-        return x - lr * g / (np.sqrt(s1) + EPS), s1, s2
-    s1 = ADAM_BETA1 * s1 + (1 - ADAM_BETA1) * g
-    s2 = ADAM_BETA2 * s2 + (1 - ADAM_BETA2) * g * g
-    return x - lr * (s1 / corr1) / (np.sqrt(s2 / corr2) + EPS), s1, s2
+        S1[r] = S1[r] + g * g
+        return x - lr * g / (np.sqrt(S1[r]) + eps)
+    S1[r] = cast_like(ADAM_BETA1, lr) * S1[r] + cast_like(1 - ADAM_BETA1, lr) * g
+    S2[r] = cast_like(ADAM_BETA2, lr) * S2[r] + cast_like(1 - ADAM_BETA2, lr) * g * g
+    return x - lr * (S1[r] / corr1) / (np.sqrt(S2[r] / corr2) + eps)
+
+
+@njit(**JIT_INLINE)
+def bias_corrections(steps, r, opt, like):
+    """Adam's 1 − β^t for row r after counting its step (1 for other optimizers)."""
+    if opt != ADAM:
+        return cast_like(1.0, like), cast_like(1.0, like)
+    steps[r] += 1
+    t = steps[r]
+    return cast_like(1 - ADAM_BETA1**t, like), cast_like(1 - ADAM_BETA2**t, like)
 
 
 @njit(**JIT)
@@ -251,6 +348,8 @@ def batch_block(
     calling thread; returns the sums of the base and regularization loss over the ratings.
     """
     k = P.shape[1]
+    W = lanes_of(P)
+    n_chunks = k // W
     base = 0.0
     regl = 0.0
     lam2 = lam + lam
@@ -288,44 +387,25 @@ def batch_block(
             e2 = e + e
             gUb[su] += lam_b2 * bu[u] - e2
             gIb[si] += lam_b2 * bi[i] - e2
-            for f in range(k):
+            simd_accumulate_pair(gU, su, gI, si, P, u, Q, i, lam2, -e2, n_chunks)
+            for f in range(n_chunks * W, k):
                 gU[su, f] += lam2 * P[u, f] - e2 * Q[i, f]
                 gI[si, f] += lam2 * Q[i, f] - e2 * P[u, f]
-        scale = 1.0 / (stop - start)
+        scale = cast_like(1.0 / (stop - start), lr)
         for s in range(n_u):
             u = rows_u[s]
             user_slot[u] = -1
-            corr1 = 1.0
-            corr2 = 1.0
-            if opt == ADAM:
-                u_steps[u] += 1
-                corr1 = 1 - ADAM_BETA1 ** u_steps[u]
-                corr2 = 1 - ADAM_BETA2 ** u_steps[u]
+            corr1, corr2 = bias_corrections(u_steps, u, opt, lr)
             if learn_bias:
-                bu[u], bu_s1[u], bu_s2[u] = optimizer_step(
-                    bu[u], gUb[s] * scale, bu_s1[u], bu_s2[u], opt, lr, corr1, corr2
-                )
-            for f in range(k):
-                P[u, f], P_s1[u, f], P_s2[u, f] = optimizer_step(
-                    P[u, f], gU[s, f] * scale, P_s1[u, f], P_s2[u, f], opt, lr, corr1, corr2
-                )
+                bu[u] = step_scalar(bu[u], bu_s1, bu_s2, u, gUb[s] * scale, opt, lr, corr1, corr2)
+            step_row(P, P_s1, P_s2, u, gU, s, opt, lr, scale, corr1, corr2)
         for s in range(n_i):
             i = rows_i[s]
             item_slot[i] = -1
-            corr1 = 1.0
-            corr2 = 1.0
-            if opt == ADAM:
-                i_steps[i] += 1
-                corr1 = 1 - ADAM_BETA1 ** i_steps[i]
-                corr2 = 1 - ADAM_BETA2 ** i_steps[i]
+            corr1, corr2 = bias_corrections(i_steps, i, opt, lr)
             if learn_bias:
-                bi[i], bi_s1[i], bi_s2[i] = optimizer_step(
-                    bi[i], gIb[s] * scale, bi_s1[i], bi_s2[i], opt, lr, corr1, corr2
-                )
-            for f in range(k):
-                Q[i, f], Q_s1[i, f], Q_s2[i, f] = optimizer_step(
-                    Q[i, f], gI[s, f] * scale, Q_s1[i, f], Q_s2[i, f], opt, lr, corr1, corr2
-                )
+                bi[i] = step_scalar(bi[i], bi_s1, bi_s2, i, gIb[s] * scale, opt, lr, corr1, corr2)
+            step_row(Q, Q_s1, Q_s2, i, gI, s, opt, lr, scale, corr1, corr2)
         start = stop
     return base, regl
 
