@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     model.fit(train, validation=test, item_titles=titles)
     fit_seconds = time.perf_counter() - t1
+    model.set_params(callbacks=None)  # the table printer is this command's, not the model's
     pred = model.predict(test)
     err = pred - test["rating"].to_numpy(dtype=np.float64)
     print(
