@@ -10,8 +10,8 @@ from __future__ import annotations
 
 FASTMATH = {"nsz", "arcp", "contract", "afn"}
 
-JIT = dict(cache=True, nogil=True, fastmath=FASTMATH)
+JIT = {"cache": True, "nogil": True, "fastmath": FASTMATH}
 
 # For small helpers called from inside a kernel's hot loop: inlined in Numba's IR, so the call
 # costs nothing (LLVM does not always inline a separately compiled callee).
-JIT_INLINE = dict(JIT, inline="always")
+JIT_INLINE = {**JIT, "inline": "always"}

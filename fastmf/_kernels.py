@@ -76,14 +76,18 @@ def _hsum_pair(builder, a, b, n):
     h = n // 2
     idx = ir.VectorType(ir.IntType(32), n)
     lo = builder.shuffle_vector(a, b, ir.Constant(idx, list(range(h)) + list(range(n, n + h))))
-    hi = builder.shuffle_vector(a, b, ir.Constant(idx, list(range(h, n)) + list(range(n + h, 2 * n))))
+    hi = builder.shuffle_vector(
+        a, b, ir.Constant(idx, list(range(h, n)) + list(range(n + h, 2 * n)))
+    )
     v = builder.fadd(lo, hi)  # lanes 0..h-1 hold a's partial sums, h..n-1 b's
     width = n
     while h > 1:
         q = h // 2
         idx = ir.VectorType(ir.IntType(32), 2 * q)
         lo = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(q)) + list(range(h, h + q))))
-        hi = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(q, h)) + list(range(h + q, width))))
+        hi = builder.shuffle_vector(
+            v, v, ir.Constant(idx, list(range(q, h)) + list(range(h + q, width)))
+        )
         v = builder.fadd(lo, hi)
         width = 2 * q
         h = q

@@ -45,7 +45,9 @@ class Strata:
         return (np.searchsorted(self.starts, np.arange(n_rows), side="right") - 1).astype(np.int32)
 
 
-def balanced_strata(counts: np.ndarray, n_strata: int, rng: np.random.Generator) -> tuple[np.ndarray, Strata]:
+def balanced_strata(
+    counts: np.ndarray, n_strata: int, rng: np.random.Generator
+) -> tuple[np.ndarray, Strata]:
     """Assign rows to strata with about equal rating counts.
 
     Rows are dealt to strata in snake order from the most rated down (ties broken at random).
@@ -110,14 +112,22 @@ def build_blocks(
     ``_sort_kernels.block_layout``)."""
     s = user_strata.n_strata
     out_u, out_i, out_v, offsets = sk.block_layout(
-        users, items, values, user_strata.of_rows(n_users), item_strata.of_rows(n_items),
-        n_users, s, presorted,
+        users,
+        items,
+        values,
+        user_strata.of_rows(n_users),
+        item_strata.of_rows(n_items),
+        n_users,
+        s,
+        presorted,
     )
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(out_u, out_i, out_v, offsets, s, a_off, a_blocks)
 
 
-def assign_blocks(block_offsets: np.ndarray, n_strata: int, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
+def assign_blocks(
+    block_offsets: np.ndarray, n_strata: int, n_workers: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Deal the S blocks of each shift to workers, longest first to the least loaded worker."""
     sizes = np.diff(block_offsets)
     s = n_strata

@@ -211,13 +211,11 @@ class MatrixFactorization:
 
     def __repr__(self) -> str:
         defaults = MatrixFactorization().get_params()
-        changed = [
-            f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults[k])
-        ]
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults[k])]
         return f"MatrixFactorization({', '.join(changed)})"
 
     def __sklearn_tags__(self):  # pragma: no cover - exercised through scikit-learn
-        from sklearn.utils import Tags, RegressorTags, TargetTags
+        from sklearn.utils import RegressorTags, Tags, TargetTags
 
         return Tags(
             estimator_type="regressor",
@@ -410,7 +408,9 @@ class MatrixFactorization:
         return self.item_map_.ids
 
     # serving: thin delegations to fastmf.recommend and fastmf.serialize
-    def recommend(self, user: Any, n: int = 10, exclude_seen: bool = True, items: Any = None) -> pd.DataFrame:
+    def recommend(
+        self, user: Any, n: int = 10, exclude_seen: bool = True, items: Any = None
+    ) -> pd.DataFrame:
         """Top-``n`` items for one user (a raw id or a ``FoldedUser``); see
         ``fastmf.recommend.recommend``."""
         from fastmf import recommend
@@ -516,7 +516,10 @@ class MatrixFactorization:
             return st.blocks.with_workers(n_workers)
         u_rows = self.user_map_.lookup(ratings.user_map.ids)
         i_rows = self.item_map_.lookup(ratings.item_map.ids)
-        for name, rows, ids in (("user", u_rows, ratings.user_map.ids), ("item", i_rows, ratings.item_map.ids)):
+        for name, rows, ids in (
+            ("user", u_rows, ratings.user_map.ids),
+            ("item", i_rows, ratings.item_map.ids),
+        ):
             if (rows < 0).any():
                 unknown = ids[rows < 0]
                 raise ValueError(
@@ -531,7 +534,9 @@ class MatrixFactorization:
         st.blocks, st.blocks_key = blocks, key
         return blocks
 
-    def _train(self, ratings: Ratings, val: pd.DataFrame | None, params: dict, n_epochs: int) -> None:
+    def _train(
+        self, ratings: Ratings, val: pd.DataFrame | None, params: dict, n_epochs: int
+    ) -> None:
         """Run ``n_epochs`` epochs, recording history, validation, callbacks and early stopping."""
         n_threads = _n_threads(self.n_jobs)
         blocks = self._blocks_for(ratings, n_threads)
@@ -551,7 +556,11 @@ class MatrixFactorization:
         monitor_best = math.inf
         best_snapshot = None
         wait = 0
-        scratch = _scratch(params, blocks, len(self.user_map_), len(self.item_map_), dtype) if _uses_batch_kernel(params) else None
+        scratch = (
+            _scratch(params, blocks, len(self.user_map_), len(self.item_map_), dtype)
+            if _uses_batch_kernel(params)
+            else None
+        )
         rows: list[dict] = []
         progress = _progress(n_epochs, self.verbose)
         try:
@@ -611,7 +620,9 @@ class MatrixFactorization:
             _restore(self, best_snapshot)
         del st
 
-    def _run_epoch(self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch) -> tuple[float, float]:
+    def _run_epoch(
+        self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch
+    ) -> tuple[float, float]:
         """One epoch through the kernels; returns the summed base and regularization losses."""
         st = self._state
         shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
@@ -771,7 +782,9 @@ def _new_optimizer_state(optimizer: str, P: np.ndarray, Q: np.ndarray) -> dict[s
     }
 
 
-def _scratch(params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype) -> tuple:
+def _scratch(
+    params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
+) -> tuple:
     """Per-worker gradient buffers for the mini-batch kernel."""
     w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
     return (
@@ -838,7 +851,9 @@ _HISTORY_COLUMNS = ["epoch", "base_loss", "reg_loss", "total_loss", "train_rmse"
 
 
 def _empty_history() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "epoch" else "float64") for c in _HISTORY_COLUMNS})
+    return pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == "epoch" else "float64") for c in _HISTORY_COLUMNS}
+    )
 
 
 def _append_history(history: pd.DataFrame, row: dict) -> pd.DataFrame:
@@ -914,5 +929,5 @@ def _progress(total: int, verbose: int) -> _Progress:
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
-    except Exception:
+    except (TypeError, ValueError):  # arrays and other values without a plain equality
         return a is b

@@ -92,7 +92,9 @@ class IdMap:
 
     def index_of(self, raw_id: Hashable) -> int:
         """The dense index of one raw id; raises KeyError naming it when it is unknown."""
-        idx = int(self.lookup(np.array([raw_id], dtype=object if isinstance(raw_id, str) else None))[0])
+        idx = int(
+            self.lookup(np.array([raw_id], dtype=object if isinstance(raw_id, str) else None))[0]
+        )
         if idx < 0:
             raise KeyError(f"unknown id {raw_id!r}: it was not in the training data")
         return idx
@@ -271,7 +273,9 @@ class Ratings:
     ) -> Ratings:
         """Ratings whose users and items are already dense indices (the ids are the indices)."""
         check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
-        check_same_length(users=np.asarray(users), items=np.asarray(items), ratings=np.asarray(ratings))
+        check_same_length(
+            users=np.asarray(users), items=np.asarray(items), ratings=np.asarray(ratings)
+        )
         u = check_index_array(users, name="users", upper=n_users)
         i = check_index_array(items, name="items", upper=n_items)
         values = check_ratings_values(ratings).astype(np.float32)

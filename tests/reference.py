@@ -70,7 +70,23 @@ class ReferenceOptimizer:
                 x[rr] -= self.lr * mhat / (np.sqrt(vhat) + self.eps)
 
 
-def train_in_order(users, items, values, batch_size, mu, bu, bi, P, Q, lam, lam_b, opt, block_offsets, block_order, learn_bias=True):
+def train_in_order(
+    users,
+    items,
+    values,
+    batch_size,
+    mu,
+    bu,
+    bi,
+    P,
+    Q,
+    lam,
+    lam_b,
+    opt,
+    block_offsets,
+    block_order,
+    learn_bias=True,
+):
     """Train one epoch over blocks in ``block_order``, batches of consecutive ratings in each;
     returns the summed (base, reg) losses, each batch's at the parameters before its step."""
     base_sum = reg_sum = 0.0

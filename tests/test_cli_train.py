@@ -18,7 +18,11 @@ def test_train_prints_a_row_per_epoch_and_saves(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.split()[:4] == ["epoch", "base_loss", "reg_loss", "total_loss"])
+    header = next(
+        i
+        for i, line in enumerate(lines)
+        if line.split()[:4] == ["epoch", "base_loss", "reg_loss", "total_loss"]
+    )
     rows = [line.split() for line in lines[header + 1 : header + 4]]
     assert [r[0] for r in rows] == ["1", "2", "3"]
     for r in rows:  # total = base + reg as printed
@@ -58,17 +62,34 @@ def test_train_on_real_movielens(movielens_small_path, tmp_path, capsys, monkeyp
 
 
 def test_python_dash_m_runs():
-    out = subprocess.run([sys.executable, "-m", "fastmf", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fastmf", "--help"], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0 and "train" in out.stdout
 
 
 def test_cli_predictions_match_the_library(tmp_path, capsys):
     path = tmp_path / "m.fastmf"
-    main(["train", "--n-epochs", "2", "--n-factors", "4", "--seed", "3", "--save", str(path), "--quiet"])
+    main(
+        [
+            "train",
+            "--n-epochs",
+            "2",
+            "--n-factors",
+            "4",
+            "--seed",
+            "3",
+            "--save",
+            str(path),
+            "--quiet",
+        ]
+    )
     capsys.readouterr()
     from fastmf.cli.train import load_dataset, random_holdout
 
     df, _ = load_dataset("synthetic-ml-100k", 3)
     train, test = random_holdout(df, 0.1, 3)
-    lib = fastmf.MatrixFactorization(n_epochs=2, n_factors=4, random_state=3, verbose=0).fit(train, validation=test)
+    lib = fastmf.MatrixFactorization(n_epochs=2, n_factors=4, random_state=3, verbose=0).fit(
+        train, validation=test
+    )
     np.testing.assert_array_equal(fastmf.load(path).predict(test), lib.predict(test))

@@ -81,7 +81,9 @@ def test_one_batch_step_is_minus_learning_rate_times_gradient():
     mu, lr, lam, lam_b = 3.1, 0.05, 0.04, 0.02
     r = blocks.values.astype(np.float64)
     grads = ref.batch_gradient(r, blocks.users, blocks.items, mu, bu_m, bi_m, P_m, Q_m, lam, lam_b)
-    base_ref, reg_ref = ref.batch_loss(r, blocks.users, blocks.items, mu, bu_m, bi_m, P_m, Q_m, lam, lam_b)
+    base_ref, reg_ref = ref.batch_loss(
+        r, blocks.users, blocks.items, mu, bu_m, bi_m, P_m, Q_m, lam, lam_b
+    )
     expected = [x - lr * g for x, g in zip((bu_m, bi_m, P_m, Q_m), grads)]
     losses = _run_batch_epoch(blocks, len(values), mu, bu_m, bi_m, P_m, Q_m, lr, lam, lam_b, "sgd")
     for got, want in zip((bu_m, bi_m, P_m, Q_m), expected):
@@ -90,7 +92,22 @@ def test_one_batch_step_is_minus_learning_rate_times_gradient():
     assert losses[1] == pytest.approx(reg_ref, rel=1e-12)
 
 
-def _run_batch_epoch(blocks, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, optimizer, shift_order=None, state=None, learn_bias=True):
+def _run_batch_epoch(
+    blocks,
+    batch_size,
+    mu,
+    bu,
+    bi,
+    P,
+    Q,
+    lr,
+    lam,
+    lam_b,
+    optimizer,
+    shift_order=None,
+    state=None,
+    learn_bias=True,
+):
     from fastmf.model import _new_optimizer_state
 
     dtype = P.dtype
@@ -129,7 +146,9 @@ def test_batch_epoch_matches_reference(optimizer, batch_size):
         blocks.users, blocks.items, blocks.values.astype(np.float64), batch_size, mu,
         *ref_params, lam, lam_b, opt, blocks.block_offsets, _block_order(blocks, shift_order),
     )  # fmt: skip
-    losses = _run_batch_epoch(blocks, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, optimizer, shift_order)
+    losses = _run_batch_epoch(
+        blocks, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, optimizer, shift_order
+    )
     for got, want in zip((bu, bi, P, Q), ref_params):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
@@ -137,7 +156,9 @@ def test_batch_epoch_matches_reference(optimizer, batch_size):
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
 def test_per_rating_sgd_epoch_matches_reference(dtype, tol):
-    users, items, values, bu, bi, P, Q = _problem(n_users=40, n_items=30, n=500, k=20, seed=5, dtype=dtype)
+    users, items, values, bu, bi, P, Q = _problem(
+        n_users=40, n_items=30, n=500, k=20, seed=5, dtype=dtype
+    )
     blocks, _, _ = _blocks(users, items, values, 40, 30, n_strata=4, n_workers=2)
     mu, lr, lam, lam_b = 3.3, 0.01, 0.03, 0.02
     shift_order = np.array([3, 1, 0, 2])
@@ -182,7 +203,7 @@ def test_fixed_biases_are_not_updated():
 
 
 def test_predict_kernel_matches_numpy_with_unknown_rows():
-    users, items, values, bu, bi, P, Q = _problem(seed=11)
+    *_, bu, bi, P, Q = _problem(seed=11)
     u = np.array([0, 5, -1, 3, -1], np.int32)
     i = np.array([1, -1, 2, 4, -1], np.int32)
     out = np.empty(5)

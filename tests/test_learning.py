@@ -16,8 +16,16 @@ def test_recovers_hidden_model_to_within_five_percent_of_its_rmse():
     rng = np.random.default_rng(0)
     test = rng.random(len(df)) < 0.1
     train, held_out = df[~test], df[test]
-    m = MatrixFactorization(n_factors=8, n_epochs=30, learning_rate=0.01, reg=0.02,
-                            lr_schedule="exponential", lr_decay=0.9, random_state=0, verbose=0)
+    m = MatrixFactorization(
+        n_factors=8,
+        n_epochs=30,
+        learning_rate=0.01,
+        reg=0.02,
+        lr_schedule="exponential",
+        lr_decay=0.9,
+        random_state=0,
+        verbose=0,
+    )
     m.fit(train)
     best = truth.rmse(held_out)
     got = -m.score(held_out)

@@ -15,7 +15,7 @@ from fastmf.model import NotFittedError, fixed_biases
 from fastmf.ratings import Ratings
 from tests.conftest import random_ratings
 
-FAST = dict(n_factors=4, n_epochs=3, random_state=0, verbose=0)
+FAST = {"n_factors": 4, "n_epochs": 3, "random_state": 0, "verbose": 0}
 
 
 def _same_model(a: MatrixFactorization, b: MatrixFactorization) -> None:
@@ -42,7 +42,9 @@ def test_rows_follow_ids(small_ratings):
     user, item = small_ratings.user.iloc[7], small_ratings.item.iloc[7]
     u = int(np.flatnonzero(m.user_ids_ == user)[0])
     i = int(np.flatnonzero(m.item_ids_ == item)[0])
-    want = m.global_mean_ + m.user_bias_[u] + m.item_bias_[i] + m.user_factors_[u] @ m.item_factors_[i]
+    want = (
+        m.global_mean_ + m.user_bias_[u] + m.item_bias_[i] + m.user_factors_[u] @ m.item_factors_[i]
+    )
     got = m.predict(pd.DataFrame({"user": [user], "item": [item]}), clip=False)[0]
     assert got == pytest.approx(want, rel=1e-6)
 
@@ -61,7 +63,15 @@ def test_history_parts_add_up(small_ratings):
     m = MatrixFactorization(**FAST).fit(small_ratings, validation=small_ratings.iloc[:100])
     h = m.history_
     assert list(h.epoch) == [1, 2, 3]
-    for col in ("base_loss", "reg_loss", "total_loss", "train_rmse", "val_rmse", "val_mae", "seconds"):
+    for col in (
+        "base_loss",
+        "reg_loss",
+        "total_loss",
+        "train_rmse",
+        "val_rmse",
+        "val_mae",
+        "seconds",
+    ):
         assert col in h.columns
     np.testing.assert_allclose(h.total_loss, h.base_loss + h.reg_loss)
     np.testing.assert_allclose(h.train_rmse, np.sqrt(h.base_loss))
@@ -134,7 +144,8 @@ def test_predict_falls_back_for_unknown_ids_and_clips(small_ratings):
     X = pd.DataFrame({"user": [known_u, -5, -5], "item": [-7, known_i, -7]})
     got = m.predict(X, clip=False)
     np.testing.assert_allclose(
-        got, [m.global_mean_ + m.user_bias_[u], m.global_mean_ + m.item_bias_[i], m.global_mean_],
+        got,
+        [m.global_mean_ + m.user_bias_[u], m.global_mean_ + m.item_bias_[i], m.global_mean_],
         rtol=1e-6,
     )
     m.user_bias_[u] = 50.0
@@ -152,10 +163,17 @@ def test_array_input_and_score(small_ratings):
 
 
 def test_string_ids(small_ratings):
-    df = small_ratings.assign(user="u" + small_ratings.user.astype(str), item="i" + small_ratings.item.astype(str))
+    df = small_ratings.assign(
+        user="u" + small_ratings.user.astype(str), item="i" + small_ratings.item.astype(str)
+    )
     m = MatrixFactorization(**FAST).fit(df)
     assert isinstance(m.user_ids_[0], str)
-    np.testing.assert_allclose(m.predict(df), MatrixFactorization(**FAST).fit(small_ratings).predict(small_ratings), rtol=0, atol=0.5)
+    np.testing.assert_allclose(
+        m.predict(df),
+        MatrixFactorization(**FAST).fit(small_ratings).predict(small_ratings),
+        rtol=0,
+        atol=0.5,
+    )
 
 
 def test_sparse_input():
@@ -211,7 +229,9 @@ def test_fixed_biases_formula(small_ratings):
     i_row = int(np.flatnonzero(m.item_ids_ == some_item)[0])
     assert m.item_bias_[i_row] == pytest.approx(b_i, rel=1e-5)
     # b_u from what the item biases leave
-    bi_all = {iid: np.sum(r[item == iid] - mu) / ((item == iid).sum() + 3.0) for iid in np.unique(item)}
+    bi_all = {
+        iid: np.sum(r[item == iid] - mu) / ((item == iid).sum() + 3.0) for iid in np.unique(item)
+    }
     some_user = user[0]
     um = user == some_user
     b_u = np.sum(r[um] - mu - np.array([bi_all[x] for x in item[um]])) / (um.sum() + 3.0)
@@ -219,7 +239,7 @@ def test_fixed_biases_formula(small_ratings):
     assert m.user_bias_[u_row] == pytest.approx(b_u, rel=1e-5)
     # and fixed means not trained
     ratings = Ratings.from_dataframe(small_ratings)
-    fb_u, fb_i = fixed_biases(ratings, mu, 3.0)
+    fb_u, _ = fixed_biases(ratings, mu, 3.0)
     np.testing.assert_allclose(np.sort(m.user_bias_), np.sort(fb_u), rtol=1e-5)
 
 
@@ -248,7 +268,9 @@ def test_learning_rate_schedules(small_ratings, schedule, decay, expected):
 
 
 def test_callable_and_plateau_schedules(small_ratings):
-    m = MatrixFactorization(**FAST, lr_schedule=lambda epoch, lr: lr / (1 + epoch)).fit(small_ratings)
+    m = MatrixFactorization(**FAST, lr_schedule=lambda epoch, lr: lr / (1 + epoch)).fit(
+        small_ratings
+    )
     np.testing.assert_allclose(m.history_.learning_rate, [0.02, 0.01, 0.02 / 3])
     # plateau halves the rate when the monitored error does not improve
     m = MatrixFactorization(**{**FAST, "n_epochs": 8, "n_factors": 16}, learning_rate=0.05,

@@ -8,7 +8,7 @@ import pytest
 
 from fastmf import MatrixFactorization, Ratings
 
-QUIET = dict(n_factors=2, n_epochs=1, verbose=0, random_state=0)
+QUIET = {"n_factors": 2, "n_epochs": 1, "verbose": 0, "random_state": 0}
 
 
 def _df(**cols):
@@ -51,7 +51,9 @@ def test_empty_data():
 
 
 def test_mismatched_lengths():
-    with pytest.raises(ValueError, match="mismatched lengths: user has 3, item has 3, rating has 2"):
+    with pytest.raises(
+        ValueError, match="mismatched lengths: user has 3, item has 3, rating has 2"
+    ):
         Ratings.from_arrays([1, 2, 3], [4, 5, 6], [1.0, 2.0])
     with pytest.raises(ValueError, match="X has 3 pairs|mismatched lengths"):
         MatrixFactorization(**QUIET).fit(np.array([[1, 2], [2, 3], [3, 4]]), [1.0, 2.0])
@@ -65,7 +67,9 @@ def test_missing_ids():
 
 
 def test_fractional_ids():
-    with pytest.raises(ValueError, match=r"user ids must be integers or strings; found 1.5 at row 0"):
+    with pytest.raises(
+        ValueError, match=r"user ids must be integers or strings; found 1.5 at row 0"
+    ):
         MatrixFactorization(**QUIET).fit(_df(user=[1.5, 2.0, 3.0]))
 
 
@@ -84,7 +88,10 @@ def test_bad_indices(users, match, kind):
 
 def test_duplicate_pairs_error_names_the_rows():
     df = _df(user=[1, 2, 1], item=[10, 20, 10], rating=[4.0, 3.0, 2.0])
-    with pytest.raises(ValueError, match=r"1 duplicate \(user, item\) pairs: the pair \(1, 10\) is at rows 0 and 2; pass duplicates='last'"):
+    with pytest.raises(
+        ValueError,
+        match=r"1 duplicate \(user, item\) pairs: the pair \(1, 10\) is at rows 0 and 2; pass duplicates='last'",
+    ):
         MatrixFactorization(**QUIET).fit(df)
 
 
@@ -105,7 +112,11 @@ def test_duplicates_last_keeps_the_last_rating():
         ({"n_factors": 2.5}, TypeError, "n_factors must be an integer, got 2.5"),
         ({"reg": -0.1}, ValueError, "reg must be finite and >= 0.0, got -0.1"),
         ({"learning_rate": 0}, ValueError, "learning_rate must be finite and > 0.0, got 0.0"),
-        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of 'sgd', 'adagrad', 'adam'; got 'rmsprop'"),
+        (
+            {"optimizer": "rmsprop"},
+            ValueError,
+            "optimizer must be one of 'sgd', 'adagrad', 'adam'; got 'rmsprop'",
+        ),
         ({"biases": "yes"}, ValueError, "biases must be one of"),
         ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
         ({"n_jobs": 0}, ValueError, "n_jobs must be -1"),

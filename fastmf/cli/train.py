@@ -82,7 +82,9 @@ def load_dataset(name: str, seed: int = 0) -> tuple[pd.DataFrame, dict | None]:
     return ratings, titles
 
 
-def random_holdout(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def random_holdout(
+    df: pd.DataFrame, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seeded random split of the ratings into train and test parts."""
     if not 0 < test_size < 1:
         raise ValueError(f"--test-size must be between 0 and 1, got {test_size}")

@@ -4,4 +4,11 @@ from fastmf.datasets._download import DownloadError
 from fastmf.datasets.movielens import RELEASES, load_movielens, load_movies
 from fastmf.datasets.synthetic import SyntheticTruth, synthetic
 
-__all__ = ["RELEASES", "DownloadError", "SyntheticTruth", "load_movielens", "load_movies", "synthetic"]
+__all__ = [
+    "RELEASES",
+    "DownloadError",
+    "SyntheticTruth",
+    "load_movielens",
+    "load_movies",
+    "synthetic",
+]
