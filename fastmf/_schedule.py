@@ -99,28 +99,21 @@ def build_blocks(
     users: np.ndarray,
     items: np.ndarray,
     values: np.ndarray,
+    user_row: np.ndarray,
+    item_row: np.ndarray,
     user_strata: Strata,
     item_strata: Strata,
-    n_users: int,
-    n_items: int,
     n_workers: int,
-    presorted: bool = False,
 ) -> BlockSchedule:
-    """Lay out ratings (already in model rows) in blocks and deal each sub-epoch to threads.
+    """Lay out ratings in blocks of model rows and deal each sub-epoch to threads.
 
-    ``presorted``: each block's ratings already come in (user, item) order (see
-    ``_sort_kernels.block_layout``)."""
+    ``users``/``items`` are container indices and ``user_row``/``item_row`` the model row of each
+    (see ``_sort_kernels.block_layout``)."""
     s = user_strata.n_strata
     out_u, out_i, out_v, offsets = sk.block_layout(
-        users,
-        items,
-        values,
-        user_strata.of_rows(n_users),
-        item_strata.of_rows(n_items),
-        n_users,
-        s,
-        presorted,
-    )
+        users, items, values, user_row, item_row,
+        user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)), s,
+    )  # fmt: skip
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(out_u, out_i, out_v, offsets, s, a_off, a_blocks)
 

@@ -101,41 +101,53 @@ def count_per_index(idx, n):
 
 
 @njit(**JIT)
-def block_layout(users, items, values, user_stratum, item_stratum, n_users, n_strata, presorted):
-    """Ratings laid out block by block for training.
+def block_layout(users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):
+    """Ratings laid out block by block for training, in model rows.
 
-    Block ``a * n_strata + b`` holds the ratings of user stratum a and item stratum b, sorted
-    by (user, item). ``presorted`` says the ratings of each block already come in that order
-    (true when the input is in (user, item) order of ids whose relabelling into rows increases
-    within each stratum): then one stable bucketing by block is all it takes. Returns the
-    users, items and values in that order and the int64 block offsets (n_strata² + 1).
+    ``users``/``items`` are container indices, relabelled on the fly by ``user_row``/``item_row``
+    (rows are numbered in index order inside each stratum); ``user_stratum``/``item_stratum``
+    give each row's stratum. Block ``a * n_strata + b`` holds the ratings of user stratum a and
+    item stratum b, sorted by (user, item) row. Ratings already in (user, item) index order are
+    then in row order inside each block, so one stable bucketing by block is all it takes and
+    nothing but the output is allocated. Returns the rows, values and the int64 block offsets
+    (n_strata² + 1).
     """
     n = users.shape[0]
-    if presorted or is_sorted_by_user_item(users, items):
-        order = np.arange(n)
-    else:
-        # bucket by user (stable), then sort each user's ratings by item
-        order, u_offsets = stable_bucket_order(users, n_users)
-        sort_segments_by_item(order, u_offsets, items)
-    # stable bucketing by block keeps the (user, item) order inside each block
     n_blocks = n_strata * n_strata
-    b_keys = np.empty(n, dtype=np.int32)
+    presorted = is_sorted_by_user_item(users, items)
+    if presorted:
+        order = np.empty(0, dtype=np.int64)
+    else:
+        rows_u = np.empty(n, dtype=np.int32)
+        rows_i = np.empty(n, dtype=np.int32)
+        for j in range(n):
+            rows_u[j] = user_row[users[j]]
+            rows_i[j] = item_row[items[j]]
+        order, u_offsets = stable_bucket_order(rows_u, user_row.shape[0])
+        sort_segments_by_item(order, u_offsets, rows_i)
+    counts = np.zeros(n_blocks + 1, dtype=np.int64)
     for j in range(n):
-        row = order[j]
-        b_keys[j] = user_stratum[users[row]] * n_strata + item_stratum[items[row]]
-    offsets = bucket_offsets(b_keys, n_blocks)
-    cursor = offsets[:-1].copy()
+        row = j if presorted else order[j]
+        u = user_row[users[row]]
+        i = item_row[items[row]]
+        counts[user_stratum[u] * n_strata + item_stratum[i] + 1] += 1
+    for k in range(n_blocks):
+        counts[k + 1] += counts[k]
+    cursor = counts[:-1].copy()
     out_users = np.empty(n, dtype=np.int32)
     out_items = np.empty(n, dtype=np.int32)
     out_values = np.empty(n, dtype=values.dtype)
     for j in range(n):
-        row = order[j]
-        dest = cursor[b_keys[j]]
-        cursor[b_keys[j]] += 1
-        out_users[dest] = users[row]
-        out_items[dest] = items[row]
+        row = j if presorted else order[j]
+        u = user_row[users[row]]
+        i = item_row[items[row]]
+        b = user_stratum[u] * n_strata + item_stratum[i]
+        dest = cursor[b]
+        cursor[b] += 1
+        out_users[dest] = u
+        out_items[dest] = i
         out_values[dest] = values[row]
-    return out_users, out_items, out_values, offsets
+    return out_users, out_items, out_values, counts
 
 
 @njit(**JIT)

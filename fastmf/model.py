@@ -488,24 +488,17 @@ class MatrixFactorization:
             learning_rate=params["learning_rate"],
         )
         # the training data in model rows, laid out in blocks (kept for partial_fit)
-        # rows are numbered in id order inside each stratum, so ratings in (user, item) id order
-        # are already in (user, item) row order inside each block
-        presorted = bool(sk.is_sorted_by_user_item(ratings.users, ratings.items))
-        rows = (u_pos[ratings.users], i_pos[ratings.items])
-        self._state.blocks = self._layout(
-            rows[0], rows[1], ratings.values, _n_threads(self.n_jobs), presorted
-        )
+        self._state.blocks = self._layout(ratings, u_pos, i_pos, _n_threads(self.n_jobs))
         self._state.blocks_key = _fingerprint(ratings)
         self.seen_indptr_, self.seen_items_ = _seen_csr(self._state.blocks, n_users)
 
     def _layout(
-        self, users: np.ndarray, items: np.ndarray, values: np.ndarray, n_workers: int,
-        presorted: bool,
-    ) -> BlockSchedule:  # fmt: skip
+        self, ratings: Ratings, user_row: np.ndarray, item_row: np.ndarray, n_workers: int
+    ) -> BlockSchedule:
         st = self._state
         return build_blocks(
-            users, items, values, st.user_strata, st.item_strata,
-            len(self.user_map_), len(self.item_map_), n_workers, presorted,
+            ratings.users, ratings.items, ratings.values, user_row, item_row,
+            st.user_strata, st.item_strata, n_workers,
         )  # fmt: skip
 
     def _blocks_for(self, ratings: Ratings, n_workers: int) -> BlockSchedule:
@@ -527,10 +520,7 @@ class MatrixFactorization:
                     f"{unknown[:3].tolist()}); partial_fit trains the users and items of the fitted "
                     f"model only: refit, or fold new users in with fold_in"
                 )
-        presorted = bool(sk.is_sorted_by_user_item(ratings.users, ratings.items))
-        blocks = self._layout(
-            u_rows[ratings.users], i_rows[ratings.items], ratings.values, n_workers, presorted
-        )
+        blocks = self._layout(ratings, u_rows, i_rows, n_workers)
         st.blocks, st.blocks_key = blocks, key
         return blocks
 

@@ -29,7 +29,7 @@ def _blocks(users, items, values, n_users, n_items, n_strata, n_workers=1, seed=
     ci = np.bincount(items, minlength=n_items)
     pu, su = balanced_strata(cu, n_strata, rng)
     pi, si = balanced_strata(ci, n_strata, rng)
-    return build_blocks(pu[users], pi[items], values, su, si, n_users, n_items, n_workers), pu, pi
+    return build_blocks(users, items, values, pu, pi, su, si, n_workers), pu, pi
 
 
 def _block_order(blocks, shift_order):
