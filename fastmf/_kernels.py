@@ -54,6 +54,15 @@ def _row_ptr(context, builder, aryty, ary, row, col, vty):
     return builder.bitcast(ptr, vty.as_pointer())
 
 
+def _splat(context, builder, value, ty, dt, vty):
+    """A vector with the scalar ``value`` (of numba type ty, converted to dt) in every lane."""
+    scalar = context.cast(builder, value, ty, dt)
+    undef = ir.Constant(vty, ir.Undefined)
+    lane0 = ir.Constant(ir.IntType(32), 0)
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    return builder.shuffle_vector(builder.insert_element(undef, scalar, lane0), undef, zeros)
+
+
 def _as_intp(context, builder, value, ty):
     return context.cast(builder, value, ty, types.intp)
 
@@ -157,13 +166,8 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
         row_u = _as_intp(context, builder, args[1], u_ty)
         row_i = _as_intp(context, builder, args[3], i_ty)
         count = _as_intp(context, builder, args[6], n_ty)
-        undef = ir.Constant(vty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
-        lane0 = ir.Constant(ir.IntType(32), 0)
-        cv = context.cast(builder, args[4], c_ty, dt)
-        sv = context.cast(builder, args[5], s_ty, dt)
-        cvec = builder.shuffle_vector(builder.insert_element(undef, cv, lane0), undef, splat)
-        svec = builder.shuffle_vector(builder.insert_element(undef, sv, lane0), undef, splat)
+        cvec = _splat(context, builder, args[4], c_ty, dt, vty)
+        svec = _splat(context, builder, args[5], s_ty, dt, vty)
         fma = _fma(builder, vty)
         with cgutils.for_range(builder, count) as loop:
             col = builder.mul(loop.index, ir.Constant(loop.index.type, W))
@@ -199,13 +203,8 @@ def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, a, b, n_chunks):
         ]
         tys = (GU_ty, GI_ty, P_ty, Q_ty)
         count = _as_intp(context, builder, args[10], n_ty)
-        undef = ir.Constant(vty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
-        lane0 = ir.Constant(ir.IntType(32), 0)
-        av = context.cast(builder, args[8], a_ty, dt)
-        bv = context.cast(builder, args[9], b_ty, dt)
-        avec = builder.shuffle_vector(builder.insert_element(undef, av, lane0), undef, splat)
-        bvec = builder.shuffle_vector(builder.insert_element(undef, bv, lane0), undef, splat)
+        avec = _splat(context, builder, args[8], a_ty, dt, vty)
+        bvec = _splat(context, builder, args[9], b_ty, dt, vty)
         fma = _fma(builder, vty)
         with cgutils.for_range(builder, count) as loop:
             col = builder.mul(loop.index, ir.Constant(loop.index.type, W))

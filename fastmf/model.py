@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
 from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata
+from fastmf._threads import numba_threads, threads_for
 from fastmf._validation import (
     NonFiniteModelError,
     check_choice,
@@ -488,7 +488,7 @@ class MatrixFactorization:
             learning_rate=params["learning_rate"],
         )
         # the training data in model rows, laid out in blocks (kept for partial_fit)
-        self._state.blocks = self._layout(ratings, u_pos, i_pos, _n_threads(self.n_jobs))
+        self._state.blocks = self._layout(ratings, u_pos, i_pos, threads_for(self.n_jobs))
         self._state.blocks_key = _fingerprint(ratings)
         self.seen_indptr_, self.seen_items_ = _seen_csr(self._state.blocks, n_users)
 
@@ -528,7 +528,7 @@ class MatrixFactorization:
         self, ratings: Ratings, val: pd.DataFrame | None, params: dict, n_epochs: int
     ) -> None:
         """Run ``n_epochs`` epochs, recording history, validation, callbacks and early stopping."""
-        n_threads = _n_threads(self.n_jobs)
+        n_threads = threads_for(self.n_jobs)
         blocks = self._blocks_for(ratings, n_threads)
         n_train = len(blocks.values)
         dtype = np.dtype(self.dtype)
@@ -554,7 +554,7 @@ class MatrixFactorization:
         rows: list[dict] = []
         progress = _progress(n_epochs, self.verbose)
         try:
-            with _threads(n_threads), _deferred_interrupt() as interrupted:
+            with numba_threads(n_threads), _deferred_interrupt() as interrupted:
                 for _ in range(n_epochs):
                     epoch = self.n_epochs_done_
                     lr = self._epoch_learning_rate(epoch, params)
@@ -851,22 +851,6 @@ def _append_history(history: pd.DataFrame, row: dict) -> pd.DataFrame:
     if len(history) == 0:
         return new.reset_index(drop=True)
     return pd.concat([history, new], ignore_index=True)
-
-
-def _n_threads(n_jobs: int) -> int:
-    limit = numba.config.NUMBA_NUM_THREADS
-    return limit if n_jobs == -1 else max(1, min(int(n_jobs), limit))
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Numba's thread count set to ``n`` for the block, then restored."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 @contextmanager

@@ -19,16 +19,16 @@ import contextlib
 import itertools
 import numbers
 import warnings
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
 from fastmf import _rank_kernels as rk
+from fastmf._threads import numba_threads, threads_for
 from fastmf._validation import check_int
 
 __all__ = [
@@ -755,24 +755,9 @@ def _titles_of(items: np.ndarray, titles: Mapping[Hashable, str]) -> np.ndarray:
     return out
 
 
-@contextlib.contextmanager
-def _threads(model: Any) -> Iterator[int]:
-    """Run with the model's ``n_jobs`` Numba threads (all when None or -1), restored after;
-    yields that number."""
-    n_jobs = getattr(model, "n_jobs", None)
-    limit = numba.config.NUMBA_NUM_THREADS
-    if n_jobs is None or isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
-        wanted = limit
-    elif n_jobs < 0:
-        wanted = max(1, limit + 1 + int(n_jobs))
-    else:
-        wanted = max(1, min(limit, int(n_jobs)))
-    before = numba.get_num_threads()
-    numba.set_num_threads(wanted)
-    try:
-        yield wanted
-    finally:
-        numba.set_num_threads(before)
+def _threads(model: Any):
+    """Run with the model's ``n_jobs`` Numba threads, restored after; yields that number."""
+    return numba_threads(threads_for(getattr(model, "n_jobs", None)))
 
 
 def _fold_in_input(ratings: Any) -> tuple[np.ndarray, np.ndarray]:
