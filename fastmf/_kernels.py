@@ -246,7 +246,9 @@ def prefetch_row(typingctx, A, r):
         )
         start = builder.bitcast(ptr, i8p)
         n_bytes = builder.mul(shape[1], ir.Constant(row.type, A_ty.dtype.bitwidth // 8))
-        n_lines = builder.sdiv(builder.add(n_bytes, ir.Constant(row.type, 63)), ir.Constant(row.type, 64))
+        n_lines = builder.sdiv(
+            builder.add(n_bytes, ir.Constant(row.type, 63)), ir.Constant(row.type, 64)
+        )
         with cgutils.for_range(builder, n_lines) as loop:
             line = builder.gep(start, [builder.mul(loop.index, ir.Constant(row.type, 64))])
             # read access, keep in all cache levels, data cache

@@ -100,6 +100,18 @@ def count_per_index(idx, n):
     return counts
 
 
+N_CHUNKS = 16  # fixed, not the thread count: the layout must not depend on threads
+
+
+@njit(parallel=True, **JIT)
+def gather(values, order):
+    """``values[order]`` in parallel (each thread writes its own slice of the output)."""
+    out = np.empty(order.shape[0], dtype=values.dtype)
+    for j in prange(order.shape[0]):
+        out[j] = values[order[j]]
+    return out
+
+
 @njit(**JIT)
 def block_layout(users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):
     """Ratings laid out block by block for training, in model rows.
@@ -108,15 +120,12 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
     (rows are numbered in index order inside each stratum); ``user_stratum``/``item_stratum``
     give each row's stratum. Block ``a * n_strata + b`` holds the ratings of user stratum a and
     item stratum b, sorted by (user, item) row. Ratings already in (user, item) index order are
-    then in row order inside each block, so one stable bucketing by block is all it takes and
-    nothing but the output is allocated. Returns the rows, values and the int64 block offsets
-    (n_strata² + 1).
+    then in row order inside each block, so one stable bucketing by block is all it takes.
+    Returns the rows, values and the int64 block offsets (n_strata² + 1).
     """
     n = users.shape[0]
-    n_blocks = n_strata * n_strata
-    presorted = is_sorted_by_user_item(users, items)
-    if presorted:
-        order = np.empty(0, dtype=np.int64)
+    if is_sorted_by_user_item(users, items):
+        order = np.arange(n)
     else:
         rows_u = np.empty(n, dtype=np.int32)
         rows_i = np.empty(n, dtype=np.int32)
@@ -125,29 +134,47 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
             rows_i[j] = item_row[items[j]]
         order, u_offsets = stable_bucket_order(rows_u, user_row.shape[0])
         sort_segments_by_item(order, u_offsets, rows_i)
-    counts = np.zeros(n_blocks + 1, dtype=np.int64)
-    for j in range(n):
-        row = j if presorted else order[j]
-        u = user_row[users[row]]
-        i = item_row[items[row]]
-        counts[user_stratum[u] * n_strata + item_stratum[i] + 1] += 1
-    for k in range(n_blocks):
-        counts[k + 1] += counts[k]
-    cursor = counts[:-1].copy()
+    return _bucket_by_block(order, users, items, values, user_row, item_row, user_stratum,
+                            item_stratum, n_strata)  # fmt: skip
+
+
+@njit(parallel=True, **JIT)
+def _bucket_by_block(order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):  # fmt: skip
+    """Stable bucketing of ``order`` by block, in N_CHUNKS parallel pieces: each piece counts
+    and then writes its own ratings, at positions that make the result the serial one."""
+    n = order.shape[0]
+    n_blocks = n_strata * n_strata
+    counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            row = order[j]
+            u = user_row[users[row]]
+            i = item_row[items[row]]
+            counts[c, user_stratum[u] * n_strata + item_stratum[i]] += 1
+    offsets = np.zeros(n_blocks + 1, dtype=np.int64)
+    cursor = np.empty((N_CHUNKS, n_blocks), dtype=np.int64)
+    pos = 0
+    for b in range(n_blocks):
+        offsets[b] = pos
+        for c in range(N_CHUNKS):
+            cursor[c, b] = pos
+            pos += counts[c, b]
+    offsets[n_blocks] = pos
     out_users = np.empty(n, dtype=np.int32)
     out_items = np.empty(n, dtype=np.int32)
     out_values = np.empty(n, dtype=values.dtype)
-    for j in range(n):
-        row = j if presorted else order[j]
-        u = user_row[users[row]]
-        i = item_row[items[row]]
-        b = user_stratum[u] * n_strata + item_stratum[i]
-        dest = cursor[b]
-        cursor[b] += 1
-        out_users[dest] = u
-        out_items[dest] = i
-        out_values[dest] = values[row]
-    return out_users, out_items, out_values, counts
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            row = order[j]
+            u = user_row[users[row]]
+            i = item_row[items[row]]
+            b = user_stratum[u] * n_strata + item_stratum[i]
+            dest = cursor[c, b]
+            cursor[c, b] += 1
+            out_users[dest] = u
+            out_items[dest] = i
+            out_values[dest] = values[row]
+    return out_users, out_items, out_values, offsets
 
 
 @njit(**JIT)

@@ -225,6 +225,23 @@ class MatrixFactorization:
 
     _estimator_type = "regressor"
 
+    def __getattr__(self, name: str) -> Any:
+        # seen_indptr_ / seen_items_ (each user's training items, as CSR) are built from the
+        # training layout on first use: fit does not pay for them unless they are needed
+        if name in ("seen_indptr_", "seen_items_"):
+            state = self.__dict__.get("_state")
+            blocks = getattr(state, "blocks", None)
+            if blocks is not None and "user_map_" in self.__dict__:
+                indptr, items = _seen_csr(blocks, len(self.__dict__["user_map_"]))
+                self.__dict__["seen_indptr_"], self.__dict__["seen_items_"] = indptr, items
+                return self.__dict__[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        if "_state" in self.__dict__:
+            self.seen_indptr_  # noqa: B018 - built now: the pickled state has no layout
+        return self.__dict__.copy()
+
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> dict[str, Any]:
         """Validated parameters, or a clear error naming the bad one."""
@@ -450,6 +467,8 @@ class MatrixFactorization:
     # ------------------------------------------------------------------ training
     def _initialize(self, ratings: Ratings, params: dict, rng: np.random.Generator) -> None:
         """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
+        self.__dict__.pop("seen_indptr_", None)
+        self.__dict__.pop("seen_items_", None)
         dtype = np.dtype(self.dtype)
         n_users, n_items = ratings.n_users, ratings.n_items
         s = choose_n_strata(len(ratings), n_users, n_items)
@@ -463,8 +482,10 @@ class MatrixFactorization:
         i_ids[i_pos] = ratings.item_map.ids
         k = params["n_factors"]
         std = params["init_std"]
-        P = np.ascontiguousarray(rng.normal(0.0, std, (n_users, k)).astype(dtype))
-        Q = np.ascontiguousarray(rng.normal(0.0, std, (n_items, k)).astype(dtype))
+        P = rng.standard_normal((n_users, k), dtype=dtype)
+        P *= dtype.type(std)
+        Q = rng.standard_normal((n_items, k), dtype=dtype)
+        Q *= dtype.type(std)
         mu = float(np.mean(ratings.values, dtype=np.float64))
         bu = np.zeros(n_users, dtype=dtype)
         bi = np.zeros(n_items, dtype=dtype)
@@ -490,7 +511,7 @@ class MatrixFactorization:
         # the training data in model rows, laid out in blocks (kept for partial_fit)
         self._state.blocks = self._layout(ratings, u_pos, i_pos, threads_for(self.n_jobs))
         self._state.blocks_key = _fingerprint(ratings)
-        self.seen_indptr_, self.seen_items_ = _seen_csr(self._state.blocks, n_users)
+        # seen_indptr_ and seen_items_ are built from these blocks when first asked for
 
     def _layout(
         self, ratings: Ratings, user_row: np.ndarray, item_row: np.ndarray, n_workers: int
@@ -507,6 +528,7 @@ class MatrixFactorization:
         key = _fingerprint(ratings)
         if st.blocks is not None and st.blocks_key == key:
             return st.blocks.with_workers(n_workers)
+        getattr(self, "seen_indptr_", None)  # keep the fitted data's seen items: a new layout
         u_rows = self.user_map_.lookup(ratings.user_map.ids)
         i_rows = self.item_map_.lookup(ratings.item_map.ids)
         for name, rows, ids in (

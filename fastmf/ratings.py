@@ -321,7 +321,11 @@ class Ratings:
             keep = np.ones(len(self), dtype=np.bool_)
             keep[first] = False
             order = order[keep[order]]
-        return self.subset(order)
+        ts = None if self.timestamps is None else sk.gather(self.timestamps, order)
+        return Ratings(
+            sk.gather(self.users, order), sk.gather(self.items, order),
+            sk.gather(self.values, order), self.user_map, self.item_map, ts,
+        )  # fmt: skip
 
     def subset(self, rows: np.ndarray) -> Ratings:
         """The ratings at ``rows`` (a boolean mask or indices), with the same id maps."""

@@ -242,6 +242,7 @@ class _Encoder:
         from fastmf import __version__
 
         params, dropped = self.params(model)
+        getattr(model, "seen_indptr_", None)  # built on first use: the file must hold it
         attributes = {}
         for name, value in vars(model).items():
             if name.endswith("_") and not name.startswith("_"):
