@@ -94,7 +94,7 @@ class MatrixFactorization:
     batch_size : int, default 1
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
         order. 1 is classical per-rating SGD (the fastest way to a given accuracy on MovieLens).
-    learning_rate : float, default 0.02
+    learning_rate : float, default 0.03
         η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch.
     reg : float, default 0.05
         λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
@@ -110,7 +110,7 @@ class MatrixFactorization:
         Factors start as draws from N(0, init_std²); biases start at 0.
     lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "exponential"
         "step" multiplies the rate by ``lr_decay`` (default 0.5) every ``lr_step_size`` epochs,
-        "exponential" by ``lr_decay`` (default 0.9) every epoch, "plateau" by ``lr_decay``
+        "exponential" by ``lr_decay`` (default 0.8) every epoch, "plateau" by ``lr_decay``
         (default 0.5) when the monitored error did not improve by ``min_delta`` in an epoch.
         A callable gets (epoch, learning_rate) and returns the epoch's rate.
     lr_decay : float or None, default None
@@ -143,7 +143,7 @@ class MatrixFactorization:
         n_factors: int = 64,
         n_epochs: int = 20,
         batch_size: int = 1,
-        learning_rate: float = 0.02,
+        learning_rate: float = 0.03,
         reg: float = 0.05,
         reg_bias: float = 0.0,
         optimizer: str = "sgd",
@@ -668,7 +668,7 @@ class MatrixFactorization:
             decay = self.lr_decay if self.lr_decay is not None else 0.5
             return lr0 * decay ** (epoch // self.lr_step_size)
         if schedule == "exponential":
-            decay = self.lr_decay if self.lr_decay is not None else 0.9
+            decay = self.lr_decay if self.lr_decay is not None else 0.8
             return lr0 * decay**epoch
         if schedule == "plateau":
             return self._state.learning_rate
