@@ -370,6 +370,22 @@ def step_scalar(x, S1, S2, r, g, opt, lr, corr1, corr2):
 
 
 @njit(**JIT_INLINE)
+def claim_slot(slot_of, rows, G, Gb, r, n_used):
+    """Row r's slot in the batch's gradient buffers G, Gb: a new, zeroed one the first time the
+    batch touches r. Returns the slot and the number of slots in use."""
+    s = slot_of[r]
+    if s < 0:
+        s = n_used
+        n_used += 1
+        slot_of[r] = s
+        rows[s] = r
+        Gb[s] = 0
+        for f in range(G.shape[1]):
+            G[s, f] = 0
+    return s, n_used
+
+
+@njit(**JIT_INLINE)
 def bias_corrections(steps, r, opt, like):
     """Adam's 1 − β^t for row r after counting its step (1 for other optimizers)."""
     if opt != ADAM:
@@ -407,24 +423,8 @@ def batch_block(
         for j in range(start, stop):
             u = users[j]
             i = items[j]
-            su = user_slot[u]
-            if su < 0:
-                su = n_u
-                n_u += 1
-                user_slot[u] = su
-                rows_u[su] = u
-                gUb[su] = 0
-                for f in range(k):
-                    gU[su, f] = 0
-            si = item_slot[i]
-            if si < 0:
-                si = n_i
-                n_i += 1
-                item_slot[i] = si
-                rows_i[si] = i
-                gIb[si] = 0
-                for f in range(k):
-                    gI[si, f] = 0
+            su, n_u = claim_slot(user_slot, rows_u, gU, gUb, u, n_u)
+            si, n_i = claim_slot(item_slot, rows_i, gI, gIb, i, n_i)
             d, sq = dot_and_sqnorm(P, u, Q, i)
             e = (values[j] - mu - bu[u] - bi[i]) - d
             base += e * e
