@@ -26,8 +26,8 @@ from numba.extending import intrinsic
 
 from fastmf._jit import JIT, JIT_INLINE
 
-SGD, ADAGRAD, ADAM = 0, 1, 2
-OPTIMIZER_CODES = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
+SGD, ADAGRAD, ADAM, ROW_ADAGRAD = 0, 1, 2, 3
+OPTIMIZER_CODES = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM, "row_adagrad": ROW_ADAGRAD}
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 EPS = 1e-8
@@ -333,6 +333,14 @@ def step_row(X, S1, S2, r, G, s, opt, lr, scale, corr1, corr2):
     if opt == SGD:
         for f in range(k):
             X[r, f] = X[r, f] - lr * (G[s, f] * scale)
+    elif opt == ROW_ADAGRAD:
+        # one sum of squares per row (the mean square of its gradients), as LIBMF keeps it
+        sq = dot_and_sqnorm(G, s, G, s)[0] * (scale * scale)  # Σ g², in SIMD lanes
+        acc = S1[r, 0] + sq / k
+        S1[r, 0] = acc
+        rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
+        for f in range(k):
+            X[r, f] = X[r, f] - rate * (G[s, f] * scale)
     elif opt == ADAGRAD:
         eps = cast_like(EPS, lr)
         for f in range(k):
@@ -361,7 +369,7 @@ def step_scalar(x, S1, S2, r, g, opt, lr, corr1, corr2):
     if opt == SGD:
         return x - lr * g
     eps = cast_like(EPS, lr)
-    if opt == ADAGRAD:
+    if opt == ADAGRAD or opt == ROW_ADAGRAD:
         S1[r] = S1[r] + g * g
         return x - lr * g / (np.sqrt(S1[r]) + eps)
     S1[r] = cast_like(ADAM_BETA1, lr) * S1[r] + cast_like(1 - ADAM_BETA1, lr) * g

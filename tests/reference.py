@@ -42,6 +42,9 @@ class ReferenceOptimizer:
     def __init__(self, name, shapes, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         self.name, self.lr, self.b1, self.b2, self.eps = name, lr, beta1, beta2, eps
         self.s1 = [np.zeros(s) for s in shapes]
+        if name == "row_adagrad":  # one sum of squares per factor row
+            self.s1[2] = np.zeros((shapes[2][0], 1))
+            self.s1[3] = np.zeros((shapes[3][0], 1))
         self.s2 = [np.zeros(s) for s in shapes]
         self.steps = [np.zeros(shapes[2][0], int), np.zeros(shapes[3][0], int)]
 
@@ -56,7 +59,10 @@ class ReferenceOptimizer:
                 continue
             if self.name == "sgd":
                 x[rr] -= self.lr * g[rr]
-            elif self.name == "adagrad":
+            elif self.name == "row_adagrad" and x.ndim == 2:
+                s1[rr] += np.mean(g[rr] ** 2, axis=1, keepdims=True)
+                x[rr] -= self.lr * g[rr] / (np.sqrt(s1[rr]) + self.eps)
+            elif self.name in ("adagrad", "row_adagrad"):
                 s1[rr] += g[rr] ** 2
                 x[rr] -= self.lr * g[rr] / (np.sqrt(s1[rr]) + self.eps)
             else:

@@ -18,7 +18,13 @@ from tests.conftest import random_ratings
 
 
 @pytest.mark.parametrize(
-    "kw", [{}, {"batch_size": 32, "optimizer": "adam", "learning_rate": 0.01}, {"dtype": "float64"}]
+    "kw",
+    [
+        {},
+        {"batch_size": 32, "optimizer": "adam", "learning_rate": 0.01},
+        {"batch_size": 64, "optimizer": "row_adagrad", "learning_rate": 0.1},
+        {"dtype": "float64"},
+    ],
 )
 def test_one_and_two_threads_give_identical_models(kw):
     df = random_ratings(300, 200, 20_000, seed=1)

@@ -133,7 +133,7 @@ def _run_batch_epoch(
     return block_losses.sum(axis=0)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad"])
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_batch_epoch_matches_reference(optimizer, batch_size):
     users, items, values, bu, bi, P, Q = _problem(n_users=30, n_items=25, n=300, k=6, seed=3)

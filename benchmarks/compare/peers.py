@@ -700,10 +700,10 @@ PEERS: dict[str, Peer] = {
         ),
         Peer(
             "fastmf-b1024",
-            "fastmf (batch_size=1024)",
+            "fastmf (batch_size=1024, row_adagrad)",
             "fastmf",
             "fastmf",
-            _p(run_fastmf, batch_size=1024),
+            _p(run_fastmf, batch_size=1024, optimizer="row_adagrad", learning_rate=0.2),
             "pip install -e .",
         ),
         Peer(
