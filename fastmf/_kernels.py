@@ -431,6 +431,9 @@ def batch_block(
         for j in range(start, stop):
             u = users[j]
             i = items[j]
+            if j + PREFETCH_AHEAD < hi:
+                prefetch_row(P, users[j + PREFETCH_AHEAD])
+                prefetch_row(Q, items[j + PREFETCH_AHEAD])
             su, n_u = claim_slot(user_slot, rows_u, gU, gUb, u, n_u)
             si, n_i = claim_slot(item_slot, rows_i, gI, gIb, i, n_i)
             d, sq = dot_and_sqnorm(P, u, Q, i)
