@@ -304,7 +304,9 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
         u = users[j]
         i = items[j]
         if j + PREFETCH_AHEAD < hi:
-            prefetch_row(P, users[j + PREFETCH_AHEAD])
+            ahead = users[j + PREFETCH_AHEAD]
+            if ahead != users[j + PREFETCH_AHEAD - 1]:
+                prefetch_row(P, ahead)
             prefetch_row(Q, items[j + PREFETCH_AHEAD])
         # the part of the error that does not wait for the dot product
         r0 = values[j] - mu - bu[u] - bi[i]
