@@ -405,6 +405,21 @@ def bias_corrections(steps, r, opt, like):
     return cast_like(1 - ADAM_BETA1**t, like), cast_like(1 - ADAM_BETA2**t, like)
 
 
+@njit(**JIT_INLINE)
+def step_touched_rows(
+    n, rows, slot_of, steps, b, b_s1, b_s2, X, X_s1, X_s2, G, Gb, learn_bias, opt, lr, scale
+):  # fmt: skip
+    """The batch's step for the n rows it touched (one side: users or items): each row's bias and
+    factors move along its accumulated gradient, and its slot is released."""
+    for s in range(n):
+        r = rows[s]
+        slot_of[r] = -1
+        corr1, corr2 = bias_corrections(steps, r, opt, lr)
+        if learn_bias:
+            b[r] = step_scalar(b[r], b_s1, b_s2, r, Gb[s] * scale, opt, lr, corr1, corr2)
+        step_row(X, X_s1, X_s2, r, G, s, opt, lr, scale, corr1, corr2)
+
+
 @njit(**JIT)
 def batch_block(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
@@ -450,20 +465,10 @@ def batch_block(
                 gU[su, f] += lam2 * P[u, f] - e2 * Q[i, f]
                 gI[si, f] += lam2 * Q[i, f] - e2 * P[u, f]
         scale = cast_like(1.0 / (stop - start), lr)
-        for s in range(n_u):
-            u = rows_u[s]
-            user_slot[u] = -1
-            corr1, corr2 = bias_corrections(u_steps, u, opt, lr)
-            if learn_bias:
-                bu[u] = step_scalar(bu[u], bu_s1, bu_s2, u, gUb[s] * scale, opt, lr, corr1, corr2)
-            step_row(P, P_s1, P_s2, u, gU, s, opt, lr, scale, corr1, corr2)
-        for s in range(n_i):
-            i = rows_i[s]
-            item_slot[i] = -1
-            corr1, corr2 = bias_corrections(i_steps, i, opt, lr)
-            if learn_bias:
-                bi[i] = step_scalar(bi[i], bi_s1, bi_s2, i, gIb[s] * scale, opt, lr, corr1, corr2)
-            step_row(Q, Q_s1, Q_s2, i, gI, s, opt, lr, scale, corr1, corr2)
+        step_touched_rows(n_u, rows_u, user_slot, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
+                          gU, gUb, learn_bias, opt, lr, scale)  # fmt: skip
+        step_touched_rows(n_i, rows_i, item_slot, i_steps, bi, bi_s1, bi_s2, Q, Q_s1, Q_s2,
+                          gI, gIb, learn_bias, opt, lr, scale)  # fmt: skip
         start = stop
     return base, regl
 

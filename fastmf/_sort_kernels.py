@@ -91,15 +91,6 @@ def find_duplicates(order, offsets, users, items):
     return np.array(dup_first, dtype=np.int64), np.array(dup_last, dtype=np.int64)
 
 
-@njit(**JIT)
-def count_per_index(idx, n):
-    """How many ratings each index has: int64 array of length n."""
-    counts = np.zeros(n, dtype=np.int64)
-    for j in range(idx.shape[0]):
-        counts[idx[j]] += 1
-    return counts
-
-
 N_CHUNKS = 16  # fixed, not the thread count: the layout must not depend on threads
 
 

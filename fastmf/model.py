@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,10 +66,8 @@ class _TrainState:
     optimizer: dict[str, np.ndarray]
     learning_rate: float
     plateau_best: float = math.inf
-    plateau_wait: int = 0
     blocks: BlockSchedule | None = None
     blocks_key: tuple = ()
-    extra: dict = field(default_factory=dict)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -93,7 +91,8 @@ class MatrixFactorization:
         Passes over the training ratings made by ``fit``.
     batch_size : int, default 1
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
-        order. 1 is classical per-rating SGD (the fastest way to a given accuracy on MovieLens).
+        order. 1 is classical per-rating SGD (the fastest to a given accuracy on the ML-25M twin
+        in benchmarks/README.md).
     learning_rate : float, default 0.03
         η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch.
     reg : float, default 0.05
@@ -336,7 +335,7 @@ class MatrixFactorization:
         try:
             self._initialize(ratings, params, rng)
             self.item_titles_ = None if item_titles is None else dict(pd.Series(item_titles))
-            self._train(ratings, val, params, params["n_epochs"])
+            self._train(self._state.blocks, val, params, params["n_epochs"])
         except NonFiniteModelError:
             for name in _FITTED:
                 self.__dict__.pop(name, None)
@@ -371,7 +370,7 @@ class MatrixFactorization:
             if name in _FITTED
         }
         try:
-            self._train(ratings, val, params, 1)
+            self._train(self._blocks_for(ratings, threads_for(self.n_jobs)), val, params, 1)
         except NonFiniteModelError:
             self.__dict__.update(backup)
             self._state.optimizer = _new_optimizer_state(
@@ -475,8 +474,8 @@ class MatrixFactorization:
         dtype = np.dtype(self.dtype)
         n_users, n_items = ratings.n_users, ratings.n_items
         s = choose_n_strata(len(ratings), n_users, n_items)
-        u_counts = sk.count_per_index(ratings.users, n_users)
-        i_counts = sk.count_per_index(ratings.items, n_items)
+        u_counts = np.bincount(ratings.users, minlength=n_users)
+        i_counts = np.bincount(ratings.items, minlength=n_items)
         u_pos, u_strata = balanced_strata(u_counts, s, rng)
         i_pos, i_strata = balanced_strata(i_counts, s, rng)
         u_ids = np.empty_like(ratings.user_map.ids)
@@ -550,14 +549,13 @@ class MatrixFactorization:
         return blocks
 
     def _train(
-        self, ratings: Ratings, val: pd.DataFrame | None, params: dict, n_epochs: int
+        self, blocks: BlockSchedule, val: pd.DataFrame | None, params: dict, n_epochs: int
     ) -> None:
-        """Run ``n_epochs`` epochs, recording history, validation, callbacks and early stopping."""
-        n_threads = threads_for(self.n_jobs)
-        blocks = self._blocks_for(ratings, n_threads)
+        """Run ``n_epochs`` epochs over ``blocks``, recording history, validation, callbacks and
+        early stopping."""
+        n_threads = blocks.n_workers
         n_train = len(blocks.values)
         dtype = np.dtype(self.dtype)
-        st = self._state
         val_rows = None
         if val is not None:
             vu, vi = _pairs(val)
@@ -576,8 +574,7 @@ class MatrixFactorization:
             if _uses_batch_kernel(params)
             else None
         )
-        rows: list[dict] = []
-        progress = _progress(n_epochs, self.verbose)
+        progress = _Progress(n_epochs, self.verbose)
         try:
             with numba_threads(n_threads), _deferred_interrupt() as interrupted:
                 for _ in range(n_epochs):
@@ -609,7 +606,6 @@ class MatrixFactorization:
                     row["learning_rate"] = lr
                     row["seconds"] = seconds
                     self.n_epochs_done_ = epoch + 1
-                    rows.append(row)
                     self.history_ = _append_history(self.history_, row)
                     progress.update(row)
                     monitored = row.get("val_rmse", row["total_loss"])
@@ -633,7 +629,6 @@ class MatrixFactorization:
             progress.close()
         if best_snapshot is not None:
             _restore(self, best_snapshot)
-        del st
 
     def _run_epoch(
         self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch
@@ -920,10 +915,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _progress(total: int, verbose: int) -> _Progress:
-    return _Progress(total, verbose)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -85,10 +85,11 @@ def test_cli_predictions_match_the_library(tmp_path, capsys):
         ]
     )
     capsys.readouterr()
-    from fastmf.cli.train import load_dataset, random_holdout
+    from fastmf.cli.train import load_dataset
+    from fastmf.split import train_test_split
 
     df, _ = load_dataset("synthetic-ml-100k", 3)
-    train, test = random_holdout(df, 0.1, 3)
+    train, test = train_test_split(df, test_size=0.1, random_state=3)
     lib = fastmf.MatrixFactorization(n_epochs=2, n_factors=4, random_state=3, verbose=0).fit(
         train, validation=test
     )

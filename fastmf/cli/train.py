@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf.model import MatrixFactorization
+from fastmf.split import train_test_split
 
 DEFAULT_DATASET = "synthetic-ml-100k"
 
@@ -82,16 +83,6 @@ def load_dataset(name: str, seed: int = 0) -> tuple[pd.DataFrame, dict | None]:
     return ratings, titles
 
 
-def random_holdout(
-    df: pd.DataFrame, test_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A seeded random split of the ratings into train and test parts."""
-    if not 0 < test_size < 1:
-        raise ValueError(f"--test-size must be between 0 and 1, got {test_size}")
-    test = np.random.default_rng(seed).random(len(df)) < test_size
-    return df[~test], df[test]
-
-
 class _EpochTable:
     """Prints one row per epoch as training goes (a callback of the estimator)."""
 
@@ -113,7 +104,7 @@ class _EpochTable:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     df, titles = load_dataset(args.dataset, args.seed)
-    train, test = random_holdout(df, args.test_size, args.seed)
+    train, test = train_test_split(df, test_size=args.test_size, random_state=args.seed)
     if not args.quiet:
         print(
             f"{args.dataset}: {len(df):,} ratings, {df['user'].nunique():,} users, "
