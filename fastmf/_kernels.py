@@ -25,6 +25,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fastmf._jit import JIT, JIT_INLINE
+from fastmf._sort_kernels import STREAMS
 
 SGD, ADAGRAD, ADAM, ROW_ADAGRAD = 0, 1, 2, 3
 OPTIMIZER_CODES = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM, "row_adagrad": ROW_ADAGRAD}
@@ -78,6 +79,26 @@ def cast_like(typingctx, value, like):
     return sig, codegen
 
 
+def _fixed_count(n_ty):
+    """The chunk count when it is a compile-time constant (its loops are then unrolled)."""
+    return n_ty.literal_value if isinstance(n_ty, types.IntegerLiteral) else None
+
+
+def _each_chunk(builder, n_ty, count, load, update):
+    """For chunks 0..count-1: ``update(*load(index))``, where ``load`` reads a chunk's vectors
+    and ``update`` writes their new values. With a compile-time count the loop is unrolled and
+    every load comes before the first store: the compiler cannot tell that the arrays do not
+    overlap, and would otherwise read each chunk again after the previous chunk's store (this way
+    it reuses the registers an earlier read of the same rows filled)."""
+    fixed = _fixed_count(n_ty)
+    if fixed is not None:
+        for chunk in [load(ir.Constant(count.type, c)) for c in range(fixed)]:
+            update(*chunk)
+        return
+    with cgutils.for_range(builder, count) as loop:
+        update(*load(loop.index))
+
+
 def _hsum_pair(builder, a, b, n):
     """(Σ lanes of a, Σ lanes of b) for two n-lane vectors, reduced together in a fixed tree: each
     level adds the upper half of every group to its lower half."""
@@ -105,10 +126,12 @@ def _hsum_pair(builder, a, b, n):
     return builder.extract_element(v, zero), builder.extract_element(v, one)
 
 
-@intrinsic
+@intrinsic(prefer_literal=True)
 def simd_dot_sqnorm(typingctx, P, u, Q, i, n_chunks):
     """(p_u·q_i, ‖p_u‖² + ‖q_i‖²) over the first n_chunks·W columns, summed in W lanes and a
-    fixed tree, so the order of every addition is set here and not by the compiler."""
+    fixed tree, so the order of every addition is set here and not by the compiler. Chunks go
+    to two sets of accumulators by parity, and a constant n_chunks unrolls the loop without
+    changing that order."""
     sig = types.UniTuple(P.dtype, 2)(P, u, Q, i, n_chunks)
 
     def codegen(context, builder, signature, args):
@@ -121,27 +144,46 @@ def simd_dot_sqnorm(typingctx, P, u, Q, i, n_chunks):
         row_i = _as_intp(context, builder, args[3], i_ty)
         count = _as_intp(context, builder, args[4], n_ty)
         zero = ir.Constant(vty, [0.0] * W)
-        # two sets of accumulators (even and odd chunks) and separate ones for ‖p‖² and ‖q‖²:
-        # six short dependency chains instead of one long one
-        acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in range(2)]
         fma = _fma(builder, vty)
 
-        def chunk(index, accs):
+        def load_chunk(index):
             col = builder.mul(index, ir.Constant(index.type, W))
             p = builder.load(_row_ptr(context, builder, P_ty, parr, row_u, col, vty), align=4)
             q = builder.load(_row_ptr(context, builder, Q_ty, qarr, row_i, col, vty), align=4)
-            for a, (x, y) in zip(accs, ((p, q), (p, p), (q, q))):
-                builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
+            return ((p, q), (p, p), (q, q))
 
-        two = ir.Constant(count.type, 2)
-        with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
-            first = builder.mul(loop.index, two)
-            chunk(first, acc[0])
-            chunk(builder.add(first, ir.Constant(count.type, 1)), acc[1])
-        odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
-        with builder.if_then(odd):
-            chunk(builder.sub(count, ir.Constant(count.type, 1)), acc[0])
-        even, odd_ = ([builder.load(a) for a in accs] for accs in acc)
+        # two sets of accumulators (even and odd chunks) and separate ones for ‖p‖² and ‖q‖²:
+        # six short dependency chains instead of one long one
+        fixed = _fixed_count(n_ty)
+        if fixed is not None:
+            acc = [[zero] * 3 for _ in range(2)]
+            for c in range(fixed):
+                for t, (x, y) in enumerate(load_chunk(ir.Constant(count.type, c))):
+                    # x·y + 0 rounds as x·y, so a set's first product needs no addition; but a
+                    # plain product that meets the final fadd could be fused into it by the
+                    # backend, so that happens only where another fma follows
+                    prev = acc[c % 2][t]
+                    if c < 2 and c + 2 < fixed:
+                        acc[c % 2][t] = builder.fmul(x, y)
+                    else:
+                        acc[c % 2][t] = builder.call(fma, [x, y, prev])
+            even, odd_ = acc
+        else:
+            slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in range(2)]
+
+            def chunk(index, accs):
+                for a, (x, y) in zip(accs, load_chunk(index)):
+                    builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
+
+            two = ir.Constant(count.type, 2)
+            with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
+                first = builder.mul(loop.index, two)
+                chunk(first, slots[0])
+                chunk(builder.add(first, ir.Constant(count.type, 1)), slots[1])
+            odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
+            with builder.if_then(odd):
+                chunk(builder.sub(count, ir.Constant(count.type, 1)), slots[0])
+            even, odd_ = ([builder.load(a) for a in accs] for accs in slots)
         dots = builder.fadd(even[0], odd_[0])
         sq = builder.fadd(builder.fadd(even[1], odd_[1]), builder.fadd(even[2], odd_[2]))
         d, n = _hsum_pair(builder, dots, sq, W)
@@ -150,7 +192,7 @@ def simd_dot_sqnorm(typingctx, P, u, Q, i, n_chunks):
     return sig, codegen
 
 
-@intrinsic
+@intrinsic(prefer_literal=True)
 def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
     """p_u, q_i ← c·p_u + s·q_i, c·q_i + s·p_u (both from the old rows) over the first
     n_chunks·W columns: the SGD step of one rating, with c = 1 − 2ηλ and s = 2η·e."""
@@ -169,20 +211,24 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
         cvec = _splat(context, builder, args[4], c_ty, dt, vty)
         svec = _splat(context, builder, args[5], s_ty, dt, vty)
         fma = _fma(builder, vty)
-        with cgutils.for_range(builder, count) as loop:
-            col = builder.mul(loop.index, ir.Constant(loop.index.type, W))
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, W))
             pp = _row_ptr(context, builder, P_ty, parr, row_u, col, vty)
             qp = _row_ptr(context, builder, Q_ty, qarr, row_i, col, vty)
-            p = builder.load(pp, align=4)
-            q = builder.load(qp, align=4)
+            return pp, qp, builder.load(pp, align=4), builder.load(qp, align=4)
+
+        def store(pp, qp, p, q):
             builder.store(builder.call(fma, [svec, q, builder.fmul(cvec, p)]), pp, align=4)
             builder.store(builder.call(fma, [svec, p, builder.fmul(cvec, q)]), qp, align=4)
+
+        _each_chunk(builder, n_ty, count, load, store)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@intrinsic
+@intrinsic(prefer_literal=True)
 def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, a, b, n_chunks):
     """GU[su] += a·p_u + b·q_i and GI[si] += a·q_i + b·p_u over the first n_chunks·W columns:
     one rating's share of a batch gradient (a = 2λ, b = −2e)."""
@@ -206,30 +252,38 @@ def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, a, b, n_chunks):
         avec = _splat(context, builder, args[8], a_ty, dt, vty)
         bvec = _splat(context, builder, args[9], b_ty, dt, vty)
         fma = _fma(builder, vty)
-        with cgutils.for_range(builder, count) as loop:
-            col = builder.mul(loop.index, ir.Constant(loop.index.type, W))
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, W))
             ptrs = [
                 _row_ptr(context, builder, t, arr, row, col, vty)
                 for t, arr, row in zip(tys, arrays, rows)
             ]
-            gu, gi, p, q = (builder.load(ptr, align=4) for ptr in ptrs)
+            return ptrs, [builder.load(ptr, align=4) for ptr in ptrs]
+
+        def store(ptrs, vectors):
+            gu, gi, p, q = vectors
             new_gu = builder.call(fma, [bvec, q, builder.call(fma, [avec, p, gu])])
             new_gi = builder.call(fma, [bvec, p, builder.call(fma, [avec, q, gi])])
             builder.store(new_gu, ptrs[0], align=4)
             builder.store(new_gi, ptrs[1], align=4)
+
+        _each_chunk(builder, n_ty, count, load, store)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@intrinsic
-def prefetch_row(typingctx, A, r):
+@intrinsic(prefer_literal=True)
+def prefetch_row(typingctx, A, r, n_chunks):
     """Ask the processor to bring row r of the 2-d array A into the cache (a hint: it changes
-    no value). Used a few ratings ahead, so the rows are in L1 when their rating comes."""
-    sig = types.void(A, r)
+    no value). Used a few ratings ahead, so the rows are in L1 when their rating comes. With a
+    constant n_chunks the row is n_chunks·W wide and its cache lines are known at compile time;
+    otherwise the row's width is read from A."""
+    sig = types.void(A, r, n_chunks)
 
     def codegen(context, builder, signature, args):
-        A_ty, r_ty = signature.args
+        A_ty, r_ty, n_ty = signature.args
         arr = context.make_array(A_ty)(context, builder, args[0])
         row = _as_intp(context, builder, args[1], r_ty)
         shape = cgutils.unpack_tuple(builder, arr.shape)
@@ -245,14 +299,25 @@ def prefetch_row(typingctx, A, r):
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), name
         )
         start = builder.bitcast(ptr, i8p)
-        n_bytes = builder.mul(shape[1], ir.Constant(row.type, A_ty.dtype.bitwidth // 8))
+        item_bytes = A_ty.dtype.bitwidth // 8
+
+        def line(index):
+            at = builder.gep(start, [builder.mul(index, ir.Constant(row.type, 64))])
+            # read access, keep in all cache levels, data cache
+            builder.call(fn, [at, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
+        fixed = _fixed_count(n_ty)
+        if fixed is not None:
+            n_lines = -(-fixed * _lanes(A_ty.dtype) * item_bytes // 64)
+            for c in range(n_lines):
+                line(ir.Constant(row.type, c))
+            return context.get_dummy_value()
+        n_bytes = builder.mul(shape[1], ir.Constant(row.type, item_bytes))
         n_lines = builder.sdiv(
             builder.add(n_bytes, ir.Constant(row.type, 63)), ir.Constant(row.type, 64)
         )
         with cgutils.for_range(builder, n_lines) as loop:
-            line = builder.gep(start, [builder.mul(loop.index, ir.Constant(row.type, 64))])
-            # read access, keep in all cache levels, data cache
-            builder.call(fn, [line, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            line(loop.index)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -286,16 +351,14 @@ def dot(P, u, Q, i):
     return dot_and_sqnorm(P, u, Q, i)[0]
 
 
-@njit(**JIT)
-def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias):
-    """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
-
-    Updates bu, bi (when ``learn_bias``), P and Q in place; returns the sums of the base and the
-    regularization loss, each rating's taken at the parameters before its step.
-    """
+@njit(**JIT_INLINE)
+def sgd_ratings(
+    lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, n_chunks, has_rest
+):  # fmt: skip
+    """The body of ``sgd_block``: the row is n_chunks SIMD chunks, plus the columns left over
+    when ``has_rest``."""
     k = P.shape[1]
     W = lanes_of(P)
-    n_chunks = k // W
     base = 0.0
     regl = 0.0
     step = lr + lr
@@ -304,27 +367,66 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
         u = users[j]
         i = items[j]
         if j + PREFETCH_AHEAD < hi:
+            # the block interleaves STREAMS runs of ratings: a user's earlier rating in its own
+            # run is STREAMS places back, and its row was prefetched then
             ahead = users[j + PREFETCH_AHEAD]
-            if ahead != users[j + PREFETCH_AHEAD - 1]:
-                prefetch_row(P, ahead)
-            prefetch_row(Q, items[j + PREFETCH_AHEAD])
+            if ahead != users[j + PREFETCH_AHEAD - STREAMS]:
+                prefetch_row(P, ahead, n_chunks)
+            prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
+        b_u = bu[u]
+        b_i = bi[i]
         # the part of the error that does not wait for the dot product
-        r0 = values[j] - mu - bu[u] - bi[i]
-        d, sq = dot_and_sqnorm(P, u, Q, i)
+        r0 = values[j] - mu - b_u - b_i
+        d, sq = simd_dot_sqnorm(P, u, Q, i, n_chunks)
+        if has_rest:
+            for f in range(n_chunks * W, k):
+                d += P[u, f] * Q[i, f]
+                sq += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
         e = r0 - d
         base += e * e
-        regl += lam * sq + lam_b * (bu[u] * bu[u] + bi[i] * bi[i])
-        if learn_bias:
-            bu[u] += step * (e - lam_b * bu[u])
-            bi[i] += step * (e - lam_b * bi[i])
+        regl += lam * sq + lam_b * (b_u * b_u + b_i * b_i)
         se = step * e
+        # the factors step first, with no store in between, so the rows the dot product loaded
+        # are still in registers
         simd_shrink_and_swap(P, u, Q, i, shrink, se, n_chunks)
-        for f in range(n_chunks * W, k):
-            pf = P[u, f]
-            qf = Q[i, f]
-            P[u, f] = shrink * pf + se * qf
-            Q[i, f] = shrink * qf + se * pf
+        if has_rest:
+            for f in range(n_chunks * W, k):
+                pf = P[u, f]
+                qf = Q[i, f]
+                P[u, f] = shrink * pf + se * qf
+                Q[i, f] = shrink * qf + se * pf
+        if learn_bias:
+            bu[u] = b_u + step * (e - lam_b * b_u)
+            bi[i] = b_i + step * (e - lam_b * b_i)
     return base, regl
+
+
+@njit(**JIT)
+def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias):
+    """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
+
+    Updates bu, bi (when ``learn_bias``), P and Q in place; returns the sums of the base and the
+    regularization loss, each rating's taken at the parameters before its step. The common factor
+    counts (2, 4, 8 or 16 chunks of W) run a body compiled for their width, with every loop over
+    the row unrolled; the arithmetic, and so every bit of the result, is the same as the general
+    body's.
+    """
+    n_chunks = P.shape[1] // lanes_of(P)
+    whole = P.shape[1] % lanes_of(P) == 0
+    if whole and n_chunks == 8:
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+                           learn_bias, 8, False)  # fmt: skip
+    if whole and n_chunks == 4:
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+                           learn_bias, 4, False)  # fmt: skip
+    if whole and n_chunks == 16:
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+                           learn_bias, 16, False)  # fmt: skip
+    if whole and n_chunks == 2:
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+                           learn_bias, 2, False)  # fmt: skip
+    return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+                       learn_bias, n_chunks, not whole)  # fmt: skip
 
 
 @njit(**JIT_INLINE)
@@ -449,8 +551,8 @@ def batch_block(
             u = users[j]
             i = items[j]
             if j + PREFETCH_AHEAD < hi:
-                prefetch_row(P, users[j + PREFETCH_AHEAD])
-                prefetch_row(Q, items[j + PREFETCH_AHEAD])
+                prefetch_row(P, users[j + PREFETCH_AHEAD], n_chunks)
+                prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
             su, n_u = claim_slot(user_slot, rows_u, gU, gUb, u, n_u)
             si, n_i = claim_slot(item_slot, rows_i, gI, gIb, i, n_i)
             d, sq = dot_and_sqnorm(P, u, Q, i)

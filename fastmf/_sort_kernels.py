@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._jit import JIT
+from fastmf._jit import JIT, JIT_INLINE
 
 
 @njit(**JIT)
@@ -59,6 +59,19 @@ def sort_segments_by_item(order, offsets, items):
             order[j] = keys[j - lo] & mask
 
 
+@njit(parallel=True, **JIT)
+def sort_unsorted_segments(values, offsets):
+    """Sort each segment ``values[offsets[s]:offsets[s+1]]`` in place, skipping the segments that
+    are already sorted (each segment is owned by one thread)."""
+    for s in prange(offsets.shape[0] - 1):
+        lo = offsets[s]
+        hi = offsets[s + 1]
+        for j in range(lo + 1, hi):
+            if values[j] < values[j - 1]:
+                values[lo:hi] = np.sort(values[lo:hi])
+                break
+
+
 @njit(**JIT)
 def is_sorted_by_user_item(users, items):
     """Whether the ratings are in (user, item) order, each pair at most once: then every layout
@@ -93,6 +106,26 @@ def find_duplicates(order, offsets, users, items):
 
 N_CHUNKS = 16  # fixed, not the thread count: the layout must not depend on threads
 
+# Each block's ratings, in (user, item) order, are cut into STREAMS equal runs that are then
+# interleaved (the first rating of each run, then the second of each, ...). Consecutive ratings
+# then belong to different users, so the processor overlaps one rating's update with the next
+# rating's dot product instead of waiting for a user row it has just written.
+STREAMS = 3
+
+
+@njit(**JIT_INLINE)
+def interleaved_position(rank, n, n_streams):
+    """Where the rating of rank ``rank`` (in (user, item) order) of an n-rating block goes when
+    its STREAMS runs are interleaved. Runs hold n // n_streams ratings, the last one the rest."""
+    run = n // n_streams
+    if run == 0:
+        return rank
+    stream = min(rank // run, n_streams - 1)
+    within = rank - stream * run
+    if within < run:
+        return within * n_streams + stream
+    return run * n_streams + (within - run)
+
 
 @njit(parallel=True, **JIT)
 def gather(values, order):
@@ -110,8 +143,9 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
     ``users``/``items`` are container indices, relabelled on the fly by ``user_row``/``item_row``
     (rows are numbered in index order inside each stratum); ``user_stratum``/``item_stratum``
     give each row's stratum. Block ``a * n_strata + b`` holds the ratings of user stratum a and
-    item stratum b, sorted by (user, item) row. Ratings already in (user, item) index order are
-    then in row order inside each block, so one stable bucketing by block is all it takes.
+    item stratum b, sorted by (user, item) row and then interleaved in STREAMS runs. Ratings
+    already in (user, item) index order are then in row order inside each block, so one stable
+    bucketing by block is all it takes.
     Returns the rows, values and the int64 block offsets (n_strata² + 1).
     """
     n = users.shape[0]
@@ -132,7 +166,8 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
 @njit(parallel=True, **JIT)
 def _bucket_by_block(order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):  # fmt: skip
     """Stable bucketing of ``order`` by block, in N_CHUNKS parallel pieces: each piece counts
-    and then writes its own ratings, at positions that make the result the serial one."""
+    and then writes its own ratings, at positions that make the result the serial one, with each
+    block's runs interleaved (``interleaved_position``)."""
     n = order.shape[0]
     n_blocks = n_strata * n_strata
     counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
@@ -160,8 +195,9 @@ def _bucket_by_block(order, users, items, values, user_row, item_row, user_strat
             u = user_row[users[row]]
             i = item_row[items[row]]
             b = user_stratum[u] * n_strata + item_stratum[i]
-            dest = cursor[c, b]
+            rank = cursor[c, b] - offsets[b]
             cursor[c, b] += 1
+            dest = offsets[b] + interleaved_position(rank, offsets[b + 1] - offsets[b], STREAMS)
             out_users[dest] = u
             out_items[dest] = i
             out_values[dest] = values[row]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
+from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
 from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata
 from fastmf._threads import numba_threads, threads_for
 from fastmf._validation import (
@@ -484,9 +485,9 @@ class MatrixFactorization:
         i_ids[i_pos] = ratings.item_map.ids
         k = params["n_factors"]
         std = params["init_std"]
-        P = rng.standard_normal((n_users, k), dtype=dtype)
+        P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
         P *= dtype.type(std)
-        Q = rng.standard_normal((n_items, k), dtype=dtype)
+        Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
         Q *= dtype.type(std)
         mu = float(np.mean(ratings.values, dtype=np.float64))
         bu = np.zeros(n_users, dtype=dtype)
@@ -556,6 +557,9 @@ class MatrixFactorization:
         n_threads = blocks.n_workers
         n_train = len(blocks.values)
         dtype = np.dtype(self.dtype)
+        # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
+        self.user_factors_ = cache_aligned(self.user_factors_)
+        self.item_factors_ = cache_aligned(self.item_factors_)
         val_rows = None
         if val is not None:
             vu, vi = _pairs(val)
@@ -799,11 +803,11 @@ def _scratch(
     """Per-worker gradient buffers for the mini-batch kernel."""
     w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
     return (
-        np.zeros((w, b, k), dtype),
+        aligned_zeros((w, b, k), dtype),
         np.zeros((w, b), dtype),
         np.zeros((w, b), np.int32),
         np.full((w, n_users), -1, np.int32),
-        np.zeros((w, b, k), dtype),
+        aligned_zeros((w, b, k), dtype),
         np.zeros((w, b), dtype),
         np.zeros((w, b), np.int32),
         np.full((w, n_items), -1, np.int32),
@@ -814,10 +818,13 @@ def _seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarr
     """Each user's training items, sorted, as CSR (indptr int64, items int32).
 
     Blocks come in (user stratum, item stratum) order and item rows are numbered stratum by
-    stratum, so a stable bucketing by user yields every user's items already sorted.
+    stratum, so a stable bucketing by user yields every user's items nearly sorted: only a user
+    whose ratings in a block span two of its interleaved runs needs sorting.
     """
     order, indptr = sk.stable_bucket_order(blocks.users, n_users)
-    return indptr, blocks.items[order]
+    items = blocks.items[order]
+    sk.sort_unsorted_segments(items, indptr)
+    return indptr, items
 
 
 def _fingerprint(ratings: Ratings) -> tuple:

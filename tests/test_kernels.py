@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fastmf import _kernels as K
+from fastmf import _sort_kernels as sk
 from fastmf._schedule import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
@@ -240,6 +241,40 @@ def test_strata_are_balanced_and_blocks_share_no_rows():
     for t in range(s):
         dealt = blocks.assign_blocks[t, : blocks.assign_offsets[t, -1]]
         assert sorted(dealt.tolist()) == sorted(a * s + (a + t) % s for a in range(s))
+
+
+def test_blocks_interleave_runs_of_user_item_order():
+    users, items, values, *_ = _problem(n_users=60, n_items=50, n=2000, seed=17)
+    blocks, _, _ = _blocks(users, items, values, 60, 50, n_strata=2)
+    streams = sk.STREAMS
+    shared_user_neighbours = 0
+    for b in range(4):
+        lo, hi = blocks.block_offsets[b], blocks.block_offsets[b + 1]
+        n = hi - lo
+        pos = np.array([sk.interleaved_position(r, n, streams) for r in range(n)])
+        np.testing.assert_array_equal(np.sort(pos), np.arange(n))  # a permutation of the block
+        # undoing the interleave gives the block in (user, item) order
+        u, i = blocks.users[lo:hi][pos], blocks.items[lo:hi][pos]
+        keys = u.astype(np.int64) * 1000 + i
+        assert np.all(np.diff(keys) > 0)
+        shared_user_neighbours += int(np.sum(blocks.users[lo + 1 : hi] == blocks.users[lo : hi - 1]))
+    # in (user, item) order most neighbours share a user; interleaved, almost none do
+    assert shared_user_neighbours < 0.05 * len(values)
+
+
+@pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float32, 16), (np.float64, 32)])
+def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
+    users, items, values, bu, bi, P, Q = _problem(n=350, k=k, seed=19, dtype=dtype)
+    a = [x.copy() for x in (bu, bi, P, Q)]
+    b = [x.copy() for x in (bu, bi, P, Q)]
+    args = (users, items, values, dtype(3.4))
+    rates = (dtype(0.02), dtype(0.05), dtype(0.01), True)
+    # sgd_block picks the body unrolled for k; called from Python the body takes k at run time
+    la = K.sgd_block(0, len(values), *args, *a, *rates)
+    lb = K.sgd_ratings(0, len(values), *args, *b, *rates, k // (32 // np.dtype(dtype).itemsize), False)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert la == lb
 
 
 def test_strata_of_rows():
