@@ -8,7 +8,9 @@ import pytest
 from fastmf._aligned import CACHE_LINE, aligned_empty, aligned_zeros, cache_aligned
 
 
-@pytest.mark.parametrize("shape,dtype", [((7, 64), np.float32), ((3, 5), np.float64), (11, np.int32)])
+@pytest.mark.parametrize(
+    "shape,dtype", [((7, 64), np.float32), ((3, 5), np.float64), (11, np.int32)]
+)
 def test_new_arrays_start_on_a_cache_line(shape, dtype):
     for make in (aligned_empty, aligned_zeros):
         a = make(shape, dtype)

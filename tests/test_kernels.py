@@ -257,7 +257,9 @@ def test_blocks_interleave_runs_of_user_item_order():
         u, i = blocks.users[lo:hi][pos], blocks.items[lo:hi][pos]
         keys = u.astype(np.int64) * 1000 + i
         assert np.all(np.diff(keys) > 0)
-        shared_user_neighbours += int(np.sum(blocks.users[lo + 1 : hi] == blocks.users[lo : hi - 1]))
+        shared_user_neighbours += int(
+            np.sum(blocks.users[lo + 1 : hi] == blocks.users[lo : hi - 1])
+        )
     # in (user, item) order most neighbours share a user; interleaved, almost none do
     assert shared_user_neighbours < 0.05 * len(values)
 
@@ -271,7 +273,9 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     rates = (dtype(0.02), dtype(0.05), dtype(0.01), True)
     # sgd_block picks the body unrolled for k; called from Python the body takes k at run time
     la = K.sgd_block(0, len(values), *args, *a, *rates)
-    lb = K.sgd_ratings(0, len(values), *args, *b, *rates, k // (32 // np.dtype(dtype).itemsize), False)
+    lb = K.sgd_ratings(
+        0, len(values), *args, *b, *rates, k // (32 // np.dtype(dtype).itemsize), False
+    )
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert la == lb
