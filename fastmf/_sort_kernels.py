@@ -1,5 +1,6 @@
-"""Numba kernels that order rating triples: bucketing by user, sorting each user's items, finding
-duplicate pairs and laying ratings out block by block for the training schedule.
+"""Numba kernels that order rating triples: dense codes for integer ids, bucketing by user,
+sorting each user's items, finding duplicate pairs and laying ratings out block by block for the
+training schedule.
 
 Legend: ``users``/``items`` are dense int32 indices, ``values`` float32 ratings, ``n`` the number
 of ratings. Every kernel here is deterministic: its output depends on its input only, never on the
@@ -13,28 +14,62 @@ from numba import njit, prange
 
 from fastmf._jit import JIT, JIT_INLINE
 
-
-@njit(**JIT)
-def bucket_offsets(keys, n_keys):
-    """Start of each key's run in a stable bucketing by ``keys``: int64 array of n_keys + 1."""
-    counts = np.zeros(n_keys + 1, dtype=np.int64)
-    for j in range(keys.shape[0]):
-        counts[keys[j] + 1] += 1
-    for k in range(n_keys):
-        counts[k + 1] += counts[k]
-    return counts
+N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it
 
 
-@njit(**JIT)
+@njit(parallel=True, **JIT)
+def dense_int_codes(ids, low, high):
+    """Codes 0..m-1 of integer ids in [low, high], in sorted id order, and the m distinct ids.
+
+    Marks the ids present in a table of high - low + 1 slots, numbers the marked slots in order,
+    then looks every id up, each pass in parallel."""
+    n = ids.shape[0]
+    present = np.zeros(high - low + 1, dtype=np.bool_)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            present[ids[j] - low] = True  # every writer writes True: the result is the same
+    table = np.empty(high - low + 1, dtype=np.int32)
+    m = 0
+    for v in range(high - low + 1):
+        table[v] = m
+        if present[v]:
+            m += 1
+    uniques = np.empty(m, dtype=np.int64)
+    for v in range(high - low + 1):
+        if present[v]:
+            uniques[table[v]] = v + low
+    codes = np.empty(n, dtype=np.int32)
+    for j in prange(n):
+        codes[j] = table[ids[j] - low]
+    return codes, uniques
+
+
+@njit(parallel=True, **JIT)
 def stable_bucket_order(keys, n_keys):
-    """The permutation that sorts ``keys`` stably (counting sort), and the bucket offsets."""
-    offsets = bucket_offsets(keys, n_keys)
-    cursor = offsets[:-1].copy()
-    order = np.empty(keys.shape[0], dtype=np.int64)
-    for j in range(keys.shape[0]):
-        k = keys[j]
-        order[cursor[k]] = j
-        cursor[k] += 1
+    """The permutation that sorts ``keys`` stably (counting sort), and the bucket offsets.
+
+    The keys are cut into N_CHUNKS pieces that count, then write, their own rows in parallel, at
+    the positions the serial counting sort gives them."""
+    n = keys.shape[0]
+    counts = np.zeros((N_CHUNKS, n_keys), dtype=np.int64)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            counts[c, keys[j]] += 1
+    offsets = np.zeros(n_keys + 1, dtype=np.int64)
+    cursor = np.empty((N_CHUNKS, n_keys), dtype=np.int64)
+    pos = 0
+    for k in range(n_keys):
+        offsets[k] = pos
+        for c in range(N_CHUNKS):
+            cursor[c, k] = pos
+            pos += counts[c, k]
+    offsets[n_keys] = pos
+    order = np.empty(n, dtype=np.int64)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            k = keys[j]
+            order[cursor[c, k]] = j
+            cursor[c, k] += 1
     return order, offsets
 
 
@@ -42,8 +77,10 @@ def stable_bucket_order(keys, n_keys):
 def sort_segments_by_item(order, offsets, items):
     """Within each segment ``order[offsets[s]:offsets[s+1]]``, sort the rows by item and then by
     row number (so duplicates are adjacent, earliest row first). Rewrites ``order`` in place;
-    each segment is owned by one thread."""
+    each segment is owned by one thread. Returns how many rows repeat the item of the row before
+    them in their segment (with segments by user: the number of repeated pairs)."""
     n_segments = offsets.shape[0] - 1
+    repeats = np.zeros(n_segments, dtype=np.int64)
     for s in prange(n_segments):
         lo = offsets[s]
         hi = offsets[s + 1]
@@ -55,8 +92,12 @@ def sort_segments_by_item(order, offsets, items):
             keys[j - lo] = (np.int64(items[row]) << 36) | row
         keys.sort()
         mask = (np.int64(1) << 36) - 1
-        for j in range(lo, hi):
+        order[lo] = keys[0] & mask
+        for j in range(lo + 1, hi):
             order[j] = keys[j - lo] & mask
+            if keys[j - lo] >> 36 == keys[j - lo - 1] >> 36:
+                repeats[s] += 1
+    return repeats.sum()
 
 
 @njit(parallel=True, **JIT)
@@ -103,8 +144,6 @@ def find_duplicates(order, offsets, users, items):
         j = k
     return np.array(dup_first, dtype=np.int64), np.array(dup_last, dtype=np.int64)
 
-
-N_CHUNKS = 16  # fixed, not the thread count: the layout must not depend on threads
 
 # Each block's ratings, in (user, item) order, are cut into STREAMS equal runs that are then
 # interleaved (the first rating of each run, then the second of each, ...). Consecutive ratings

@@ -135,15 +135,13 @@ def factorize_ids(values: Any, *, column: str) -> tuple[np.ndarray, IdMap]:
         if arr.size == 0:
             return np.empty(0, np.int32), IdMap(arr.astype(np.int64))
         low, high = int(arr.min()), int(arr.max())
-        if high - low <= 8 * arr.size + 1_000_000:
-            present = np.zeros(high - low + 1, dtype=np.bool_)
-            present[arr - low] = True
-            uniques = np.flatnonzero(present)
-            table = np.full(high - low + 1, -1, dtype=np.int32)
-            table[uniques] = np.arange(uniques.size, dtype=np.int32)
-            codes = table[arr - low]
-            return codes, IdMap((uniques + low).astype(np.int64))
-        uniques, codes = np.unique(arr.astype(np.int64), return_inverse=True)
+        if high - low <= 8 * arr.size + 1_000_000 and high <= np.iinfo(np.int64).max:
+            if arr.dtype not in (np.int32, np.int64):
+                arr = arr.astype(np.int64)
+            codes, uniques = sk.dense_int_codes(arr, np.int64(low), np.int64(high))
+            return codes, IdMap(uniques)
+        wide = arr.dtype == np.uint64 and high > np.iinfo(np.int64).max
+        uniques, codes = np.unique(arr if wide else arr.astype(np.int64), return_inverse=True)
         return codes.astype(np.int32), IdMap(uniques)
     series = pd.Series(arr, copy=False)
     if series.isna().any():
@@ -306,8 +304,10 @@ class Ratings:
         if sk.is_sorted_by_user_item(self.users, self.items):
             return self
         order, offsets = sk.stable_bucket_order(self.users, self.n_users)
-        sk.sort_segments_by_item(order, offsets, self.items)
-        first, last = sk.find_duplicates(order, offsets, self.users, self.items)
+        if sk.sort_segments_by_item(order, offsets, self.items) > 0:
+            first, last = sk.find_duplicates(order, offsets, self.users, self.items)
+        else:
+            first = last = np.empty(0, dtype=np.int64)
         if first.size and policy == "error":
             row, again = int(first[0]), int(last[0])
             raise ValueError(

@@ -365,3 +365,24 @@ def test_verbose_zero_prints_nothing(small_ratings, capsys):
 def test_progress_bar_when_verbose(small_ratings, capsys):
     MatrixFactorization(**{**FAST, "verbose": 1}).fit(small_ratings)
     assert "epoch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        np.array([5, 3, 5, 9, 3], np.int32),
+        np.array([-4, 7, -4, 0], np.int16),
+        np.array([12, 7, 12], np.uint64),
+        np.array([10**15, 3, 10**15]),  # too spread out for a table
+        np.array([2**64 - 1, 3, 3], np.uint64),  # past int64
+    ],
+)
+def test_integer_ids_get_codes_in_sorted_id_order(ids):
+    from fastmf.ratings import factorize_ids
+
+    codes, id_map = factorize_ids(ids, column="user")
+    uniques, inverse = np.unique(ids, return_inverse=True)
+    assert codes.dtype == np.int32
+    np.testing.assert_array_equal(codes, inverse)
+    assert [int(x) for x in id_map.ids] == [int(x) for x in uniques]
+    np.testing.assert_array_equal(id_map.lookup(ids), inverse)
