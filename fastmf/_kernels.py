@@ -229,28 +229,25 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
 
 
 @intrinsic(prefer_literal=True)
-def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, a, b, n_chunks):
-    """GU[su] += a·p_u + b·q_i and GI[si] += a·q_i + b·p_u over the first n_chunks·W columns:
-    one rating's share of a batch gradient (a = 2λ, b = −2e)."""
-    sig = types.void(GU, su, GI, si, P, u, Q, i, a, b, n_chunks)
+def simd_accumulate_pair(typingctx, GU, GI, P, u, Q, i, b, n_chunks):
+    """GU[u] += b·q_i and GI[i] += b·p_u over the first n_chunks·W columns: one rating's share
+    of a batch's gradient (b = −2e; the λ part is added once per row at the step)."""
+    sig = types.void(GU, GI, P, u, Q, i, b, n_chunks)
 
     def codegen(context, builder, signature, args):
-        GU_ty, su_ty, GI_ty, si_ty, P_ty, u_ty, Q_ty, i_ty, a_ty, b_ty, n_ty = signature.args
+        GU_ty, GI_ty, P_ty, u_ty, Q_ty, i_ty, b_ty, n_ty = signature.args
         dt = P_ty.dtype
         W = _lanes(dt)
         vty = ir.VectorType(context.get_value_type(dt), W)
-        arrays = [
-            context.make_array(t)(context, builder, v)
-            for t, v in ((GU_ty, args[0]), (GI_ty, args[2]), (P_ty, args[4]), (Q_ty, args[6]))
-        ]
-        rows = [
-            _as_intp(context, builder, args[k], t)
-            for k, t in ((1, su_ty), (3, si_ty), (5, u_ty), (7, i_ty))
-        ]
+        row_u = _as_intp(context, builder, args[3], u_ty)
+        row_i = _as_intp(context, builder, args[5], i_ty)
         tys = (GU_ty, GI_ty, P_ty, Q_ty)
-        count = _as_intp(context, builder, args[10], n_ty)
-        avec = _splat(context, builder, args[8], a_ty, dt, vty)
-        bvec = _splat(context, builder, args[9], b_ty, dt, vty)
+        arrays = [
+            context.make_array(t)(context, builder, args[k]) for t, k in zip(tys, (0, 1, 2, 4))
+        ]
+        rows = (row_u, row_i, row_u, row_i)
+        count = _as_intp(context, builder, args[7], n_ty)
+        bvec = _splat(context, builder, args[6], b_ty, dt, vty)
         fma = _fma(builder, vty)
 
         def load(index):
@@ -263,10 +260,83 @@ def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, a, b, n_chunks):
 
         def store(ptrs, vectors):
             gu, gi, p, q = vectors
-            new_gu = builder.call(fma, [bvec, q, builder.call(fma, [avec, p, gu])])
-            new_gi = builder.call(fma, [bvec, p, builder.call(fma, [avec, q, gi])])
-            builder.store(new_gu, ptrs[0], align=4)
-            builder.store(new_gi, ptrs[1], align=4)
+            builder.store(builder.call(fma, [bvec, q, gu]), ptrs[0], align=4)
+            builder.store(builder.call(fma, [bvec, p, gi]), ptrs[1], align=4)
+
+        _each_chunk(builder, n_ty, count, load, store)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_grad_sumsq(typingctx, G, X, r, m, n_chunks):
+    """‖g_r + m·x_r‖² over the first n_chunks·W columns: the squared norm of a row's batch
+    gradient (m·x_r its λ part), in W lanes (two sets by chunk parity) and a fixed tree."""
+    sig = G.dtype(G, X, r, m, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        G_ty, X_ty, r_ty, m_ty, n_ty = signature.args
+        dt = G_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        garr = context.make_array(G_ty)(context, builder, args[0])
+        xarr = context.make_array(X_ty)(context, builder, args[1])
+        row = _as_intp(context, builder, args[2], r_ty)
+        mvec = _splat(context, builder, args[3], m_ty, dt, vty)
+        count = _as_intp(context, builder, args[4], n_ty)
+        fma = _fma(builder, vty)
+        zero = ir.Constant(vty, [0.0] * W)
+        slots = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, W))
+            g = builder.load(_row_ptr(context, builder, G_ty, garr, row, col, vty), align=4)
+            x = builder.load(_row_ptr(context, builder, X_ty, xarr, row, col, vty), align=4)
+            return index, builder.call(fma, [mvec, x, g])
+
+        def add(index, v):
+            # chunks alternate between the two sets, by the parity of their index
+            odd = builder.trunc(index, ir.IntType(1))
+            slot = builder.select(odd, slots[1], slots[0])
+            builder.store(builder.call(fma, [v, v, builder.load(slot)]), slot)
+
+        _each_chunk(builder, n_ty, count, load, add)
+        total = builder.fadd(builder.load(slots[0]), builder.load(slots[1]))
+        return _hsum_pair(builder, total, zero, W)[0]
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_step_and_clear(typingctx, X, G, r, c, a, n_chunks):
+    """x_r ← c·x_r + a·g_r and g_r ← 0 over the first n_chunks·W columns: one row's optimizer
+    step along its batch gradient, leaving the gradient row zero for the next batch."""
+    sig = types.void(X, G, r, c, a, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        X_ty, G_ty, r_ty, c_ty, a_ty, n_ty = signature.args
+        dt = X_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        xarr = context.make_array(X_ty)(context, builder, args[0])
+        garr = context.make_array(G_ty)(context, builder, args[1])
+        row = _as_intp(context, builder, args[2], r_ty)
+        cvec = _splat(context, builder, args[3], c_ty, dt, vty)
+        avec = _splat(context, builder, args[4], a_ty, dt, vty)
+        count = _as_intp(context, builder, args[5], n_ty)
+        fma = _fma(builder, vty)
+        zero = ir.Constant(vty, [0.0] * W)
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, W))
+            xp = _row_ptr(context, builder, X_ty, xarr, row, col, vty)
+            gp = _row_ptr(context, builder, G_ty, garr, row, col, vty)
+            return xp, gp, builder.load(xp, align=4), builder.load(gp, align=4)
+
+        def store(xp, gp, x, g):
+            builder.store(builder.call(fma, [avec, g, builder.fmul(cvec, x)]), xp, align=4)
+            builder.store(zero, gp, align=4)
 
         _each_chunk(builder, n_ty, count, load, store)
         return context.get_dummy_value()
@@ -430,41 +500,62 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
 
 
 @njit(**JIT_INLINE)
-def step_row(X, S1, S2, r, G, s, opt, lr, scale, corr1, corr2):
-    """Row r of X takes one optimizer step along the gradient ``G[s] * scale``; S1 and S2 hold
-    the row's optimizer state (AdaGrad's sum of squares; Adam's two moments)."""
+def step_row(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
+    """Row r of X takes one optimizer step along its batch gradient ``(G[r] + m·X[r]) * scale``
+    (m·X[r] is the λ part, from the row's rating count), and G[r] is zeroed. S1 and S2 hold the
+    row's optimizer state (AdaGrad's sum of squares; Adam's two moments). The row is n_chunks
+    SIMD chunks, plus the columns left over when ``has_rest``."""
     k = X.shape[1]
-    if opt == SGD:
+    if opt == SGD or opt == ROW_ADAGRAD:
+        rate = lr
+        if opt == ROW_ADAGRAD:
+            # one sum of squares per row (the mean square of its gradients), as LIBMF keeps it
+            sq = simd_grad_sumsq(G, X, r, m, n_chunks)
+            if has_rest:
+                for f in range(n_chunks * lanes_of(X), k):
+                    g = G[r, f] + m * X[r, f]
+                    sq += g * g
+            acc = S1[r, 0] + sq * (scale * scale) / k
+            S1[r, 0] = acc
+            rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
+        a = -(rate * scale)
+        c = 1 + a * m
+        simd_step_and_clear(X, G, r, c, a, n_chunks)
+        if has_rest:
+            for f in range(n_chunks * lanes_of(X), k):
+                X[r, f] = c * X[r, f] + a * G[r, f]
+                G[r, f] = 0
+    else:
+        step_row_elementwise(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2)
+
+
+@njit(**JIT)
+def step_row_elementwise(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2):
+    """``step_row`` for the optimizers with state per element (AdaGrad, Adam). Compiled once and
+    called, not inlined: each unrolled body of the batch kernel would otherwise carry its own
+    copy, and compiling them took seconds."""
+    k = X.shape[1]
+    eps = cast_like(EPS, lr)
+    if opt == ADAGRAD:
         for f in range(k):
-            X[r, f] = X[r, f] - lr * (G[s, f] * scale)
-    elif opt == ROW_ADAGRAD:
-        # one sum of squares per row (the mean square of its gradients), as LIBMF keeps it
-        sq = dot_and_sqnorm(G, s, G, s)[0] * (scale * scale)  # Σ g², in SIMD lanes
-        acc = S1[r, 0] + sq / k
-        S1[r, 0] = acc
-        rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
-        for f in range(k):
-            X[r, f] = X[r, f] - rate * (G[s, f] * scale)
-    elif opt == ADAGRAD:
-        eps = cast_like(EPS, lr)
-        for f in range(k):
-            g = G[s, f] * scale
+            g = (G[r, f] + m * X[r, f]) * scale
+            G[r, f] = 0
             acc = S1[r, f] + g * g
             S1[r, f] = acc
             X[r, f] = X[r, f] - lr * g / (np.sqrt(acc) + eps)
     else:
-        eps = cast_like(EPS, lr)
         b1 = cast_like(ADAM_BETA1, lr)
         b2 = cast_like(ADAM_BETA2, lr)
         c1 = cast_like(1 - ADAM_BETA1, lr)
         c2 = cast_like(1 - ADAM_BETA2, lr)
         for f in range(k):
-            g = G[s, f] * scale
-            m = b1 * S1[r, f] + c1 * g
+            g = (G[r, f] + m * X[r, f]) * scale
+            G[r, f] = 0
+            mom = b1 * S1[r, f] + c1 * g
             v = b2 * S2[r, f] + c2 * g * g
-            S1[r, f] = m
+            S1[r, f] = mom
             S2[r, f] = v
-            X[r, f] = X[r, f] - lr * (m / corr1) / (np.sqrt(v / corr2) + eps)
+            X[r, f] = X[r, f] - lr * (mom / corr1) / (np.sqrt(v / corr2) + eps)
 
 
 @njit(**JIT_INLINE)
@@ -482,19 +573,15 @@ def step_scalar(x, S1, S2, r, g, opt, lr, corr1, corr2):
 
 
 @njit(**JIT_INLINE)
-def claim_slot(slot_of, rows, G, Gb, r, n_used):
-    """Row r's slot in the batch's gradient buffers G, Gb: a new, zeroed one the first time the
-    batch touches r. Returns the slot and the number of slots in use."""
-    s = slot_of[r]
-    if s < 0:
-        s = n_used
-        n_used += 1
-        slot_of[r] = s
-        rows[s] = r
-        Gb[s] = 0
-        for f in range(G.shape[1]):
-            G[s, f] = 0
-    return s, n_used
+def count_rating(counts, rows, r, n):
+    """Count a rating of row r in the batch, and add r to the batch's list ``rows[:n]`` if this
+    is its first; returns the new length. Branch-free: the row is always written, the length
+    grows only for a new row (whether a row is new is a coin toss the processor would often
+    guess wrong)."""
+    c = counts[r] + 1
+    counts[r] = c
+    rows[n] = r
+    return n + (c == 1)
 
 
 @njit(**JIT_INLINE)
@@ -509,35 +596,38 @@ def bias_corrections(steps, r, opt, like):
 
 @njit(**JIT_INLINE)
 def step_touched_rows(
-    n, rows, slot_of, steps, b, b_s1, b_s2, X, X_s1, X_s2, G, Gb, learn_bias, opt, lr, scale
+    n, rows, counts, steps, b, b_s1, b_s2, X, X_s1, X_s2, G, Gb, learn_bias, opt, lr, scale,
+    lam2, lam_b2, n_chunks, has_rest,
 ):  # fmt: skip
-    """The batch's step for the n rows it touched (one side: users or items): each row's bias and
-    factors move along its accumulated gradient, and its slot is released."""
+    """The batch's step for the n rows it touched (one side: users or items). A row with c
+    ratings in the batch has the gradient Σ −2e·(other row) gathered in ``G[r]`` (``Gb[r]`` for
+    its bias) plus c times its own penalty's, 2λ·x_r (2λ_b·b_r): its bias and factors step along
+    that, and its gradient rows and count go back to zero."""
     for s in range(n):
         r = rows[s]
-        slot_of[r] = -1
+        c = cast_like(counts[r], lr)
+        counts[r] = 0
         corr1, corr2 = bias_corrections(steps, r, opt, lr)
         if learn_bias:
-            b[r] = step_scalar(b[r], b_s1, b_s2, r, Gb[s] * scale, opt, lr, corr1, corr2)
-        step_row(X, X_s1, X_s2, r, G, s, opt, lr, scale, corr1, corr2)
+            g = (Gb[r] + c * lam_b2 * b[r]) * scale
+            b[r] = step_scalar(b[r], b_s1, b_s2, r, g, opt, lr, corr1, corr2)
+        Gb[r] = 0
+        m = c * lam2
+        step_row(X, X_s1, X_s2, r, G, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
 
 
-@njit(**JIT)
-def batch_block(
+@njit(**JIT_INLINE)
+def batch_ratings(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, rows_u, user_slot, gI, gIb, rows_i, item_slot,
+    state, scratch, n_chunks, has_rest,
 ):  # fmt: skip
-    """Mini-batches of ``batch_size`` consecutive ratings over ratings lo..hi of one block.
-
-    Each batch's gradient of L_B is taken at the parameters at the batch's start, then every row
-    the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
-    bu, bi, P, Q and the optimizer state in place, using the scratch arrays gU..item_slot of the
-    calling thread; returns the sums of the base and regularization loss over the ratings.
-    """
+    """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples (a
+    call of more than 30 arguments cannot be inlined): the row is n_chunks SIMD chunks, plus the
+    columns left over when ``has_rest``."""
+    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps = state
+    gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i = scratch
     k = P.shape[1]
     W = lanes_of(P)
-    n_chunks = k // W
     base = 0.0
     regl = 0.0
     lam2 = lam + lam
@@ -551,28 +641,76 @@ def batch_block(
             u = users[j]
             i = items[j]
             if j + PREFETCH_AHEAD < hi:
-                prefetch_row(P, users[j + PREFETCH_AHEAD], n_chunks)
+                ahead = users[j + PREFETCH_AHEAD]
+                if ahead != users[j + PREFETCH_AHEAD - STREAMS]:  # as in sgd_ratings
+                    prefetch_row(P, ahead, n_chunks)
+                    prefetch_row(gU, ahead, n_chunks)
                 prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
-            su, n_u = claim_slot(user_slot, rows_u, gU, gUb, u, n_u)
-            si, n_i = claim_slot(item_slot, rows_i, gI, gIb, i, n_i)
-            d, sq = dot_and_sqnorm(P, u, Q, i)
-            e = (values[j] - mu - bu[u] - bi[i]) - d
+                prefetch_row(gI, items[j + PREFETCH_AHEAD], n_chunks)
+            n_u = count_rating(counts_u, rows_u, u, n_u)
+            n_i = count_rating(counts_i, rows_i, i, n_i)
+            b_u = bu[u]
+            b_i = bi[i]
+            r0 = values[j] - mu - b_u - b_i
+            d, sq = simd_dot_sqnorm(P, u, Q, i, n_chunks)
+            if has_rest:
+                for f in range(n_chunks * W, k):
+                    d += P[u, f] * Q[i, f]
+                    sq += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
+            e = r0 - d
             base += e * e
-            regl += lam * sq + lam_b * (bu[u] * bu[u] + bi[i] * bi[i])
+            regl += lam * sq + lam_b * (b_u * b_u + b_i * b_i)
             e2 = e + e
-            gUb[su] += lam_b2 * bu[u] - e2
-            gIb[si] += lam_b2 * bi[i] - e2
-            simd_accumulate_pair(gU, su, gI, si, P, u, Q, i, lam2, -e2, n_chunks)
-            for f in range(n_chunks * W, k):
-                gU[su, f] += lam2 * P[u, f] - e2 * Q[i, f]
-                gI[si, f] += lam2 * Q[i, f] - e2 * P[u, f]
+            simd_accumulate_pair(gU, gI, P, u, Q, i, -e2, n_chunks)
+            if has_rest:
+                for f in range(n_chunks * W, k):
+                    gU[u, f] -= e2 * Q[i, f]
+                    gI[i, f] -= e2 * P[u, f]
+            gUb[u] -= e2
+            gIb[i] -= e2
         scale = cast_like(1.0 / (stop - start), lr)
-        step_touched_rows(n_u, rows_u, user_slot, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
-                          gU, gUb, learn_bias, opt, lr, scale)  # fmt: skip
-        step_touched_rows(n_i, rows_i, item_slot, i_steps, bi, bi_s1, bi_s2, Q, Q_s1, Q_s2,
-                          gI, gIb, learn_bias, opt, lr, scale)  # fmt: skip
+        step_touched_rows(n_u, rows_u, counts_u, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
+                          gU, gUb, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
+                          has_rest)  # fmt: skip
+        step_touched_rows(n_i, rows_i, counts_i, i_steps, bi, bi_s1, bi_s2, Q, Q_s1, Q_s2,
+                          gI, gIb, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
+                          has_rest)  # fmt: skip
         start = stop
     return base, regl
+
+
+@njit(**JIT)
+def batch_block(
+    lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
+    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
+    gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i,
+):  # fmt: skip
+    """Mini-batches of ``batch_size`` consecutive ratings over ratings lo..hi of one block.
+
+    Each batch's gradient of L_B is taken at the parameters at the batch's start, then every row
+    the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
+    bu, bi, P, Q and the optimizer state in place; returns the sums of the base and regularization
+    loss over the ratings. The gradient rows gU, gI (and gUb, gIb for the biases) parallel the
+    model's rows and are zero between batches; ``counts_u``/``counts_i`` count each row's ratings
+    in the current batch, whose rows are listed in ``rows_u``/``rows_i`` (the calling thread's
+    own). As in
+    ``sgd_block``, 8 chunks of W (64 float32 factors, 32 float64) run a body compiled for that
+    width; the other widths share the general body (each unrolled body adds seconds of compile
+    time, and the batch kernel has many optimizers' code).
+    """
+    state = (bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps)
+    scratch = (gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i)
+    n_chunks = P.shape[1] // lanes_of(P)
+    whole = P.shape[1] % lanes_of(P) == 0
+    if whole and n_chunks == 8:
+        return batch_ratings(
+            lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+            learn_bias, opt, state, scratch, 8, False,
+        )  # fmt: skip
+    return batch_ratings(
+        lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+        learn_bias, opt, state, scratch, n_chunks, not whole,
+    )  # fmt: skip
 
 
 @njit(parallel=True, **JIT)
@@ -604,11 +742,13 @@ def batch_epoch(
     users, items, values, block_offsets, shift_order, assign_offsets, assign_blocks, batch_size,
     mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, rows_u, user_slot, gI, gIb, rows_i, item_slot, block_losses,
+    gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i, block_losses,
 ):  # fmt: skip
     """One epoch of mini-batch training with optimizer ``opt``; the parallel twin of
-    ``sgd_epoch`` for any batch size and optimizer. Scratch arrays have one slice per worker.
-    Updates parameters and optimizer state in place (no races, as in ``sgd_epoch``)."""
+    ``sgd_epoch`` for any batch size and optimizer. The gradient rows and rating counts parallel
+    the model's rows (a block owns its rows, so the workers share them); ``rows_u``/``rows_i``
+    have one slice per worker. Updates parameters and optimizer state in place (no races, as in
+    ``sgd_epoch``)."""
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -619,7 +759,7 @@ def batch_epoch(
                     block_offsets[b], block_offsets[b + 1], batch_size, users, items, values,
                     mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
                     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-                    gU[w], gUb[w], rows_u[w], user_slot[w], gI[w], gIb[w], rows_i[w], item_slot[w],
+                    gU, gUb, counts_u, rows_u[w], gI, gIb, counts_i, rows_i[w],
                 )  # fmt: skip
                 block_losses[b, 0] = base
                 block_losses[b, 1] = regl

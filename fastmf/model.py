@@ -800,17 +800,18 @@ def _new_optimizer_state(optimizer: str, P: np.ndarray, Q: np.ndarray) -> dict[s
 def _scratch(
     params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
 ) -> tuple:
-    """Per-worker gradient buffers for the mini-batch kernel."""
+    """The mini-batch kernel's gradient rows (zero between batches) and touched marks, one per
+    model row, and each worker's list of the rows its batch touched."""
     w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
     return (
-        aligned_zeros((w, b, k), dtype),
-        np.zeros((w, b), dtype),
+        aligned_zeros((n_users, k), dtype),
+        np.zeros(n_users, dtype),
+        np.zeros(n_users, np.int32),
         np.zeros((w, b), np.int32),
-        np.full((w, n_users), -1, np.int32),
-        aligned_zeros((w, b, k), dtype),
-        np.zeros((w, b), dtype),
+        aligned_zeros((n_items, k), dtype),
+        np.zeros(n_items, dtype),
+        np.zeros(n_items, np.int32),
         np.zeros((w, b), np.int32),
-        np.full((w, n_items), -1, np.int32),
     )
 
 

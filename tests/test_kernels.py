@@ -108,6 +108,7 @@ def _run_batch_epoch(
     shift_order=None,
     state=None,
     learn_bias=True,
+    scratch_out=None,
 ):
     from fastmf.model import _new_optimizer_state
 
@@ -117,11 +118,13 @@ def _run_batch_epoch(
     st = state if state is not None else _new_optimizer_state(optimizer, P, Q)
     w, k = blocks.n_workers, P.shape[1]
     scratch = (
-        np.zeros((w, batch_size, k), dtype), np.zeros((w, batch_size), dtype),
-        np.zeros((w, batch_size), np.int32), np.full((w, P.shape[0]), -1, np.int32),
-        np.zeros((w, batch_size, k), dtype), np.zeros((w, batch_size), dtype),
-        np.zeros((w, batch_size), np.int32), np.full((w, Q.shape[0]), -1, np.int32),
+        np.zeros(P.shape, dtype), np.zeros(P.shape[0], dtype), np.zeros(P.shape[0], np.int32),
+        np.zeros((w, batch_size), np.int32),
+        np.zeros(Q.shape, dtype), np.zeros(Q.shape[0], dtype), np.zeros(Q.shape[0], np.int32),
+        np.zeros((w, batch_size), np.int32),
     )  # fmt: skip
+    if scratch_out is not None:
+        scratch_out.extend(scratch)
     block_losses = np.zeros((s * s, 2))
     K.batch_epoch(
         blocks.users, blocks.items, blocks.values, blocks.block_offsets,
@@ -192,6 +195,19 @@ def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(la, lb.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam"])
+def test_batch_gradient_rows_and_counts_are_zero_between_batches(optimizer):
+    users, items, values, bu, bi, P, Q = _problem(n=300, k=8, seed=23)
+    blocks, _, _ = _blocks(users, items, values, 23, 17, n_strata=2, n_workers=2)
+    scratch = []
+    _run_batch_epoch(
+        blocks, 16, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.01, optimizer, scratch_out=scratch
+    )
+    g_u, gb_u, counts_u, _, g_i, gb_i, counts_i, _ = scratch
+    for arr in (g_u, gb_u, counts_u, g_i, gb_i, counts_i):
+        assert not arr.any()
 
 
 def test_fixed_biases_are_not_updated():
