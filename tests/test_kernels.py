@@ -116,7 +116,7 @@ def _run_batch_epoch(
     s = blocks.n_strata
     shift_order = np.arange(s) if shift_order is None else shift_order
     st = state if state is not None else _new_optimizer_state(optimizer, P, Q)
-    w, k = blocks.n_workers, P.shape[1]
+    w = blocks.n_workers
     scratch = (
         np.zeros(P.shape, dtype), np.zeros(P.shape[0], dtype), np.zeros(P.shape[0], np.int32),
         np.zeros((w, batch_size), np.int32),
