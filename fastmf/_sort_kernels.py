@@ -45,16 +45,30 @@ def dense_int_codes(ids, low, high):
 
 
 @njit(parallel=True, **JIT)
+def chunk_counts(keys, n_keys):
+    """How often each key in 0..n_keys-1 occurs in each of the N_CHUNKS pieces of ``keys``:
+    int64 (N_CHUNKS, n_keys), each piece counted by one thread."""
+    n = keys.shape[0]
+    counts = np.zeros((N_CHUNKS, n_keys), dtype=np.int64)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            counts[c, keys[j]] += 1
+    return counts
+
+
+def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """``np.bincount(keys, minlength=n_keys)`` for keys in 0..n_keys-1, counted in parallel."""
+    return chunk_counts(keys, n_keys).sum(axis=0)
+
+
+@njit(parallel=True, **JIT)
 def stable_bucket_order(keys, n_keys):
     """The permutation that sorts ``keys`` stably (counting sort), and the bucket offsets.
 
     The keys are cut into N_CHUNKS pieces that count, then write, their own rows in parallel, at
     the positions the serial counting sort gives them."""
     n = keys.shape[0]
-    counts = np.zeros((N_CHUNKS, n_keys), dtype=np.int64)
-    for c in prange(N_CHUNKS):
-        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            counts[c, keys[j]] += 1
+    counts = chunk_counts(keys, n_keys)
     offsets = np.zeros(n_keys + 1, dtype=np.int64)
     cursor = np.empty((N_CHUNKS, n_keys), dtype=np.int64)
     pos = 0

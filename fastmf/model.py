@@ -475,8 +475,8 @@ class MatrixFactorization:
         dtype = np.dtype(self.dtype)
         n_users, n_items = ratings.n_users, ratings.n_items
         s = choose_n_strata(len(ratings), n_users, n_items)
-        u_counts = np.bincount(ratings.users, minlength=n_users)
-        i_counts = np.bincount(ratings.items, minlength=n_items)
+        u_counts = sk.key_counts(ratings.users, n_users)
+        i_counts = sk.key_counts(ratings.items, n_items)
         u_pos, u_strata = balanced_strata(u_counts, s, rng)
         i_pos, i_strata = balanced_strata(i_counts, s, rng)
         u_ids = np.empty_like(ratings.user_map.ids)
