@@ -297,6 +297,39 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     assert la == lb
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam"])
+@pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
+def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
+    from fastmf.model import _new_optimizer_state
+
+    users, items, values, bu, bi, P, Q = _problem(n=350, k=k, seed=29, dtype=dtype)
+    runs = []
+    for unrolled in (True, False):
+        params = [x.copy() for x in (bu, bi, P, Q)]
+        st = _new_optimizer_state(optimizer, params[2], params[3])
+        state = tuple(st[name] for name in ("bu_s1", "bu_s2", "bi_s1", "bi_s2", "P_s1", "P_s2",
+                                            "Q_s1", "Q_s2", "u_steps", "i_steps"))  # fmt: skip
+        scratch = (
+            np.zeros(P.shape, dtype), np.zeros(P.shape[0], dtype), np.zeros(P.shape[0], np.int32),
+            np.zeros(16, np.int32),
+            np.zeros(Q.shape, dtype), np.zeros(Q.shape[0], dtype), np.zeros(Q.shape[0], np.int32),
+            np.zeros(16, np.int32),
+        )  # fmt: skip
+        args = (0, len(values), 16, users, items, values, dtype(3.4), *params, dtype(0.05),
+                dtype(0.05), dtype(0.01), True, K.OPTIMIZER_CODES[optimizer])  # fmt: skip
+        if unrolled:  # batch_block picks the body unrolled for k
+            losses = K.batch_block(*args, *state, *scratch)
+        else:  # called from Python, the body takes k at run time
+            losses = K.batch_ratings(
+                *args, state, scratch, k * np.dtype(dtype).itemsize // 32, False
+            )
+        runs.append((params, state, losses))
+    (pa, sa, la), (pb, sb, lb) = runs
+    for x, y in zip(pa + list(sa), pb + list(sb)):
+        np.testing.assert_array_equal(x, y)
+    assert la == lb
+
+
 def test_strata_of_rows():
     st = Strata(np.array([0, 2, 5, 6]))
     np.testing.assert_array_equal(st.of_rows(6), [0, 0, 1, 1, 1, 2])
