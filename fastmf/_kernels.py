@@ -229,25 +229,26 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
 
 
 @intrinsic(prefer_literal=True)
-def simd_accumulate_pair(typingctx, GU, GI, P, u, Q, i, b, n_chunks):
-    """GU[u] += b·q_i and GI[i] += b·p_u over the first n_chunks·W columns: one rating's share
+def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, b, n_chunks):
+    """GU[su] += b·q_i and GI[si] += b·p_u over the first n_chunks·W columns: one rating's share
     of a batch's gradient (b = −2e; the λ part is added once per row at the step)."""
-    sig = types.void(GU, GI, P, u, Q, i, b, n_chunks)
+    sig = types.void(GU, su, GI, si, P, u, Q, i, b, n_chunks)
 
     def codegen(context, builder, signature, args):
-        GU_ty, GI_ty, P_ty, u_ty, Q_ty, i_ty, b_ty, n_ty = signature.args
+        GU_ty, su_ty, GI_ty, si_ty, P_ty, u_ty, Q_ty, i_ty, b_ty, n_ty = signature.args
         dt = P_ty.dtype
         W = _lanes(dt)
         vty = ir.VectorType(context.get_value_type(dt), W)
-        row_u = _as_intp(context, builder, args[3], u_ty)
-        row_i = _as_intp(context, builder, args[5], i_ty)
+        rows = [
+            _as_intp(context, builder, args[k], t)
+            for k, t in ((1, su_ty), (3, si_ty), (5, u_ty), (7, i_ty))
+        ]
         tys = (GU_ty, GI_ty, P_ty, Q_ty)
         arrays = [
-            context.make_array(t)(context, builder, args[k]) for t, k in zip(tys, (0, 1, 2, 4))
+            context.make_array(t)(context, builder, args[k]) for t, k in zip(tys, (0, 2, 4, 6))
         ]
-        rows = (row_u, row_i, row_u, row_i)
-        count = _as_intp(context, builder, args[7], n_ty)
-        bvec = _splat(context, builder, args[6], b_ty, dt, vty)
+        count = _as_intp(context, builder, args[9], n_ty)
+        bvec = _splat(context, builder, args[8], b_ty, dt, vty)
         fma = _fma(builder, vty)
 
         def load(index):
@@ -270,36 +271,37 @@ def simd_accumulate_pair(typingctx, GU, GI, P, u, Q, i, b, n_chunks):
 
 
 @intrinsic(prefer_literal=True)
-def simd_grad_sumsq(typingctx, G, X, r, m, n_chunks):
-    """‖g_r + m·x_r‖² over the first n_chunks·W columns: the squared norm of a row's batch
+def simd_grad_sumsq(typingctx, G, s, X, r, m, n_chunks):
+    """‖g_s + m·x_r‖² over the first n_chunks·W columns: the squared norm of a row's batch
     gradient (m·x_r its λ part), in W lanes (two sets by chunk parity) and a fixed tree."""
-    sig = G.dtype(G, X, r, m, n_chunks)
+    sig = G.dtype(G, s, X, r, m, n_chunks)
 
     def codegen(context, builder, signature, args):
-        G_ty, X_ty, r_ty, m_ty, n_ty = signature.args
+        G_ty, s_ty, X_ty, r_ty, m_ty, n_ty = signature.args
         dt = G_ty.dtype
         W = _lanes(dt)
         vty = ir.VectorType(context.get_value_type(dt), W)
         garr = context.make_array(G_ty)(context, builder, args[0])
-        xarr = context.make_array(X_ty)(context, builder, args[1])
-        row = _as_intp(context, builder, args[2], r_ty)
-        mvec = _splat(context, builder, args[3], m_ty, dt, vty)
-        count = _as_intp(context, builder, args[4], n_ty)
+        xarr = context.make_array(X_ty)(context, builder, args[2])
+        slot = _as_intp(context, builder, args[1], s_ty)
+        row = _as_intp(context, builder, args[3], r_ty)
+        mvec = _splat(context, builder, args[4], m_ty, dt, vty)
+        count = _as_intp(context, builder, args[5], n_ty)
         fma = _fma(builder, vty)
         zero = ir.Constant(vty, [0.0] * W)
         slots = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
 
         def load(index):
             col = builder.mul(index, ir.Constant(index.type, W))
-            g = builder.load(_row_ptr(context, builder, G_ty, garr, row, col, vty), align=4)
+            g = builder.load(_row_ptr(context, builder, G_ty, garr, slot, col, vty), align=4)
             x = builder.load(_row_ptr(context, builder, X_ty, xarr, row, col, vty), align=4)
             return index, builder.call(fma, [mvec, x, g])
 
         def add(index, v):
             # chunks alternate between the two sets, by the parity of their index
             odd = builder.trunc(index, ir.IntType(1))
-            slot = builder.select(odd, slots[1], slots[0])
-            builder.store(builder.call(fma, [v, v, builder.load(slot)]), slot)
+            acc = builder.select(odd, slots[1], slots[0])
+            builder.store(builder.call(fma, [v, v, builder.load(acc)]), acc)
 
         _each_chunk(builder, n_ty, count, load, add)
         total = builder.fadd(builder.load(slots[0]), builder.load(slots[1]))
@@ -309,29 +311,30 @@ def simd_grad_sumsq(typingctx, G, X, r, m, n_chunks):
 
 
 @intrinsic(prefer_literal=True)
-def simd_step_and_clear(typingctx, X, G, r, c, a, n_chunks):
-    """x_r ← c·x_r + a·g_r and g_r ← 0 over the first n_chunks·W columns: one row's optimizer
+def simd_step_and_clear(typingctx, X, r, G, s, c, a, n_chunks):
+    """x_r ← c·x_r + a·g_s and g_s ← 0 over the first n_chunks·W columns: one row's optimizer
     step along its batch gradient, leaving the gradient row zero for the next batch."""
-    sig = types.void(X, G, r, c, a, n_chunks)
+    sig = types.void(X, r, G, s, c, a, n_chunks)
 
     def codegen(context, builder, signature, args):
-        X_ty, G_ty, r_ty, c_ty, a_ty, n_ty = signature.args
+        X_ty, r_ty, G_ty, s_ty, c_ty, a_ty, n_ty = signature.args
         dt = X_ty.dtype
         W = _lanes(dt)
         vty = ir.VectorType(context.get_value_type(dt), W)
         xarr = context.make_array(X_ty)(context, builder, args[0])
-        garr = context.make_array(G_ty)(context, builder, args[1])
-        row = _as_intp(context, builder, args[2], r_ty)
-        cvec = _splat(context, builder, args[3], c_ty, dt, vty)
-        avec = _splat(context, builder, args[4], a_ty, dt, vty)
-        count = _as_intp(context, builder, args[5], n_ty)
+        garr = context.make_array(G_ty)(context, builder, args[2])
+        row = _as_intp(context, builder, args[1], r_ty)
+        slot = _as_intp(context, builder, args[3], s_ty)
+        cvec = _splat(context, builder, args[4], c_ty, dt, vty)
+        avec = _splat(context, builder, args[5], a_ty, dt, vty)
+        count = _as_intp(context, builder, args[6], n_ty)
         fma = _fma(builder, vty)
         zero = ir.Constant(vty, [0.0] * W)
 
         def load(index):
             col = builder.mul(index, ir.Constant(index.type, W))
             xp = _row_ptr(context, builder, X_ty, xarr, row, col, vty)
-            gp = _row_ptr(context, builder, G_ty, garr, row, col, vty)
+            gp = _row_ptr(context, builder, G_ty, garr, slot, col, vty)
             return xp, gp, builder.load(xp, align=4), builder.load(gp, align=4)
 
         def store(xp, gp, x, g):
@@ -500,9 +503,9 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, le
 
 
 @njit(**JIT_INLINE)
-def step_row(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
-    """Row r of X takes one optimizer step along its batch gradient ``(G[r] + m·X[r]) * scale``
-    (m·X[r] is the λ part, from the row's rating count), and G[r] is zeroed. S1 and S2 hold the
+def step_row(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
+    """Row r of X takes one optimizer step along its batch gradient ``(G[s] + m·X[r]) * scale``
+    (m·X[r] is the λ part, from the row's rating count), and G[s] is zeroed. S1 and S2 hold the
     row's optimizer state (AdaGrad's sum of squares; Adam's two moments). The row is n_chunks
     SIMD chunks, plus the columns left over when ``has_rest``."""
     k = X.shape[1]
@@ -510,27 +513,27 @@ def step_row(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2, n_chunks, has_res
         rate = lr
         if opt == ROW_ADAGRAD:
             # one sum of squares per row (the mean square of its gradients), as LIBMF keeps it
-            sq = simd_grad_sumsq(G, X, r, m, n_chunks)
+            sq = simd_grad_sumsq(G, s, X, r, m, n_chunks)
             if has_rest:
                 for f in range(n_chunks * lanes_of(X), k):
-                    g = G[r, f] + m * X[r, f]
+                    g = G[s, f] + m * X[r, f]
                     sq += g * g
             acc = S1[r, 0] + sq * (scale * scale) / k
             S1[r, 0] = acc
             rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
         a = -(rate * scale)
         c = 1 + a * m
-        simd_step_and_clear(X, G, r, c, a, n_chunks)
+        simd_step_and_clear(X, r, G, s, c, a, n_chunks)
         if has_rest:
             for f in range(n_chunks * lanes_of(X), k):
-                X[r, f] = c * X[r, f] + a * G[r, f]
-                G[r, f] = 0
+                X[r, f] = c * X[r, f] + a * G[s, f]
+                G[s, f] = 0
     else:
-        step_row_elementwise(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2)
+        step_row_elementwise(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2)
 
 
 @njit(**JIT)
-def step_row_elementwise(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2):
+def step_row_elementwise(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2):
     """``step_row`` for the optimizers with state per element (AdaGrad, Adam). Compiled once and
     called, not inlined: each unrolled body of the batch kernel would otherwise carry its own
     copy, and compiling them took seconds."""
@@ -538,8 +541,8 @@ def step_row_elementwise(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2):
     eps = cast_like(EPS, lr)
     if opt == ADAGRAD:
         for f in range(k):
-            g = (G[r, f] + m * X[r, f]) * scale
-            G[r, f] = 0
+            g = (G[s, f] + m * X[r, f]) * scale
+            G[s, f] = 0
             acc = S1[r, f] + g * g
             S1[r, f] = acc
             X[r, f] = X[r, f] - lr * g / (np.sqrt(acc) + eps)
@@ -549,8 +552,8 @@ def step_row_elementwise(X, S1, S2, r, G, m, opt, lr, scale, corr1, corr2):
         c1 = cast_like(1 - ADAM_BETA1, lr)
         c2 = cast_like(1 - ADAM_BETA2, lr)
         for f in range(k):
-            g = (G[r, f] + m * X[r, f]) * scale
-            G[r, f] = 0
+            g = (G[s, f] + m * X[r, f]) * scale
+            G[s, f] = 0
             mom = b1 * S1[r, f] + c1 * g
             v = b2 * S2[r, f] + c2 * g * g
             S1[r, f] = mom
@@ -573,15 +576,18 @@ def step_scalar(x, S1, S2, r, g, opt, lr, corr1, corr2):
 
 
 @njit(**JIT_INLINE)
-def count_rating(counts, rows, r, n):
-    """Count a rating of row r in the batch, and add r to the batch's list ``rows[:n]`` if this
-    is its first; returns the new length. Branch-free: the row is always written, the length
-    grows only for a new row (whether a row is new is a coin toss the processor would often
-    guess wrong)."""
-    c = counts[r] + 1
-    counts[r] = c
+def claim_slot(slot_of, rows, counts, r, n):
+    """Row r's slot in the batch's gradient rows, counting the rating: a new slot, n, the first
+    time the batch meets r (slots are zero until then). Returns the slot and the number of slots
+    in use. Branch-free: whether a row is new is a coin toss the processor would often guess
+    wrong, so the row is always written to ``rows[n]`` and n grows only for a new one."""
+    old = slot_of[r]
+    new = old < 0
+    s = old + (n - old) * new
+    slot_of[r] = s
     rows[n] = r
-    return n + (c == 1)
+    counts[s] += 1
+    return s, n + new
 
 
 @njit(**JIT_INLINE)
@@ -596,24 +602,25 @@ def bias_corrections(steps, r, opt, like):
 
 @njit(**JIT_INLINE)
 def step_touched_rows(
-    n, rows, counts, steps, b, b_s1, b_s2, X, X_s1, X_s2, G, Gb, learn_bias, opt, lr, scale,
-    lam2, lam_b2, n_chunks, has_rest,
+    n, rows, slot_of, counts, steps, b, b_s1, b_s2, X, X_s1, X_s2, G, Gb, learn_bias, opt, lr,
+    scale, lam2, lam_b2, n_chunks, has_rest,
 ):  # fmt: skip
-    """The batch's step for the n rows it touched (one side: users or items). A row with c
-    ratings in the batch has the gradient Σ −2e·(other row) gathered in ``G[r]`` (``Gb[r]`` for
-    its bias) plus c times its own penalty's, 2λ·x_r (2λ_b·b_r): its bias and factors step along
-    that, and its gradient rows and count go back to zero."""
+    """The batch's step for the n rows it touched (one side: users or items). The row in slot s,
+    with c ratings in the batch, has the gradient Σ −2e·(other row) gathered in ``G[s]``
+    (``Gb[s]`` for its bias) plus c times its own penalty's, 2λ·x_r (2λ_b·b_r): its bias and
+    factors step along that, and its slot goes back to zero and free."""
     for s in range(n):
         r = rows[s]
-        c = cast_like(counts[r], lr)
-        counts[r] = 0
+        slot_of[r] = -1
+        c = cast_like(counts[s], lr)
+        counts[s] = 0
         corr1, corr2 = bias_corrections(steps, r, opt, lr)
         if learn_bias:
-            g = (Gb[r] + c * lam_b2 * b[r]) * scale
+            g = (Gb[s] + c * lam_b2 * b[r]) * scale
             b[r] = step_scalar(b[r], b_s1, b_s2, r, g, opt, lr, corr1, corr2)
-        Gb[r] = 0
+        Gb[s] = 0
         m = c * lam2
-        step_row(X, X_s1, X_s2, r, G, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
+        step_row(X, X_s1, X_s2, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
 
 
 @njit(**JIT_INLINE)
@@ -625,7 +632,7 @@ def batch_ratings(
     call of more than 30 arguments cannot be inlined): the row is n_chunks SIMD chunks, plus the
     columns left over when ``has_rest``."""
     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps = state
-    gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i = scratch
+    gU, gUb, counts_u, rows_u, slot_u, gI, gIb, counts_i, rows_i, slot_i = scratch
     k = P.shape[1]
     W = lanes_of(P)
     base = 0.0
@@ -644,11 +651,9 @@ def batch_ratings(
                 ahead = users[j + PREFETCH_AHEAD]
                 if ahead != users[j + PREFETCH_AHEAD - STREAMS]:  # as in sgd_ratings
                     prefetch_row(P, ahead, n_chunks)
-                    prefetch_row(gU, ahead, n_chunks)
                 prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
-                prefetch_row(gI, items[j + PREFETCH_AHEAD], n_chunks)
-            n_u = count_rating(counts_u, rows_u, u, n_u)
-            n_i = count_rating(counts_i, rows_i, i, n_i)
+            su, n_u = claim_slot(slot_u, rows_u, counts_u, u, n_u)
+            si, n_i = claim_slot(slot_i, rows_i, counts_i, i, n_i)
             b_u = bu[u]
             b_i = bi[i]
             r0 = values[j] - mu - b_u - b_i
@@ -661,18 +666,18 @@ def batch_ratings(
             base += e * e
             regl += lam * sq + lam_b * (b_u * b_u + b_i * b_i)
             e2 = e + e
-            simd_accumulate_pair(gU, gI, P, u, Q, i, -e2, n_chunks)
+            simd_accumulate_pair(gU, su, gI, si, P, u, Q, i, -e2, n_chunks)
             if has_rest:
                 for f in range(n_chunks * W, k):
-                    gU[u, f] -= e2 * Q[i, f]
-                    gI[i, f] -= e2 * P[u, f]
-            gUb[u] -= e2
-            gIb[i] -= e2
+                    gU[su, f] -= e2 * Q[i, f]
+                    gI[si, f] -= e2 * P[u, f]
+            gUb[su] -= e2
+            gIb[si] -= e2
         scale = cast_like(1.0 / (stop - start), lr)
-        step_touched_rows(n_u, rows_u, counts_u, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
+        step_touched_rows(n_u, rows_u, slot_u, counts_u, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
                           gU, gUb, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
                           has_rest)  # fmt: skip
-        step_touched_rows(n_i, rows_i, counts_i, i_steps, bi, bi_s1, bi_s2, Q, Q_s1, Q_s2,
+        step_touched_rows(n_i, rows_i, slot_i, counts_i, i_steps, bi, bi_s1, bi_s2, Q, Q_s1, Q_s2,
                           gI, gIb, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
                           has_rest)  # fmt: skip
         start = stop
@@ -683,23 +688,22 @@ def batch_ratings(
 def batch_block(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i,
+    gU, gUb, counts_u, rows_u, slot_u, gI, gIb, counts_i, rows_i, slot_i,
 ):  # fmt: skip
     """Mini-batches of ``batch_size`` consecutive ratings over ratings lo..hi of one block.
 
     Each batch's gradient of L_B is taken at the parameters at the batch's start, then every row
     the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
     bu, bi, P, Q and the optimizer state in place; returns the sums of the base and regularization
-    loss over the ratings. The gradient rows gU, gI (and gUb, gIb for the biases) parallel the
-    model's rows and are zero between batches; ``counts_u``/``counts_i`` count each row's ratings
-    in the current batch, whose rows are listed in ``rows_u``/``rows_i`` (the calling thread's
-    own). As in
-    ``sgd_block``, 8 chunks of W (64 float32 factors, 32 float64) run a body compiled for that
-    width; the other widths share the general body (each unrolled body adds seconds of compile
-    time, and the batch kernel has many optimizers' code).
+    loss over the ratings. The calling thread's scratch holds, per side, a batch's gradient slots
+    gU, gI (gUb, gIb for the biases; zero between batches), each slot's rating count and model
+    row; ``slot_u``/``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8
+    chunks of W (64 float32 factors, 32 float64) run a body compiled for that width; the other
+    widths share the general body (each unrolled body adds seconds of compile time, and the
+    batch kernel has many optimizers' code).
     """
     state = (bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps)
-    scratch = (gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i)
+    scratch = (gU, gUb, counts_u, rows_u, slot_u, gI, gIb, counts_i, rows_i, slot_i)
     n_chunks = P.shape[1] // lanes_of(P)
     whole = P.shape[1] % lanes_of(P) == 0
     if whole and n_chunks == 8:
@@ -742,13 +746,12 @@ def batch_epoch(
     users, items, values, block_offsets, shift_order, assign_offsets, assign_blocks, batch_size,
     mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, counts_u, rows_u, gI, gIb, counts_i, rows_i, block_losses,
+    gU, gUb, counts_u, rows_u, slot_u, gI, gIb, counts_i, rows_i, slot_i, block_losses,
 ):  # fmt: skip
     """One epoch of mini-batch training with optimizer ``opt``; the parallel twin of
-    ``sgd_epoch`` for any batch size and optimizer. The gradient rows and rating counts parallel
-    the model's rows (a block owns its rows, so the workers share them); ``rows_u``/``rows_i``
-    have one slice per worker. Updates parameters and optimizer state in place (no races, as in
-    ``sgd_epoch``)."""
+    ``sgd_epoch`` for any batch size and optimizer. The gradient slots, their counts and rows
+    have one slice per worker; the slot of each model row is shared (a block owns its rows).
+    Updates parameters and optimizer state in place (no races, as in ``sgd_epoch``)."""
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -759,7 +762,8 @@ def batch_epoch(
                     block_offsets[b], block_offsets[b + 1], batch_size, users, items, values,
                     mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
                     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-                    gU, gUb, counts_u, rows_u[w], gI, gIb, counts_i, rows_i[w],
+                    gU[w], gUb[w], counts_u[w], rows_u[w], slot_u,
+                    gI[w], gIb[w], counts_i[w], rows_i[w], slot_i,
                 )  # fmt: skip
                 block_losses[b, 0] = base
                 block_losses[b, 1] = regl

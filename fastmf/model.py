@@ -800,18 +800,20 @@ def _new_optimizer_state(optimizer: str, P: np.ndarray, Q: np.ndarray) -> dict[s
 def _scratch(
     params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
 ) -> tuple:
-    """The mini-batch kernel's gradient rows (zero between batches) and touched marks, one per
-    model row, and each worker's list of the rows its batch touched."""
+    """The mini-batch kernel's scratch, per side (users, then items): each worker's gradient
+    slots (zero between batches), their rating counts and rows, and the slot of every model row
+    (-1 when free; rows are owned by one block at a time, so the workers share it)."""
     w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
-    return (
-        aligned_zeros((n_users, k), dtype),
-        np.zeros(n_users, dtype),
-        np.zeros(n_users, np.int32),
-        np.zeros((w, b), np.int32),
-        aligned_zeros((n_items, k), dtype),
-        np.zeros(n_items, dtype),
-        np.zeros(n_items, np.int32),
-        np.zeros((w, b), np.int32),
+    return tuple(
+        x
+        for n_rows in (n_users, n_items)
+        for x in (
+            aligned_zeros((w, b, k), dtype),
+            np.zeros((w, b), dtype),
+            np.zeros((w, b), np.int32),
+            np.zeros((w, b), np.int32),
+            np.full(n_rows, -1, np.int32),
+        )
     )
 
 

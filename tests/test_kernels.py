@@ -117,11 +117,14 @@ def _run_batch_epoch(
     shift_order = np.arange(s) if shift_order is None else shift_order
     st = state if state is not None else _new_optimizer_state(optimizer, P, Q)
     w = blocks.n_workers
-    scratch = (
-        np.zeros(P.shape, dtype), np.zeros(P.shape[0], dtype), np.zeros(P.shape[0], np.int32),
-        np.zeros((w, batch_size), np.int32),
-        np.zeros(Q.shape, dtype), np.zeros(Q.shape[0], dtype), np.zeros(Q.shape[0], np.int32),
-        np.zeros((w, batch_size), np.int32),
+    scratch = tuple(
+        x
+        for n_rows in (P.shape[0], Q.shape[0])
+        for x in (
+            np.zeros((w, batch_size, P.shape[1]), dtype), np.zeros((w, batch_size), dtype),
+            np.zeros((w, batch_size), np.int32), np.zeros((w, batch_size), np.int32),
+            np.full(n_rows, -1, np.int32),
+        )
     )  # fmt: skip
     if scratch_out is not None:
         scratch_out.extend(scratch)
@@ -198,16 +201,17 @@ def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam"])
-def test_batch_gradient_rows_and_counts_are_zero_between_batches(optimizer):
+def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     users, items, values, bu, bi, P, Q = _problem(n=300, k=8, seed=23)
     blocks, _, _ = _blocks(users, items, values, 23, 17, n_strata=2, n_workers=2)
     scratch = []
     _run_batch_epoch(
         blocks, 16, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.01, optimizer, scratch_out=scratch
     )
-    g_u, gb_u, counts_u, _, g_i, gb_i, counts_i, _ = scratch
+    g_u, gb_u, counts_u, _, slot_u, g_i, gb_i, counts_i, _, slot_i = scratch
     for arr in (g_u, gb_u, counts_u, g_i, gb_i, counts_i):
         assert not arr.any()
+    assert (slot_u == -1).all() and (slot_i == -1).all()
 
 
 def test_fixed_biases_are_not_updated():
@@ -309,11 +313,13 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
         st = _new_optimizer_state(optimizer, params[2], params[3])
         state = tuple(st[name] for name in ("bu_s1", "bu_s2", "bi_s1", "bi_s2", "P_s1", "P_s2",
                                             "Q_s1", "Q_s2", "u_steps", "i_steps"))  # fmt: skip
-        scratch = (
-            np.zeros(P.shape, dtype), np.zeros(P.shape[0], dtype), np.zeros(P.shape[0], np.int32),
-            np.zeros(16, np.int32),
-            np.zeros(Q.shape, dtype), np.zeros(Q.shape[0], dtype), np.zeros(Q.shape[0], np.int32),
-            np.zeros(16, np.int32),
+        scratch = tuple(
+            x
+            for n_rows in (P.shape[0], Q.shape[0])
+            for x in (
+                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, np.int32),
+                np.zeros(16, np.int32), np.full(n_rows, -1, np.int32),
+            )
         )  # fmt: skip
         args = (0, len(values), 16, users, items, values, dtype(3.4), *params, dtype(0.05),
                 dtype(0.05), dtype(0.01), True, K.OPTIMIZER_CODES[optimizer])  # fmt: skip
