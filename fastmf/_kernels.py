@@ -99,6 +99,21 @@ def _each_chunk(builder, n_ty, count, load, update):
         update(*load(loop.index))
 
 
+def _pair_operands(context, builder, signature, args):
+    """The operands of an intrinsic called as (A, row_a, B, row_b, x, y, n_chunks): the vector
+    type, the two arrays with their types and rows, x and y in every lane, and the chunk count."""
+    A_ty, ra_ty, B_ty, rb_ty, x_ty, y_ty, n_ty = signature.args
+    dt = A_ty.dtype
+    vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
+    a = (A_ty, context.make_array(A_ty)(context, builder, args[0]),
+         _as_intp(context, builder, args[1], ra_ty))  # fmt: skip
+    b = (B_ty, context.make_array(B_ty)(context, builder, args[2]),
+         _as_intp(context, builder, args[3], rb_ty))  # fmt: skip
+    xvec = _splat(context, builder, args[4], x_ty, dt, vty)
+    yvec = _splat(context, builder, args[5], y_ty, dt, vty)
+    return vty, a, b, xvec, yvec, _as_intp(context, builder, args[6], n_ty)
+
+
 def _hsum_pair(builder, a, b, n):
     """(Σ lanes of a, Σ lanes of b) for two n-lane vectors, reduced together in a fixed tree: each
     level adds the upper half of every group to its lower half."""
@@ -199,21 +214,14 @@ def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
     sig = types.void(P, u, Q, i, c, s, n_chunks)
 
     def codegen(context, builder, signature, args):
-        P_ty, u_ty, Q_ty, i_ty, c_ty, s_ty, n_ty = signature.args
-        dt = P_ty.dtype
-        W = _lanes(dt)
-        vty = ir.VectorType(context.get_value_type(dt), W)
-        parr = context.make_array(P_ty)(context, builder, args[0])
-        qarr = context.make_array(Q_ty)(context, builder, args[2])
-        row_u = _as_intp(context, builder, args[1], u_ty)
-        row_i = _as_intp(context, builder, args[3], i_ty)
-        count = _as_intp(context, builder, args[6], n_ty)
-        cvec = _splat(context, builder, args[4], c_ty, dt, vty)
-        svec = _splat(context, builder, args[5], s_ty, dt, vty)
+        vty, (P_ty, parr, row_u), (Q_ty, qarr, row_i), cvec, svec, count = _pair_operands(
+            context, builder, signature, args
+        )
+        n_ty = signature.args[6]
         fma = _fma(builder, vty)
 
         def load(index):
-            col = builder.mul(index, ir.Constant(index.type, W))
+            col = builder.mul(index, ir.Constant(index.type, vty.count))
             pp = _row_ptr(context, builder, P_ty, parr, row_u, col, vty)
             qp = _row_ptr(context, builder, Q_ty, qarr, row_i, col, vty)
             return pp, qp, builder.load(pp, align=4), builder.load(qp, align=4)
@@ -317,22 +325,15 @@ def simd_step_and_clear(typingctx, X, r, G, s, c, a, n_chunks):
     sig = types.void(X, r, G, s, c, a, n_chunks)
 
     def codegen(context, builder, signature, args):
-        X_ty, r_ty, G_ty, s_ty, c_ty, a_ty, n_ty = signature.args
-        dt = X_ty.dtype
-        W = _lanes(dt)
-        vty = ir.VectorType(context.get_value_type(dt), W)
-        xarr = context.make_array(X_ty)(context, builder, args[0])
-        garr = context.make_array(G_ty)(context, builder, args[2])
-        row = _as_intp(context, builder, args[1], r_ty)
-        slot = _as_intp(context, builder, args[3], s_ty)
-        cvec = _splat(context, builder, args[4], c_ty, dt, vty)
-        avec = _splat(context, builder, args[5], a_ty, dt, vty)
-        count = _as_intp(context, builder, args[6], n_ty)
+        vty, (X_ty, xarr, row), (G_ty, garr, slot), cvec, avec, count = _pair_operands(
+            context, builder, signature, args
+        )
+        n_ty = signature.args[6]
         fma = _fma(builder, vty)
-        zero = ir.Constant(vty, [0.0] * W)
+        zero = ir.Constant(vty, [0.0] * vty.count)
 
         def load(index):
-            col = builder.mul(index, ir.Constant(index.type, W))
+            col = builder.mul(index, ir.Constant(index.type, vty.count))
             xp = _row_ptr(context, builder, X_ty, xarr, row, col, vty)
             gp = _row_ptr(context, builder, G_ty, garr, slot, col, vty)
             return xp, gp, builder.load(xp, align=4), builder.load(gp, align=4)

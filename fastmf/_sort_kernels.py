@@ -56,6 +56,24 @@ def chunk_counts(keys, n_keys):
     return counts
 
 
+@njit(**JIT)
+def chunk_cursors(counts):
+    """From each piece's key counts (N_CHUNKS, n_keys): the start of each key's run in the
+    stably sorted order (n_keys + 1 offsets), and where each piece writes its first row of each
+    key (N_CHUNKS, n_keys), so that pieces writing in parallel give the serial order."""
+    n_keys = counts.shape[1]
+    offsets = np.zeros(n_keys + 1, dtype=np.int64)
+    cursor = np.empty((N_CHUNKS, n_keys), dtype=np.int64)
+    pos = 0
+    for k in range(n_keys):
+        offsets[k] = pos
+        for c in range(N_CHUNKS):
+            cursor[c, k] = pos
+            pos += counts[c, k]
+    offsets[n_keys] = pos
+    return offsets, cursor
+
+
 def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
     """``np.bincount(keys, minlength=n_keys)`` for keys in 0..n_keys-1, counted in parallel."""
     return chunk_counts(keys, n_keys).sum(axis=0)
@@ -68,16 +86,7 @@ def stable_bucket_order(keys, n_keys):
     The keys are cut into N_CHUNKS pieces that count, then write, their own rows in parallel, at
     the positions the serial counting sort gives them."""
     n = keys.shape[0]
-    counts = chunk_counts(keys, n_keys)
-    offsets = np.zeros(n_keys + 1, dtype=np.int64)
-    cursor = np.empty((N_CHUNKS, n_keys), dtype=np.int64)
-    pos = 0
-    for k in range(n_keys):
-        offsets[k] = pos
-        for c in range(N_CHUNKS):
-            cursor[c, k] = pos
-            pos += counts[c, k]
-    offsets[n_keys] = pos
+    offsets, cursor = chunk_cursors(chunk_counts(keys, n_keys))
     order = np.empty(n, dtype=np.int64)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
@@ -230,15 +239,7 @@ def _bucket_by_block(order, users, items, values, user_row, item_row, user_strat
             u = user_row[users[row]]
             i = item_row[items[row]]
             counts[c, user_stratum[u] * n_strata + item_stratum[i]] += 1
-    offsets = np.zeros(n_blocks + 1, dtype=np.int64)
-    cursor = np.empty((N_CHUNKS, n_blocks), dtype=np.int64)
-    pos = 0
-    for b in range(n_blocks):
-        offsets[b] = pos
-        for c in range(N_CHUNKS):
-            cursor[c, b] = pos
-            pos += counts[c, b]
-    offsets[n_blocks] = pos
+    offsets, cursor = chunk_cursors(counts)
     out_users = np.empty(n, dtype=np.int32)
     out_items = np.empty(n, dtype=np.int32)
     out_values = np.empty(n, dtype=values.dtype)
