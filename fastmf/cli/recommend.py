@@ -26,12 +26,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also rank the items the user rated in training",
     )
-    p.add_argument(
-        "--format",
-        choices=("table", "csv", "json"),
-        default="table",
-        help="output format (default table)",
-    )
+    add_format_option(p)
     p.set_defaults(func=run)
 
 
@@ -51,6 +46,16 @@ def run(args: argparse.Namespace) -> int:
             f"the highest mean + item bias)"
         )
     return 0
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--format`` option of the commands that print a table (read by ``print_frame``)."""
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default table)",
+    )
 
 
 def print_frame(frame: Any, fmt: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fastmf.cli.recommend import add_format_option, print_frame
+
 
 def register(subparsers: Any) -> None:
     """Add the ``similar`` subcommand."""
@@ -21,18 +23,12 @@ def register(subparsers: Any) -> None:
     who.add_argument("--item", metavar="ID", help="raw item id (e.g. a MovieLens movieId)")
     who.add_argument("--user", metavar="ID", help="raw user id")
     p.add_argument("-n", type=int, default=10, help="number of neighbours (default 10)")
-    p.add_argument(
-        "--format",
-        choices=("table", "csv", "json"),
-        default="table",
-        help="output format (default table)",
-    )
+    add_format_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and print the nearest neighbours."""
-    from fastmf.cli.recommend import print_frame
     from fastmf.recommend import coerce_id, similar_items, similar_users
     from fastmf.serialize import load
 
