@@ -11,11 +11,12 @@ S shifts in an order drawn from the training's random generator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from fastmf import _sort_kernels as sk
+from fastmf._threads import KERNEL_LOCK
 
 
 def choose_n_strata(n_ratings: int, n_users: int, n_items: int) -> int:
@@ -81,6 +82,8 @@ class BlockSchedule:
     n_strata: int
     assign_offsets: np.ndarray  # int64 (S, n_workers + 1): per shift, each worker's slice
     assign_blocks: np.ndarray  # int32 (S, S): per shift, the blocks in worker order
+    user_rows_below: int = 0  # every user row is below this (checked once, when built)
+    item_rows_below: int = 0  # every item row is below this
 
     @property
     def n_workers(self) -> int:
@@ -91,9 +94,7 @@ class BlockSchedule:
         if n_workers == self.n_workers:
             return self
         offsets, blocks = assign_blocks(self.block_offsets, self.n_strata, n_workers)
-        return BlockSchedule(
-            self.users, self.items, self.values, self.block_offsets, self.n_strata, offsets, blocks
-        )
+        return replace(self, assign_offsets=offsets, assign_blocks=blocks)
 
 
 def build_blocks(
@@ -111,12 +112,23 @@ def build_blocks(
     ``users``/``items`` are container indices and ``user_row``/``item_row`` the model row of each
     (see ``_sort_kernels.block_layout``)."""
     s = user_strata.n_strata
-    out_u, out_i, out_v, offsets = sk.block_layout(
-        users, items, values, user_row, item_row,
-        user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)), s,
-    )  # fmt: skip
+    with KERNEL_LOCK:
+        out_u, out_i, out_v, offsets = sk.block_layout(
+            users, items, values, user_row, item_row,
+            user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)), s,
+        )  # fmt: skip
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
-    return BlockSchedule(out_u, out_i, out_v, offsets, s, a_off, a_blocks)
+    return BlockSchedule(
+        out_u, out_i, out_v, offsets, s, a_off, a_blocks,
+        _rows_below(out_u, len(user_row), "user"), _rows_below(out_i, len(item_row), "item"),
+    )  # fmt: skip
+
+
+def _rows_below(rows: np.ndarray, n_rows: int, side: str) -> int:
+    """``n_rows``, once every row of the layout is checked to lie in [0, n_rows)."""
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n_rows):
+        raise ValueError(f"the block layout holds {side} rows outside 0..{n_rows - 1}")
+    return n_rows
 
 
 def assign_blocks(

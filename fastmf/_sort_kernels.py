@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf._jit import JIT, JIT_INLINE
+from fastmf._threads import KERNEL_LOCK
 
 N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it
 
@@ -76,7 +77,8 @@ def chunk_cursors(counts):
 
 def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
     """``np.bincount(keys, minlength=n_keys)`` for keys in 0..n_keys-1, counted in parallel."""
-    return chunk_counts(keys, n_keys).sum(axis=0)
+    with KERNEL_LOCK:
+        return chunk_counts(keys, n_keys).sum(axis=0)
 
 
 @njit(parallel=True, **JIT)

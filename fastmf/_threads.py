@@ -1,13 +1,24 @@
-"""Numba's thread count for one call: chosen from ``n_jobs``, set, and restored after."""
+"""Numba's thread count for one call, and the lock that keeps two threads out of parallel kernels.
+
+Numba's thread count is per Python thread: it is chosen from ``n_jobs``, set for a block, and
+restored after. Numba's default threading layer (workqueue, used where neither OpenMP nor TBB is
+installed) aborts the process when two Python threads run ``parallel=True`` kernels at once, so
+every Python call of such a kernel holds ``KERNEL_LOCK``: kernels from several threads run one
+after the other, never together, whatever the layer.
+"""
 
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numba
+
+KERNEL_LOCK = threading.RLock()
+"""Held around every Python call of a ``parallel=True`` kernel (re-entrant)."""
 
 
 def threads_for(n_jobs: Any) -> int:

@@ -9,19 +9,23 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fastmf import _guard as guard
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
 from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
+from fastmf._hash import hash_arrays
+from fastmf._model_lock import lock_of
 from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata
-from fastmf._threads import numba_threads, threads_for
+from fastmf._threads import KERNEL_LOCK, numba_threads, threads_for
+from fastmf._training_checks import check_divergence, check_memory
+from fastmf._transaction import Checkpoint, install
 from fastmf._validation import (
-    NonFiniteModelError,
     check_choice,
     check_float,
     check_int,
@@ -34,23 +38,8 @@ LR_SCHEDULES = ("constant", "step", "exponential", "plateau")
 DTYPES = ("float32", "float64")
 Callback = Callable[["MatrixFactorization", dict], Any]
 
-_FITTED = (
-    "global_mean_",
-    "user_bias_",
-    "item_bias_",
-    "user_factors_",
-    "item_factors_",
-    "user_map_",
-    "item_map_",
-    "rating_scale_",
-    "seen_indptr_",
-    "seen_items_",
-    "item_titles_",
-    "history_",
-    "n_epochs_done_",
-    "best_epoch_",
-    "_state",
-)
+_SET_AT_FIT = ("n_factors", "dtype", "biases", "bias_damping")
+"""Parameters that define the model made at fit: partial_fit refuses a change to them."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -69,6 +58,8 @@ class _TrainState:
     plateau_best: float = math.inf
     blocks: BlockSchedule | None = None
     blocks_key: tuple = ()
+    optimizer_name: str = ""  # the optimizer whose state ``optimizer`` holds
+    fit_params: dict = field(default_factory=dict)  # the _SET_AT_FIT parameters at fit
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -241,9 +232,12 @@ class MatrixFactorization:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
 
     def __getstate__(self) -> dict[str, Any]:
-        if "_state" in self.__dict__:
-            self.seen_indptr_  # noqa: B018 - built now: the pickled state has no layout
-        return self.__dict__.copy()
+        with lock_of(self).reading():
+            if "_state" in self.__dict__:
+                self.seen_indptr_  # noqa: B018 - built now: the pickled state has no layout
+            state = self.__dict__.copy()
+        state.pop("_lock", None)  # a copy or an unpickled model gets a lock of its own
+        return state
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> dict[str, Any]:
@@ -281,7 +275,12 @@ class MatrixFactorization:
         check_int(self.n_jobs, "n_jobs", low=-1)
         if self.n_jobs == 0:
             raise ValueError("n_jobs must be -1 (all cores) or a positive number of threads, got 0")
-        check_choice(str(np.dtype(self.dtype)), "dtype", DTYPES)
+        try:
+            dtype_name = str(np.dtype(self.dtype))
+        except TypeError:
+            raise TypeError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}") from None
+        p["dtype"] = check_choice(dtype_name, "dtype", DTYPES)
+        p["random_state"] = self.random_state
         check_int(self.verbose, "verbose", low=0)
         return p
 
@@ -315,33 +314,29 @@ class MatrixFactorization:
         Returns
         -------
         self
+
+        Notes
+        -----
+        The call completes or leaves the previous fitted state exactly as it was, whatever the
+        exception; Ctrl-C stops after the running epoch and keeps the epochs completed.
         """
-        params = self._check_params()
-        ratings = to_ratings(X, y, duplicates=self.duplicates)
-        rng = np.random.default_rng(self.random_state)
-        val = None
-        if validation is not None:
-            val = _validation_frame(validation)
-        elif self.validation_fraction is not None or self.early_stopping:
-            fraction = self.validation_fraction if self.validation_fraction is not None else 0.1
-            hold = rng.random(len(ratings)) < fraction
-            if hold.all() or not hold.any():
-                raise ValueError(
-                    f"validation_fraction={fraction} leaves no ratings for training or none "
-                    f"for validation with {len(ratings)} ratings"
-                )
-            val = ratings.subset(hold).to_dataframe()
-            ratings = ratings.subset(~hold)
-        previous = {name: self.__dict__[name] for name in _FITTED if name in self.__dict__}
-        try:
-            self._initialize(ratings, params, rng)
-            self.item_titles_ = None if item_titles is None else dict(pd.Series(item_titles))
-            self._train(self._state.blocks, val, params, params["n_epochs"])
-        except NonFiniteModelError:
-            for name in _FITTED:
-                self.__dict__.pop(name, None)
-            self.__dict__.update(previous)
-            raise
+        with lock_of(self).writing():
+            params = self._check_params()
+            ratings = to_ratings(X, y, duplicates=self.duplicates)
+            rng = np.random.default_rng(self.random_state)
+            val = None if validation is None else _validation_frame(validation)
+            titles = None if item_titles is None else dict(pd.Series(item_titles))
+            if val is None and (self.validation_fraction is not None or self.early_stopping):
+                ratings, val = _hold_out(ratings, self.validation_fraction, rng)
+            check_memory(ratings.n_users, ratings.n_items, params)
+            checkpoint = Checkpoint(self, in_place=False)
+            try:
+                self._initialize(ratings, params, rng)
+                self.item_titles_ = titles
+                self._train(self._state.blocks, val, params, params["n_epochs"], checkpoint)
+            except BaseException as exc:
+                checkpoint.settle(self, exc)
+                raise
         return self
 
     def partial_fit(self, X: Any, y: Any = None, validation: Any = None) -> MatrixFactorization:
@@ -349,36 +344,71 @@ class MatrixFactorization:
 
         The optimizer state, the schedule and the random stream continue, so ``fit`` with 10
         epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data. An
-        unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError.
+        unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError
+        (fold new users in with ``fold_in``).
+
+        Parameters that shape the model (``n_factors``, ``dtype``, ``biases``, and
+        ``bias_damping`` with fixed biases) cannot change before ``partial_fit``: a changed one
+        raises ValueError naming it (``fit`` starts anew with it). The others apply from the
+        next epoch: a new ``optimizer`` continues from the current factors with fresh optimizer
+        state; ``batch_size``, ``learning_rate`` and its schedule, ``reg``, ``reg_bias``,
+        ``callbacks``, ``duplicates``, ``n_jobs`` and ``verbose`` are simply used.
+        ``init_std`` and ``random_state`` seed a fit: ``partial_fit`` continues the fit's
+        random stream. The call completes or leaves the model exactly as it was.
         """
-        params = self._check_params()
-        if hasattr(self, "user_factors_") and not hasattr(self, "_state"):
-            raise ValueError(
-                "this fitted model carries no training state (it was loaded from a file saved "
-                "without it), so partial_fit cannot continue it; refit with fit"
-            )
-        if not hasattr(self, "_state"):
+        with lock_of(self).writing():
+            params = self._check_params()
+            if hasattr(self, "user_factors_") and not hasattr(self, "_state"):
+                raise ValueError(
+                    "this fitted model carries no training state (it was loaded from a file "
+                    "saved without it), so partial_fit cannot continue it; refit with fit"
+                )
             ratings = to_ratings(X, y, duplicates=self.duplicates)
-            rng = np.random.default_rng(self.random_state)
-            self._initialize(ratings, params, rng)
-            self.item_titles_ = None
-        else:
-            ratings = to_ratings(X, y, duplicates=self.duplicates)
-        val = None if validation is None else _validation_frame(validation)
-        backup = {
-            name: (v.copy() if isinstance(v, np.ndarray) else v)
-            for name, v in self.__dict__.items()
-            if name in _FITTED
-        }
-        try:
-            self._train(self._blocks_for(ratings, threads_for(self.n_jobs)), val, params, 1)
-        except NonFiniteModelError:
-            self.__dict__.update(backup)
-            self._state.optimizer = _new_optimizer_state(
+            val = None if validation is None else _validation_frame(validation)
+            fresh = not hasattr(self, "_state")
+            if fresh:
+                check_memory(ratings.n_users, ratings.n_items, params)
+            else:
+                self._check_continuation(params)
+            checkpoint = Checkpoint(self, in_place=not fresh)
+            try:
+                if fresh:
+                    self._initialize(ratings, params, np.random.default_rng(self.random_state))
+                    self.item_titles_ = None
+                    blocks = self._state.blocks
+                else:
+                    blocks = self._blocks_for(ratings, threads_for(self.n_jobs))
+                    self._continue_optimizer(params)
+                self._train(blocks, val, params, 1, checkpoint)
+            except BaseException as exc:
+                checkpoint.settle(self, exc)
+                raise
+        return self
+
+    def _check_continuation(self, params: dict) -> None:
+        """Refuse a parameter set at fit that was changed since (continuing makes no sense)."""
+        at_fit = self._state.fit_params
+        for name in _SET_AT_FIT:
+            if name not in at_fit:
+                continue
+            now = params.get(name, getattr(self, name))
+            if name == "bias_damping" and at_fit.get("biases") != "fixed":
+                continue
+            if not _same(now, at_fit[name]):
+                raise ValueError(
+                    f"{name} was {at_fit[name]!r} at fit and is now {now!r}: {name} is set when "
+                    f"the model is made, so partial_fit cannot continue with the new value; "
+                    f"call fit to train anew with it, or set it back to {at_fit[name]!r}"
+                )
+
+    def _continue_optimizer(self, params: dict) -> None:
+        """Fresh optimizer state when the optimizer changed since the last epoch."""
+        st = self._state
+        if st.optimizer_name != params["optimizer"]:
+            st.optimizer = _new_optimizer_state(
                 params["optimizer"], self.user_factors_, self.item_factors_
             )
-            raise
-        return self
+            st.optimizer_name = params["optimizer"]
 
     def predict(self, X: Any, clip: bool = True) -> np.ndarray:
         """Predicted ratings for raw (user, item) pairs.
@@ -394,13 +424,14 @@ class MatrixFactorization:
         -------
         ndarray of shape (n,), dtype float64
         """
-        self._check_fitted()
-        users, items = _pairs(X)
-        u = self.user_map_.lookup(users)
-        i = self.item_map_.lookup(items)
-        out = self._predict_rows(u, i)
-        if clip:
-            np.clip(out, self.rating_scale_[0], self.rating_scale_[1], out=out)
+        with lock_of(self).reading():
+            self._check_fitted()
+            users, items = _pairs(X)
+            u = self.user_map_.lookup(users)
+            i = self.item_map_.lookup(items)
+            out = self._predict_rows(u, i)
+            if clip:
+                np.clip(out, self.rating_scale_[0], self.rating_scale_[1], out=out)
         return out
 
     def score(self, X: Any, y: Any = None) -> float:
@@ -435,43 +466,47 @@ class MatrixFactorization:
         ``fastmf.recommend.recommend``."""
         from fastmf import recommend
 
-        return recommend.recommend(self, user, n=n, exclude_seen=exclude_seen, items=items)
+        with lock_of(self).reading():
+            return recommend.recommend(self, user, n=n, exclude_seen=exclude_seen, items=items)
 
     def recommend_many(self, users: Any, n: int = 10, exclude_seen: bool = True, items: Any = None):
         """Top-``n`` items for many users at once; see ``fastmf.recommend.recommend_many``."""
         from fastmf import recommend
 
-        return recommend.recommend_many(self, users, n=n, exclude_seen=exclude_seen, items=items)
+        with lock_of(self).reading():
+            return recommend.recommend_many(self, users, n=n, exclude_seen=exclude_seen, items=items)
 
     def similar_items(self, item: Hashable, n: int = 10) -> pd.DataFrame:
         """Items nearest by cosine of factors; see ``fastmf.recommend.similar_items``."""
         from fastmf import recommend
 
-        return recommend.similar_items(self, item, n=n)
+        with lock_of(self).reading():
+            return recommend.similar_items(self, item, n=n)
 
     def similar_users(self, user: Any, n: int = 10) -> pd.DataFrame:
         """Users nearest by cosine of factors; see ``fastmf.recommend.similar_users``."""
         from fastmf import recommend
 
-        return recommend.similar_users(self, user, n=n)
+        with lock_of(self).reading():
+            return recommend.similar_users(self, user, n=n)
 
     def fold_in(self, ratings: Any):
         """Factors and bias of a user unseen in training; see ``fastmf.recommend.fold_in``."""
         from fastmf import recommend
 
-        return recommend.fold_in(self, ratings)
+        with lock_of(self).reading():
+            return recommend.fold_in(self, ratings)
 
     def save(self, path: Any) -> None:
         """Write the model to one file, atomically; see ``fastmf.serialize.save``."""
         from fastmf import serialize
 
-        serialize.save(self, path)
+        with lock_of(self).reading():
+            serialize.save(self, path)
 
     # ------------------------------------------------------------------ training
     def _initialize(self, ratings: Ratings, params: dict, rng: np.random.Generator) -> None:
         """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
-        self.__dict__.pop("seen_indptr_", None)
-        self.__dict__.pop("seen_items_", None)
         dtype = np.dtype(self.dtype)
         n_users, n_items = ratings.n_users, ratings.n_items
         s = choose_n_strata(len(ratings), n_users, n_items)
@@ -496,34 +531,38 @@ class MatrixFactorization:
             fb_u, fb_i = fixed_biases(ratings, mu, params["bias_damping"])
             bu[u_pos] = fb_u
             bi[i_pos] = fb_i
-        self.global_mean_ = mu
-        self.user_bias_, self.item_bias_ = bu, bi
-        self.user_factors_, self.item_factors_ = P, Q
-        self.user_map_, self.item_map_ = IdMap(u_ids), IdMap(i_ids)
-        self.rating_scale_ = (float(ratings.values.min()), float(ratings.values.max()))
-        self.history_ = _empty_history()
-        self.n_epochs_done_ = 0
-        self.best_epoch_ = None
-        self._state = _TrainState(
+        state = _TrainState(
             rng=rng,
             user_strata=u_strata,
             item_strata=i_strata,
             optimizer=_new_optimizer_state(params["optimizer"], P, Q),
             learning_rate=params["learning_rate"],
+            optimizer_name=params["optimizer"],
+            fit_params={name: params[name] for name in _SET_AT_FIT},
         )
         # the training data in model rows, laid out in blocks (kept for partial_fit)
-        self._state.blocks = self._layout(ratings, u_pos, i_pos, threads_for(self.n_jobs))
-        self._state.blocks_key = _fingerprint(ratings)
+        state.blocks = _layout(state, ratings, u_pos, i_pos, threads_for(self.n_jobs))
+        state.blocks_key = _fingerprint(ratings)
         # seen_indptr_ and seen_items_ are built from these blocks when first asked for
-
-    def _layout(
-        self, ratings: Ratings, user_row: np.ndarray, item_row: np.ndarray, n_workers: int
-    ) -> BlockSchedule:
-        st = self._state
-        return build_blocks(
-            ratings.users, ratings.items, ratings.values, user_row, item_row,
-            st.user_strata, st.item_strata, n_workers,
-        )  # fmt: skip
+        install(
+            self,
+            {
+                "global_mean_": mu,
+                "user_bias_": bu,
+                "item_bias_": bi,
+                "user_factors_": P,
+                "item_factors_": Q,
+                "user_map_": IdMap(u_ids),
+                "item_map_": IdMap(i_ids),
+                "rating_scale_": (float(ratings.values.min()), float(ratings.values.max())),
+                "item_titles_": None,
+                "history_": _empty_history(),
+                "n_epochs_done_": 0,
+                "best_epoch_": None,
+                "_state": state,
+            },
+            clear=True,
+        )
 
     def _blocks_for(self, ratings: Ratings, n_workers: int) -> BlockSchedule:
         """The block layout of ``ratings`` in model rows, reused when the data is the same."""
@@ -545,26 +584,33 @@ class MatrixFactorization:
                     f"{unknown[:3].tolist()}); partial_fit trains the users and items of the fitted "
                     f"model only: refit, or fold new users in with fold_in"
                 )
-        blocks = self._layout(ratings, u_rows, i_rows, n_workers)
+        blocks = _layout(st, ratings, u_rows, i_rows, n_workers)
         st.blocks, st.blocks_key = blocks, key
         return blocks
 
     def _train(
-        self, blocks: BlockSchedule, val: pd.DataFrame | None, params: dict, n_epochs: int
+        self,
+        blocks: BlockSchedule,
+        val: pd.DataFrame | None,
+        params: dict,
+        n_epochs: int,
+        checkpoint: Checkpoint,
     ) -> None:
         """Run ``n_epochs`` epochs over ``blocks``, recording history, validation, callbacks and
-        early stopping."""
+        early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded."""
         n_threads = blocks.n_workers
-        n_train = len(blocks.values)
         dtype = np.dtype(self.dtype)
         # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
-        self.user_factors_ = cache_aligned(self.user_factors_)
-        self.item_factors_ = cache_aligned(self.item_factors_)
+        install(
+            self,
+            {
+                "user_factors_": cache_aligned(self.user_factors_),
+                "item_factors_": cache_aligned(self.item_factors_),
+            },
+        )
         val_rows = None
         if val is not None:
             vu, vi = _pairs(val)
-            if len(vu) == 0:
-                raise ValueError("the validation set is empty; pass None or at least one rating")
             val_rows = (
                 self.user_map_.lookup(vu),
                 self.item_map_.lookup(vi),
@@ -580,37 +626,22 @@ class MatrixFactorization:
         )
         progress = _Progress(n_epochs, self.verbose)
         try:
-            with numba_threads(n_threads), _deferred_interrupt() as interrupted:
+            with numba_threads(n_threads), _deferred_interrupt() as interrupt:
                 for _ in range(n_epochs):
                     epoch = self.n_epochs_done_
                     lr = self._epoch_learning_rate(epoch, params)
+                    interrupt.hold = checkpoint.in_epoch = True  # until the epoch is recorded
                     t0 = time.perf_counter()
                     base, regl = self._run_epoch(blocks, params, lr, dtype, scratch)
                     seconds = time.perf_counter() - t0
-                    if not (math.isfinite(base) and math.isfinite(regl)) or not _all_finite(self):
-                        raise NonFiniteModelError(
-                            f"training diverged at epoch {epoch + 1} (base loss {base / n_train:.4g}, "
-                            f"regularization loss {regl / n_train:.4g}): lower learning_rate "
-                            f"(now {lr:g}) or raise reg (now {params['reg']:g}); the previous "
-                            f"fitted state is kept"
-                        )
-                    row = {
-                        "epoch": epoch + 1,
-                        "base_loss": base / n_train,
-                        "reg_loss": regl / n_train,
-                        "total_loss": (base + regl) / n_train,
-                        "train_rmse": math.sqrt(base / n_train),
-                    }
-                    if val_rows is not None:
-                        pred = self._predict_rows(val_rows[0], val_rows[1])
-                        np.clip(pred, self.rating_scale_[0], self.rating_scale_[1], out=pred)
-                        err = pred - val_rows[2]
-                        row["val_rmse"] = float(np.sqrt(np.mean(err * err)))
-                        row["val_mae"] = float(np.mean(np.abs(err)))
+                    check_divergence(self, blocks, base, regl, epoch, lr, params)
+                    row = self._history_row(epoch, base, regl, len(blocks.values), val_rows)
                     row["learning_rate"] = lr
                     row["seconds"] = seconds
                     self.n_epochs_done_ = epoch + 1
                     self.history_ = _append_history(self.history_, row)
+                    checkpoint.completed_epochs += 1
+                    interrupt.hold = checkpoint.in_epoch = False
                     progress.update(row)
                     monitored = row.get("val_rmse", row["total_loss"])
                     self._after_epoch_schedule(monitored, params)
@@ -625,7 +656,7 @@ class MatrixFactorization:
                     for cb in self.callbacks or ():
                         if cb(self, dict(row)) is True:
                             stop = True
-                    if interrupted():
+                    if interrupt.hit:
                         raise KeyboardInterrupt
                     if stop:
                         break
@@ -634,11 +665,35 @@ class MatrixFactorization:
         if best_snapshot is not None:
             _restore(self, best_snapshot)
 
+    def _history_row(
+        self, epoch: int, base: float, regl: float, n_train: int, val_rows: tuple | None
+    ) -> dict[str, Any]:
+        """The epoch's losses (sums over the training ratings, as means) and validation errors."""
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "base_loss": base / n_train,
+            "reg_loss": regl / n_train,
+            "total_loss": (base + regl) / n_train,
+            "train_rmse": math.sqrt(base / n_train),
+        }
+        if val_rows is not None:
+            pred = self._predict_rows(val_rows[0], val_rows[1])
+            np.clip(pred, self.rating_scale_[0], self.rating_scale_[1], out=pred)
+            err = pred - val_rows[2]
+            row["val_rmse"] = float(np.sqrt(np.mean(err * err)))
+            row["val_mae"] = float(np.mean(np.abs(err)))
+        return row
+
     def _run_epoch(
         self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch
     ) -> tuple[float, float]:
-        """One epoch through the kernels; returns the summed base and regularization losses."""
+        """One epoch through the kernels; returns the summed base and regularization losses.
+        Every array the kernel gets is checked first (``_guard``)."""
         st = self._state
+        bu, bi, P, Q = self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
+        n_users, n_items = len(self.user_map_), len(self.item_map_)
+        guard.check_parameters(self.global_mean_, bu, bi, P, Q, n_users, n_items)
+        guard.check_layout(blocks, n_users, n_items)
         shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
         block_losses = np.zeros((blocks.n_strata * blocks.n_strata, 2), dtype=np.float64)
         learn_bias = params["biases"] == "learned"
@@ -646,17 +701,22 @@ class MatrixFactorization:
         common = (blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order,
                   blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
         lr_, lam, lam_b = dtype.type(lr), dtype.type(params["reg"]), dtype.type(params["reg_bias"])
-        bu, bi, P, Q = self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
         if not _uses_batch_kernel(params):
-            K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, block_losses)
+            with KERNEL_LOCK:
+                K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, block_losses)
         else:
             o = st.optimizer
-            K.batch_epoch(
-                *common, params["batch_size"], mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
-                K.OPTIMIZER_CODES[params["optimizer"]],
-                o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
-                o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, block_losses,
-            )  # fmt: skip
+            k = P.shape[1]
+            guard.check_optimizer_state(o, params["optimizer"], dtype, n_users, n_items, k)
+            slots = _slots_per_batch(params["batch_size"], blocks)
+            guard.check_scratch(scratch, blocks.n_workers, slots, k, dtype, n_users, n_items)
+            with KERNEL_LOCK:
+                K.batch_epoch(
+                    *common, params["batch_size"], mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
+                    K.OPTIMIZER_CODES[params["optimizer"]],
+                    o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
+                    o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, block_losses,
+                )  # fmt: skip
         totals = block_losses.sum(axis=0)  # fixed order: block by block
         return float(totals[0]), float(totals[1])
 
@@ -688,21 +748,30 @@ class MatrixFactorization:
             st.learning_rate *= decay
 
     def _predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        out = np.empty(u.shape[0], dtype=self.user_factors_.dtype)
-        K.predict(
-            np.ascontiguousarray(u, dtype=np.int32),
-            np.ascontiguousarray(i, dtype=np.int32),
-            self.user_factors_.dtype.type(self.global_mean_),
-            self.user_bias_,
-            self.item_bias_,
-            self.user_factors_,
-            self.item_factors_,
-            out,
-        )
+        P, Q = self.user_factors_, self.item_factors_
+        bu, bi, mu = self.user_bias_, self.item_bias_, self.global_mean_
+        guard.check_parameters(mu, bu, bi, P, Q, len(self.user_map_), len(self.item_map_))
+        u = np.ascontiguousarray(u, dtype=np.int32)
+        i = np.ascontiguousarray(i, dtype=np.int32)
+        guard.check_rows(u, "the user rows", P.shape[0])
+        guard.check_rows(i, "the item rows", Q.shape[0])
+        out = np.empty(u.shape[0], dtype=P.dtype)
+        with KERNEL_LOCK:
+            K.predict(u, i, P.dtype.type(mu), bu, bi, P, Q, out)
         return out.astype(np.float64)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _layout(
+    state: _TrainState, ratings: Ratings, user_row: np.ndarray, item_row: np.ndarray, n_workers: int
+) -> BlockSchedule:
+    """The block layout of ``ratings`` whose users and items sit at rows ``user_row``/``item_row``."""
+    return build_blocks(
+        ratings.users, ratings.items, ratings.values, user_row, item_row,
+        state.user_strata, state.item_strata, n_workers,
+    )  # fmt: skip
 
 
 def to_ratings(X: Any, y: Any = None, *, duplicates: str = "error") -> Ratings:
@@ -803,7 +872,7 @@ def _scratch(
     """The mini-batch kernel's scratch, per side (users, then items): each worker's gradient
     slots (zero between batches), their rating counts and rows, and the slot of every model row
     (-1 when free; rows are owned by one block at a time, so the workers share it)."""
-    w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
+    w, b, k = blocks.n_workers, _slots_per_batch(params["batch_size"], blocks), params["n_factors"]
     return tuple(
         x
         for n_rows in (n_users, n_items)
@@ -815,6 +884,27 @@ def _scratch(
             np.full(n_rows, -1, np.int32),
         )
     )
+
+
+def _slots_per_batch(batch_size: int, blocks: BlockSchedule) -> int:
+    """Gradient slots a batch can need: one per rating, and a batch holds at most
+    ``batch_size`` ratings of one block."""
+    largest = int(np.diff(blocks.block_offsets).max()) if blocks.n_strata else 1
+    return max(1, min(batch_size, largest))
+
+
+def _hold_out(
+    ratings: Ratings, fraction: float | None, rng: np.random.Generator
+) -> tuple[Ratings, pd.DataFrame]:
+    """A seeded share of the ratings (``fraction``, 10% when None) held out for validation."""
+    fraction = fraction if fraction is not None else 0.1
+    hold = rng.random(len(ratings)) < fraction
+    if hold.all() or not hold.any():
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no ratings for training or none "
+            f"for validation with {len(ratings)} ratings"
+        )
+    return ratings.subset(~hold), ratings.subset(hold).to_dataframe()
 
 
 def _seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -831,23 +921,15 @@ def _seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _fingerprint(ratings: Ratings) -> tuple:
-    """A cheap identity of a ratings set, to reuse its block layout."""
+    """The identity of a ratings set, to reuse its block layout: a hash of every triple (the
+    raw ids through the id maps, the indices and the ratings), at memory speed."""
     return (
         len(ratings),
         ratings.n_users,
         ratings.n_items,
-        int(sk.checksum(ratings.users, ratings.items, ratings.values)),
-        ratings.user_map.ids[:5].tolist(),
-        ratings.item_map.ids[:5].tolist(),
-    )
-
-
-def _all_finite(model: MatrixFactorization) -> bool:
-    return bool(
-        np.isfinite(model.user_factors_).all()
-        and np.isfinite(model.item_factors_).all()
-        and np.isfinite(model.user_bias_).all()
-        and np.isfinite(model.item_bias_).all()
+        hash_arrays(
+            ratings.user_map.ids, ratings.item_map.ids, ratings.users, ratings.items, ratings.values
+        ),
     )
 
 
@@ -884,24 +966,32 @@ def _append_history(history: pd.DataFrame, row: dict) -> pd.DataFrame:
     return pd.concat([history, new], ignore_index=True)
 
 
+class _Interrupt:
+    """Ctrl-C seen during training: ``hit`` once pressed; ``hold`` while an epoch is in flight."""
+
+    hit = False
+    hold = False
+
+
 @contextmanager
-def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Hold a Ctrl-C until the running epoch completes (a second Ctrl-C interrupts at once)."""
+def _deferred_interrupt() -> Iterator[_Interrupt]:
+    """Hold a Ctrl-C until the running epoch is recorded. A second Ctrl-C between epochs (in a
+    callback, say) interrupts at once; during an epoch nothing interrupts, so the model is never
+    left between two epochs."""
+    flag = _Interrupt()
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield flag
         return
-    hit = [False]
     previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
-        if hit[0]:
-            signal.signal(signal.SIGINT, previous)
+        if flag.hit and not flag.hold:
             raise KeyboardInterrupt
-        hit[0] = True
+        flag.hit = True
 
     signal.signal(signal.SIGINT, handler)
     try:
-        yield lambda: hit[0]
+        yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -295,7 +295,7 @@ def test_callback_stops_training(small_ratings):
     assert seen == [1, 2] and m.n_epochs_done_ == 2
 
 
-def test_callback_error_keeps_last_good_epoch(small_ratings):
+def test_callback_error_leaves_the_previous_model(small_ratings):
     def boom(model, row):
         if row["epoch"] == 2:
             raise RuntimeError("callback failed")
@@ -303,7 +303,13 @@ def test_callback_error_keeps_last_good_epoch(small_ratings):
     m = MatrixFactorization(**{**FAST, "n_epochs": 5}, callbacks=[boom])
     with pytest.raises(RuntimeError, match="callback failed"):
         m.fit(small_ratings)
-    assert m.n_epochs_done_ == 2 and np.isfinite(m.predict(small_ratings)).all()
+    assert not hasattr(m, "user_factors_")  # no previous model: still unfitted
+    m.set_params(callbacks=None).fit(small_ratings)
+    before = m.predict(small_ratings)
+    with pytest.raises(RuntimeError, match="callback failed"):
+        m.set_params(callbacks=[boom], random_state=7).fit(small_ratings)
+    assert m.n_epochs_done_ == 5
+    np.testing.assert_array_equal(m.predict(small_ratings), before)
 
 
 def test_early_stopping_restores_best_epoch():

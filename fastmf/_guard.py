@@ -1,0 +1,133 @@
+"""The guarded boundary before the training and prediction kernels.
+
+The kernels index arrays without bounds checks, for speed. Every array they receive is checked
+here first, in Python and in O(1) per call (shapes, dtypes, contiguity, and the index ranges the
+block layout established once when it was built), so that no call sequence and no loaded or
+hand-edited model can make a kernel read or write outside an array. A failed check raises
+``ModelStateError``, which names the array and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class ModelStateError(RuntimeError):
+    """The model's arrays do not fit together (edited by hand, or from a damaged source);
+    nothing was run. Refit the model, or load it again from its file."""
+
+
+def _expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise ModelStateError(message + "; nothing was run: refit the model, or load it again")
+
+
+def check_array(a: Any, name: str, dtype: np.dtype, shape: tuple[int | None, ...]) -> None:
+    """``a`` is a C-contiguous ndarray of ``dtype`` whose shape matches ``shape`` (None: any)."""
+    _expect(isinstance(a, np.ndarray), f"{name} is a {type(a).__name__}, not a numpy array")
+    _expect(a.dtype == dtype, f"{name} has dtype {a.dtype}, expected {np.dtype(dtype)}")
+    _expect(
+        a.ndim == len(shape) and all(w is None or w == n for w, n in zip(shape, a.shape)),
+        f"{name} has shape {a.shape}, expected {tuple('any' if w is None else w for w in shape)}",
+    )
+    _expect(a.flags.c_contiguous, f"{name} is not C-contiguous")
+
+
+def check_parameters(
+    mu: float, bu: Any, bi: Any, P: Any, Q: Any, n_users: int, n_items: int
+) -> np.dtype:
+    """The model's biases and factors fit each other and the id maps; returns their dtype."""
+    _expect(isinstance(P, np.ndarray), f"user_factors_ is a {type(P).__name__}, not an array")
+    dtype = P.dtype
+    _expect(dtype in (np.float32, np.float64), f"user_factors_ has dtype {dtype}, not a float")
+    _expect(np.isfinite(mu), f"global_mean_ is {mu}, not a finite number")
+    k = P.shape[1] if P.ndim == 2 else -1
+    check_array(P, "user_factors_", dtype, (n_users, None))
+    check_array(Q, "item_factors_", dtype, (n_items, k))
+    check_array(bu, "user_bias_", dtype, (n_users,))
+    check_array(bi, "item_bias_", dtype, (n_items,))
+    return dtype
+
+
+def check_rows(rows: np.ndarray, name: str, n_rows: int) -> None:
+    """Model rows for the prediction kernel: int32, each -1 (unknown) or below ``n_rows``."""
+    check_array(rows, name, np.dtype(np.int32), (None,))
+    if rows.size:
+        _expect(int(rows.min()) >= -1, f"{name} holds row {int(rows.min())}, below -1")
+        _expect(int(rows.max()) < n_rows, f"{name} holds row {int(rows.max())} of {n_rows}")
+
+
+def check_layout(blocks: Any, n_users: int, n_items: int) -> None:
+    """The block layout's arrays fit together and its rows fit the model (ranges were found
+    once, when the layout was built)."""
+    n = blocks.values.shape[0]
+    s = blocks.n_strata
+    check_array(blocks.users, "the layout's users", np.dtype(np.int32), (n,))
+    check_array(blocks.items, "the layout's items", np.dtype(np.int32), (n,))
+    check_array(blocks.values, "the layout's ratings", np.dtype(np.float32), (n,))
+    check_array(blocks.block_offsets, "the block offsets", np.dtype(np.int64), (s * s + 1,))
+    _expect(
+        blocks.block_offsets[0] == 0 and blocks.block_offsets[-1] == n,
+        "the block offsets do not cover the ratings",
+    )
+    _expect(
+        blocks.user_rows_below <= n_users and blocks.item_rows_below <= n_items,
+        f"the layout indexes {blocks.user_rows_below} users and {blocks.item_rows_below} items, "
+        f"the model has {n_users} and {n_items}",
+    )
+    w = blocks.n_workers
+    check_array(blocks.assign_offsets, "the block assignment", np.dtype(np.int64), (s, w + 1))
+    check_array(blocks.assign_blocks, "the block assignment", np.dtype(np.int32), (s, s))
+
+
+def optimizer_shapes(
+    optimizer: str, n_users: int, n_items: int, k: int
+) -> dict[str, tuple[int, ...]]:
+    """The shape of each optimizer-state array for ``optimizer`` (empty where it keeps none)."""
+    n1 = 1 if optimizer in ("adagrad", "adam", "row_adagrad") else 0
+    n2 = 1 if optimizer == "adam" else 0
+    width = 1 if optimizer == "row_adagrad" else k
+    return {
+        "bu_s1": (n_users * n1,),
+        "bu_s2": (n_users * n2,),
+        "bi_s1": (n_items * n1,),
+        "bi_s2": (n_items * n2,),
+        "P_s1": (n_users * n1, width),
+        "P_s2": (n_users * n2, k),
+        "Q_s1": (n_items * n1, width),
+        "Q_s2": (n_items * n2, k),
+        "u_steps": (n_users * n2,),
+        "i_steps": (n_items * n2,),
+    }
+
+
+def check_optimizer_state(
+    state: Mapping[str, Any], optimizer: str, dtype: np.dtype, n_users: int, n_items: int, k: int
+) -> None:
+    """The optimizer state has the arrays ``optimizer`` reads, in the model's shapes."""
+    for name, shape in optimizer_shapes(optimizer, n_users, n_items, k).items():
+        _expect(name in state, f"the optimizer state has no {name}")
+        want = np.dtype(np.int64) if name.endswith("steps") else dtype
+        check_array(state[name], f"the optimizer state's {name}", want, shape)
+
+
+def check_scratch(
+    scratch: Sequence[np.ndarray], n_workers: int, slots: int, k: int, dtype: np.dtype,
+    n_users: int, n_items: int,
+) -> None:  # fmt: skip
+    """The mini-batch kernel's scratch has room for ``slots`` rows a batch on every worker."""
+    _expect(len(scratch) == 10, "the mini-batch scratch is incomplete")
+    for side, n_rows, part in (("user", n_users, scratch[:5]), ("item", n_items, scratch[5:])):
+        grads, bias_grads, counts, rows, slot_of = part
+        check_array(grads, f"the {side} gradient slots", dtype, (None, None, k))
+        _expect(
+            grads.shape[0] >= n_workers and grads.shape[1] >= slots,
+            f"the {side} gradient slots hold {grads.shape[:2]}, need ({n_workers}, {slots})",
+        )
+        check_array(bias_grads, f"the {side} bias slots", dtype, grads.shape[:2])
+        check_array(counts, f"the {side} slot counts", np.dtype(np.int32), grads.shape[:2])
+        check_array(rows, f"the {side} slot rows", np.dtype(np.int32), grads.shape[:2])
+        check_array(slot_of, f"the {side} slot table", np.dtype(np.int32), (n_rows,))
