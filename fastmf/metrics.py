@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf import _rank_kernels as rk
+from fastmf._threads import KERNEL_LOCK
 from fastmf._validation import check_float, check_int
 
 __all__ = [
@@ -213,16 +214,17 @@ def _counts(
     dcg = np.zeros(m, dtype=np.float64)
     idcg = np.zeros(m, dtype=np.float64)
     if m:
-        rk.ranking_counts(
-            np.ascontiguousarray(rec, dtype=np.int64),
-            indptr,
-            rel_items,
-            np.ascontiguousarray(n_relevant, dtype=np.int64),
-            k,
-            hits,
-            dcg,
-            idcg,
-        )
+        with KERNEL_LOCK:
+            rk.ranking_counts(
+                np.ascontiguousarray(rec, dtype=np.int64),
+                indptr,
+                rel_items,
+                np.ascontiguousarray(n_relevant, dtype=np.int64),
+                k,
+                hits,
+                dcg,
+                idcg,
+            )
     return hits, dcg, idcg
 
 

@@ -914,9 +914,10 @@ def _seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarr
     stratum, so a stable bucketing by user yields every user's items nearly sorted: only a user
     whose ratings in a block span two of its interleaved runs needs sorting.
     """
-    order, indptr = sk.stable_bucket_order(blocks.users, n_users)
-    items = blocks.items[order]
-    sk.sort_unsorted_segments(items, indptr)
+    with KERNEL_LOCK:
+        order, indptr = sk.stable_bucket_order(blocks.users, n_users)
+        items = blocks.items[order]
+        sk.sort_unsorted_segments(items, indptr)
     return indptr, items
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf import _sort_kernels as sk
+from fastmf._threads import KERNEL_LOCK
 from fastmf._validation import (
     check_choice,
     check_index_array,
@@ -138,7 +139,8 @@ def factorize_ids(values: Any, *, column: str) -> tuple[np.ndarray, IdMap]:
         if high - low <= 8 * arr.size + 1_000_000 and high <= np.iinfo(np.int64).max:
             if arr.dtype not in (np.int32, np.int64):
                 arr = arr.astype(np.int64)
-            codes, uniques = sk.dense_int_codes(arr, np.int64(low), np.int64(high))
+            with KERNEL_LOCK:
+                codes, uniques = sk.dense_int_codes(arr, np.int64(low), np.int64(high))
             return codes, IdMap(uniques)
         wide = arr.dtype == np.uint64 and high > np.iinfo(np.int64).max
         uniques, codes = np.unique(arr if wide else arr.astype(np.int64), return_inverse=True)
@@ -303,8 +305,10 @@ class Ratings:
         """
         if sk.is_sorted_by_user_item(self.users, self.items):
             return self
-        order, offsets = sk.stable_bucket_order(self.users, self.n_users)
-        if sk.sort_segments_by_item(order, offsets, self.items) > 0:
+        with KERNEL_LOCK:
+            order, offsets = sk.stable_bucket_order(self.users, self.n_users)
+            unsorted = sk.sort_segments_by_item(order, offsets, self.items)
+        if unsorted > 0:
             first, last = sk.find_duplicates(order, offsets, self.users, self.items)
         else:
             first = last = np.empty(0, dtype=np.int64)
@@ -321,11 +325,11 @@ class Ratings:
             keep = np.ones(len(self), dtype=np.bool_)
             keep[first] = False
             order = order[keep[order]]
-        ts = None if self.timestamps is None else sk.gather(self.timestamps, order)
-        return Ratings(
-            sk.gather(self.users, order), sk.gather(self.items, order),
-            sk.gather(self.values, order), self.user_map, self.item_map, ts,
-        )  # fmt: skip
+        with KERNEL_LOCK:
+            ts = None if self.timestamps is None else sk.gather(self.timestamps, order)
+            users, items = sk.gather(self.users, order), sk.gather(self.items, order)
+            values = sk.gather(self.values, order)
+        return Ratings(users, items, values, self.user_map, self.item_map, ts)
 
     def subset(self, rows: np.ndarray) -> Ratings:
         """The ratings at ``rows`` (a boolean mask or indices), with the same id maps."""

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf import _rank_kernels as rk
-from fastmf._threads import numba_threads, threads_for
+from fastmf._threads import KERNEL_LOCK, numba_threads, threads_for
 from fastmf._validation import check_int
 
 __all__ = [
@@ -607,8 +607,9 @@ def _topk_chunked(
     if len(chunks) == 1 or n_threads == 1 or not _HAS_THREADPOOLCTL:
         flat = np.empty(rows * cols, dtype=dtype)
         kernel = rk.topk_tile if n_threads > 1 else rk.topk_tile_serial
-        for s, e in chunks:
-            run(s, e, flat, kernel)
+        with KERNEL_LOCK:  # a parallel kernel (the pool below runs serial ones)
+            for s, e in chunks:
+                run(s, e, flat, kernel)
         return heap_pos, heap_score
 
     from threadpoolctl import threadpool_limits

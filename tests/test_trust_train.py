@@ -354,3 +354,40 @@ def test_any_call_sequence_works_or_keeps_the_model(steps):
                 getattr(m, op)(data)
         except ALLOWED:
             assert_same_state(fitted_state(m), before)
+
+
+CONCURRENT = """
+import threading, numpy as np
+from fastmf import MatrixFactorization
+from tests.conftest import random_ratings
+df = random_ratings(60, 40, 900)
+models = [MatrixFactorization(n_factors=4, n_epochs=3, random_state=0, verbose=0, batch_size=b)
+          for b in (1, 16)]
+for m in models:
+    m.fit(df)
+def work(m):
+    for _ in range(5):
+        m.partial_fit(df)
+        m.predict(df)
+        m.recommend(int(df.user.iloc[0]), n=5)
+threads = [threading.Thread(target=work, args=(m,)) for m in models + models]
+[t.start() for t in threads]
+[t.join() for t in threads]
+import numba
+print("layer", numba.threading_layer(), [m.n_epochs_done_ for m in models])
+"""
+
+
+def test_threads_never_enter_parallel_kernels_together_on_any_layer():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", CONCURRENT], env=env, cwd=root, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "layer workqueue [13, 13]" in out.stdout
