@@ -1,6 +1,8 @@
 """fastmf: biased matrix factorization of explicit ratings, with Numba kernels."""
 
 from fastmf import datasets, metrics, split, tune
+from fastmf._guard import ModelStateError
+from fastmf._model_lock import ModelBusyError
 from fastmf._validation import NonFiniteModelError
 from fastmf.diagnose import Diagnosis, Finding, diagnose
 from fastmf.model import MatrixFactorization, NotFittedError
@@ -18,7 +20,9 @@ __all__ = [
     "FoldedUser",
     "IdMap",
     "MatrixFactorization",
+    "ModelBusyError",
     "ModelFileError",
+    "ModelStateError",
     "NonFiniteModelError",
     "NotFittedError",
     "Ratings",
