@@ -171,9 +171,9 @@ def load_movielens(
     fp_path = src.path if src.kind != "dir" else src.path / member
     fp = _cache.fingerprint(fp_path, member if src.kind == "zip" else None)
     folder = _cache.cache_dir(home, label, fp)
-    arrays = _cache.load(folder, fp) if cache else None
+    scale = src.release.scale if src.release else _default_scale(fmt)
+    arrays = _cache.load(folder, fp, scale) if cache else None
     if arrays is None:
-        scale = src.release.scale if src.release else _default_scale(fmt)
         rel = src.release.name if src.release else None
         if src.kind == "zip":
             arrays = _parse_zip_member(src, member, fmt, where, rel, scale)
@@ -181,7 +181,8 @@ def load_movielens(
             buf = _read_bytes(src, member)
             arrays = parse_ratings(buf, fmt, where, release=rel, scale=scale)
             del buf
-        if cache:
+        # a source that changed while it was read is not cached (its fingerprint is the old one)
+        if cache and _cache.fingerprint(fp_path, fp["member"]) == fp:
             _cache.store(folder, arrays, fp, {"release": rel, "format": fmt.key})
     df = pd.DataFrame(arrays, columns=list(_cache.COLUMNS), copy=False)
     df.attrs["release"] = src.release.name if src.release else None
