@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fastmf import _id_kernels as idk
 from fastmf import _sort_kernels as sk
 from fastmf._validation import (
     check_choice,
@@ -97,11 +98,35 @@ class IdMap:
     def _lookup_ints(self, raw: np.ndarray, column: str) -> np.ndarray:
         """Lookup in an integer map: every raw id turned into the map's key dtype, or unknown."""
         assert self._keys is not None
+        if self._table is not None and self._keys.dtype == np.int64:
+            out = self._lookup_in_table(raw, column)
+            if out is not None:
+                return out
         values, known = _as_key_ints(raw, self._keys.dtype, column)
         if known is None:
             return self._find(values)
         out = np.full(raw.shape[0], -1, dtype=np.int32)
         out[known] = self._find(values)
+        return out
+
+    def _lookup_in_table(self, raw: np.ndarray, column: str) -> np.ndarray | None:
+        """The table lookup in one parallel pass for integer and float ids (None for other
+        dtypes). Float ids that are not whole numbers are refused."""
+        kind, size = raw.dtype.kind, raw.dtype.itemsize
+        if kind == "i" or (kind == "u" and size < 8):
+            values = raw if raw.dtype in (np.int32, np.int64) else raw.astype(np.int64)
+            kernel = idk.lookup_ints
+        elif kind == "f":
+            values = raw.astype(np.float64, copy=False)
+            kernel = idk.lookup_floats
+        else:
+            return None
+        table, low = self._table, int(self._table_base)
+        assert table is not None
+        out = np.empty(values.shape[0], dtype=np.int32)
+        kernel(values, table, np.int64(low), np.int64(low + table.shape[0] - 1), out)
+        if kind == "f" and (out == idk.FRACTIONAL).any():
+            _check_floats(values, column)
         return out
 
     def _find(self, values: np.ndarray) -> np.ndarray:

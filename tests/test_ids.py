@@ -190,6 +190,23 @@ def test_lookups_across_signed_and_unsigned_maps():
     assert signed.lookup(np.array([True, False])).tolist() == [-1, -1]
 
 
+@pytest.mark.parametrize("start", [-(2**63), 2**63 - 10, -5])
+def test_narrow_maps_at_the_ends_of_int64(start):
+    ids = np.arange(start, start + 9, dtype=np.int64)
+    id_map = IdMap(ids[::-1].copy())
+    probes = [-(2**63), -(2**63) + 3, -6, -1, 0, 3, 2**63 - 7, 2**63 - 1] + ids.tolist()
+    expected = reference_lookup(ids[::-1], probes)
+    np.testing.assert_array_equal(id_map.lookup(np.array(probes, dtype=np.int64)), expected)
+    small = [p for p in probes if -(2**31) <= p < 2**31]
+    got = id_map.lookup(np.array(small, dtype=np.int32))
+    np.testing.assert_array_equal(got, reference_lookup(ids[::-1], small))
+    exact = [p for p in probes if float(p) == p]
+    column = np.stack([np.array(exact, dtype=np.float64)] * 2, axis=1)[:, 0]  # strided
+    assert not column.flags.c_contiguous
+    got = id_map.lookup(column)
+    np.testing.assert_array_equal(got, reference_lookup(ids[::-1], exact))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     ids=st.sets(st.integers(-(2**63), 2**64 - 1), min_size=1, max_size=40),
