@@ -1,4 +1,5 @@
-"""Numba kernels that parse MovieLens ratings text into column arrays.
+"""Numba kernels that parse MovieLens ratings text into column arrays, and that check the
+parsed cache of those arrays (a checksum of their bytes, the parser's value checks).
 
 Every release stores one rating per line as four numbers, ``user SEP item SEP rating SEP
 timestamp``, with SEP a tab (``u.data``), ``::`` (``ratings.dat``) or a comma (``ratings.csv``).
