@@ -497,7 +497,8 @@ def test_damaged_cache_is_rebuilt(no_env, monkeypatch):
     (cache,) = (home / "parsed").iterdir()
     (cache / "rating.npy").write_bytes(b"garbage")
     calls = count_parses(monkeypatch)
-    assert_same(load_movielens(folder, data_home=home), ROWS_HALF)
+    with pytest.warns(RuntimeWarning, match=r"rating\.npy is not a readable \.npy file"):
+        assert_same(load_movielens(folder, data_home=home), ROWS_HALF)
     assert len(calls) == 1
     assert_same(load_movielens(folder, data_home=home), ROWS_HALF)
 
@@ -590,3 +591,73 @@ def test_member_stream_matches_zipfile_and_checks_crc(module, no_env):
     with pytest.raises(ValueError, match="corrupt or truncated"):
         load_movielens(archive, data_home=no_env / "home")
     assert parsed_entries(no_env / "home") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# movies.csv: one record a line, quotes checked
+
+
+def write_movies_csv(root: Path, body: str) -> Path:
+    folder = root / "ml-latest-small"
+    folder.mkdir(parents=True)
+    (folder / "ratings.csv").write_bytes(ratings_text("ml-latest-small", ROWS_HALF))
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + body, encoding="utf-8")
+    return folder
+
+
+def test_movies_csv_quotes_commas_and_doubled_quotes(no_env):
+    body = (
+        '1,Toy Story (1995),Adventure|Animation\r\n'
+        '11,"American President, The (1995)",Comedy|Drama|Romance\r\n'
+        '\r\n'
+        '1411,"""Great"" Performances: Cats (1998)",Musical\r\n'
+        '26,Othello "the Moor" (1995),Drama\r\n'
+        '31,NA,(no genres listed)'
+    )  # fmt: skip
+    movies = load_movies(write_movies_csv(no_env, body))
+    assert movies["item"].tolist() == [1, 11, 1411, 26, 31]
+    assert movies["title"].tolist() == [
+        "Toy Story (1995)", "American President, The (1995)",
+        '"Great" Performances: Cats (1998)', 'Othello "the Moor" (1995)', "NA",
+    ]  # fmt: skip
+    assert movies["genres"].tolist()[1] == "Comedy|Drama|Romance"
+    assert movies["genres"].tolist()[-1] == "(no genres listed)"
+
+
+def test_movies_csv_unclosed_quote_names_the_line(no_env):
+    body = (
+        "1,Toy Story (1995),Adventure\n"
+        '2,"Jumanji (1995),Adventure|Children\n'
+        '3,"Grumpier Old Men, The (1995)",Comedy|Romance\n'
+        "4,Heat (1995),Action\n"
+    )
+    folder = write_movies_csv(no_env, body)
+    with pytest.raises(ValueError, match=r"movies\.csv, line 3: a quoted field is not closed on "
+                                         r"its line \(an unclosed quote\)\. The line reads "
+                                         r"'2,\"Jumanji"):  # fmt: skip
+        load_movies(folder)
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ('2,"Jumanji" (1995),Adventure', r"line 2: a quoted field is followed by text"),
+        ("2,Jumanji, The (1995),Adventure", r"line 2: 4 comma-separated fields, expected 3"),
+        ("2,Jumanji (1995)", r"line 2: 2 comma-separated fields, expected 3"),
+        ("x,Jumanji (1995),Adventure", r"line 2: the movie id 'x' is not a non-negative"),
+    ],
+)
+def test_movies_csv_bad_lines_name_the_line(line, match, no_env):
+    folder = write_movies_csv(no_env, line + "\n1,Toy Story (1995),Adventure\n")
+    with pytest.raises(ValueError, match=match):
+        load_movies(folder)
+
+
+def test_real_movies_csv_agrees_with_pandas(small_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("FASTMF_DATA", str(small_root))
+    movies = load_movies("ml-latest-small", data_home=tmp_path, download=False)
+    ref = pd.read_csv(small_root / "ml-latest-small" / "movies.csv", keep_default_na=False)
+    assert movies["item"].tolist() == ref["movieId"].tolist()
+    assert movies["title"].tolist() == ref["title"].tolist()
+    assert movies["genres"].tolist() == ref["genres"].tolist()
+    assert any('"' in t for t in movies["title"])  # the file's doubled quotes were read

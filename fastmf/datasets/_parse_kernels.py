@@ -1,4 +1,5 @@
-"""Numba kernels that parse MovieLens ratings text into column arrays.
+"""Numba kernels that parse MovieLens ratings text into column arrays, and that check the
+parsed cache of those arrays (a checksum of their bytes, the parser's value checks).
 
 Every release stores one rating per line as four numbers, ``user SEP item SEP rating SEP
 timestamp``, with SEP a tab (``u.data``), ``::`` (``ratings.dat``) or a comma (``ratings.csv``).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._jit import JIT
+from fastmf._jit import JIT, JIT_INLINE
 
 NEWLINE = 10
 CR = 13
@@ -232,3 +233,111 @@ def off_scale(ratings, low, high, step):
                 first = r
             count += 1
     return count, first
+
+
+# ---------------------------------------------------------------------------------------------
+# checking the parsed cache: a checksum of the columns' bytes, and the parser's value checks
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio: the position keys
+_M1 = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's finalizer constants
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S = np.uint64(33)
+
+
+@njit(**JIT_INLINE)
+def _word_term(word, key):
+    """One word's term of the checksum: a bijection of ``word`` keyed by ``key``, its position
+    times _GOLDEN."""
+    x = (word ^ key) * _M1
+    return x ^ (x >> _S)
+
+
+@njit(**JIT_INLINE)
+def _fmix(h):
+    """MurmurHash3's 64-bit finalizer: every input bit reaches every output bit."""
+    h = h ^ (h >> _S)
+    h = h * _M1
+    h = h ^ (h >> _S)
+    h = h * _M2
+    return h ^ (h >> _S)
+
+
+@njit(**JIT)
+def _sum_terms(words, lo, hi):
+    s = np.uint64(0)
+    key = np.uint64(lo + 1) * _GOLDEN
+    for i in range(lo, hi):
+        s += _word_term(words[i], key)
+        key += _GOLDEN  # (i + 2) * _GOLDEN, without a multiply
+    return s
+
+
+@njit(parallel=True, **JIT)
+def hash_words(words, tail, n_bytes):
+    """A 64-bit checksum of a column's bytes: ``words`` (uint64, its whole 8-byte words), ``tail``
+    (the 0..7 bytes left over, little-endian in a uint64) and ``n_bytes`` its length.
+
+    The checksum is ``fmix(sum of term(w_i, (i + 1) G) + term(tail, (n + 1) G) + n_bytes M2)``
+    over the words ``w_i`` (wrapping uint64 arithmetic, G = _GOLDEN), where ``term`` is a
+    bijection of the word keyed by its position: changing any one word always changes the sum,
+    a change of order or length changes it too, and one multiply per word keeps it at memory
+    speed. The sum is the
+    same in any order, so blocks of words are summed in parallel, each block into its own slot.
+    Reads ``words`` only.
+    """
+    n = words.shape[0]
+    block = 1 << 16
+    n_blocks = (n + block - 1) // block
+    sums = np.zeros(n_blocks, dtype=np.uint64)
+    for b in prange(n_blocks):
+        sums[b] = _sum_terms(words, b * block, min(n, (b + 1) * block))
+    s = _word_term(tail, np.uint64(n + 1) * _GOLDEN)
+    for b in range(n_blocks):
+        s += sums[b]
+    return _fmix(s + np.uint64(n_bytes) * _M2)
+
+
+@njit(**JIT_INLINE)
+def _off_scale(v, low, high, step):
+    k = v / step
+    return not np.isfinite(v) or v < low or v > high or k != np.floor(k)
+
+
+@njit(**JIT)
+def _block_faults(users, items, ratings, low, high, step, lo, hi, first):
+    """Fill ``first[0..2]`` for rows ``lo..hi``: one branch-free pass that counts, then a search
+    for the first row only in a block that has a fault."""
+    min_user = np.int64(0)
+    min_item = np.int64(0)
+    n_bad = 0
+    for r in range(lo, hi):
+        min_user = min(min_user, np.int64(users[r]))
+        min_item = min(min_item, np.int64(items[r]))
+        n_bad += _off_scale(ratings[r], low, high, step)
+    if min_user < 0 or min_item < 0 or n_bad:
+        for r in range(lo, hi):
+            if users[r] < 0 and first[0] < 0:
+                first[0] = r
+            if items[r] < 0 and first[1] < 0:
+                first[1] = r
+            if _off_scale(ratings[r], low, high, step) and first[2] < 0:
+                first[2] = r
+
+
+@njit(parallel=True, **JIT)
+def column_faults(users, items, ratings, low, high, step, block):
+    """The first row (or -1) of each fault a parsed column can have: a negative user id, a
+    negative item id, a rating that is not finite or off the scale ``low..high`` in steps of
+    ``step``. Blocks of ``block`` rows in parallel, each writing its own slots; reads only."""
+    n = users.shape[0]
+    n_blocks = (n + block - 1) // block
+    first = np.full((n_blocks, 3), -1, dtype=np.int64)
+    for b in prange(n_blocks):
+        _block_faults(users, items, ratings, low, high, step, b * block,
+                      min(n, (b + 1) * block), first[b])  # fmt: skip
+    out = np.full(3, -1, dtype=np.int64)
+    for b in range(n_blocks):
+        for f in range(3):
+            if out[f] < 0 and first[b, f] >= 0:
+                out[f] = first[b, f]
+    return out

@@ -12,6 +12,7 @@ The first load of a source parses it and writes the columns in binary form to
 
 from __future__ import annotations
 
+import csv
 import os
 import zipfile
 import zlib
@@ -171,9 +172,9 @@ def load_movielens(
     fp_path = src.path if src.kind != "dir" else src.path / member
     fp = _cache.fingerprint(fp_path, member if src.kind == "zip" else None)
     folder = _cache.cache_dir(home, label, fp)
-    arrays = _cache.load(folder, fp) if cache else None
+    scale = src.release.scale if src.release else _default_scale(fmt)
+    arrays = _cache.load(folder, fp, scale) if cache else None
     if arrays is None:
-        scale = src.release.scale if src.release else _default_scale(fmt)
         rel = src.release.name if src.release else None
         if src.kind == "zip":
             arrays = _parse_zip_member(src, member, fmt, where, rel, scale)
@@ -181,7 +182,8 @@ def load_movielens(
             buf = _read_bytes(src, member)
             arrays = parse_ratings(buf, fmt, where, release=rel, scale=scale)
             del buf
-        if cache:
+        # a source that changed while it was read is not cached (its fingerprint is the old one)
+        if cache and _cache.fingerprint(fp_path, fp["member"]) == fp:
             _cache.store(folder, arrays, fp, {"release": rel, "format": fmt.key})
     df = pd.DataFrame(arrays, columns=list(_cache.COLUMNS), copy=False)
     df.attrs["release"] = src.release.name if src.release else None
@@ -569,9 +571,11 @@ def _parse_movies_dat(text: str, where: str) -> pd.DataFrame:
 
 
 def _parse_movies_csv(text: str, where: str) -> pd.DataFrame:
-    import io
-
-    header = text.split("\n", 1)[0].strip().lstrip("\ufeff")
+    """movies.csv, one record a line: ``movieId,title,genres`` with titles quoted when they hold
+    a comma or a quote (a quote inside doubled). A quote left open at the end of its line is an
+    error naming the line, never a title that runs on over the next records."""
+    lines = text.split("\n")
+    header = lines[0].strip().lstrip("\ufeff")
     columns = [c.strip() for c in header.split(",")]
     missing = [c for c in ("movieId", "title", "genres") if c not in columns]
     if missing:
@@ -579,13 +583,36 @@ def _parse_movies_csv(text: str, where: str) -> pd.DataFrame:
             f"{where} has header {header[:80]!r}, missing column(s) "
             f"{', '.join(map(repr, missing))}; expected movieId,title,genres"
         )
-    frame = pd.read_csv(
-        io.StringIO(text),
-        dtype={"movieId": "int64"},
-        keep_default_na=False,
-        usecols=["movieId", "title", "genres"],
-    )
-    ids = frame["movieId"].to_numpy()
-    if ids.size and (ids.min() < 0 or ids.max() >= 2**31):
-        raise ValueError(f"{where}: movie ids must be non-negative int32 values")
-    return _movies_frame(ids.tolist(), frame["title"].tolist(), frame["genres"].tolist())
+    at = [columns.index(c) for c in ("movieId", "title", "genres")]
+    items, titles, genres = [], [], []
+    for line_no, raw in enumerate(lines[1:], 2):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        fields = _csv_fields(line, where, line_no) if '"' in line else line.split(",")
+        if len(fields) != len(columns):
+            raise ValueError(
+                f"{where}, line {line_no}: {len(fields)} comma-separated fields, expected "
+                f"{len(columns)} ({header[:80]}); a title that holds a comma must be quoted. "
+                f"The line reads {line[:80]!r}"
+            )
+        items.append(_parse_item_id(fields[at[0]], where, line_no, line))
+        titles.append(fields[at[1]])
+        genres.append(fields[at[2]])
+    return _movies_frame(items, titles, genres)
+
+
+def _csv_fields(line: str, where: str, line_no: int) -> list[str]:
+    """The fields of one csv line that holds a quote; raises naming the line when a quoted field
+    is left open or is followed by more than a comma."""
+    try:
+        return next(csv.reader([line], strict=True))
+    except csv.Error as exc:
+        if "end of data" in str(exc):
+            problem = "a quoted field is not closed on its line (an unclosed quote)"
+        else:
+            problem = f"a quoted field is followed by text before the next comma ({exc})"
+        raise ValueError(
+            f"{where}, line {line_no}: {problem}. The line reads {line[:80]!r}; quote a whole "
+            'title ("Title, The (1999)") and double each quote inside it ("")'
+        ) from None
