@@ -1,76 +1,102 @@
-"""A fast 64-bit content hash of arrays, to tell whether two data sets are the same.
+"""A fast 64-bit checksum of arrays, to tell whether two data sets are the same.
 
-Not cryptographic: it detects change (a different rating, a different id), not an adversary. It
-runs at memory speed (four independent multiply-rotate lanes over 8-byte words, in the manner of
-xxHash), so hashing 25 million ratings costs tens of milliseconds.
+Not cryptographic: it detects change (a different rating, a different id, a flipped byte in a
+cache), not an adversary. One multiply per 8-byte word, summed in parallel blocks whose sum does
+not depend on their order, so it runs at memory speed and gives the same value with any number of
+threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit, uint64
+from numba import njit, prange
 
-from fastmf._jit import JIT
+from fastmf._jit import JIT, JIT_INLINE
+from fastmf._threads import KERNEL_LOCK
 
-_P1 = uint64(0x9E3779B185EBCA87)
-_P2 = uint64(0xC2B2AE3D27D4EB4F)
-_P3 = uint64(0x165667B19E3779F9)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio: the position keys
+_M1 = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's finalizer constants
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S = np.uint64(33)
+
+
+@njit(**JIT_INLINE)
+def _word_term(word, key):
+    """One word's term of the checksum: a bijection of ``word`` keyed by ``key``, its position
+    times _GOLDEN."""
+    x = (word ^ key) * _M1
+    return x ^ (x >> _S)
+
+
+@njit(**JIT_INLINE)
+def _fmix(h):
+    """MurmurHash3's 64-bit finalizer: every input bit reaches every output bit."""
+    h = h ^ (h >> _S)
+    h = h * _M1
+    h = h ^ (h >> _S)
+    h = h * _M2
+    return h ^ (h >> _S)
 
 
 @njit(**JIT)
-def _rotl(x, r):
-    return (x << uint64(r)) | (x >> uint64(64 - r))
+def _sum_terms(words, lo, hi):
+    s = np.uint64(0)
+    key = np.uint64(lo + 1) * _GOLDEN
+    for i in range(lo, hi):
+        s += _word_term(words[i], key)
+        key += _GOLDEN  # (i + 2) * _GOLDEN, without a multiply
+    return s
 
 
-@njit(**JIT)
-def _mix_words(words, seed):
-    """Hash of a uint64 array: four lanes, each word folded into lane ``j % 4``, then merged."""
-    a = seed + _P1 + _P2
-    b = seed + _P2
-    c = seed
-    d = seed - _P1
+@njit(parallel=True, **JIT)
+def hash_words(words, tail, n_bytes):
+    """A 64-bit checksum of a column's bytes: ``words`` (uint64, its whole 8-byte words), ``tail``
+    (the 0..7 bytes left over, little-endian in a uint64) and ``n_bytes`` its length.
+
+    The checksum is ``fmix(sum of term(w_i, (i + 1) G) + term(tail, (n + 1) G) + n_bytes M2)``
+    over the words ``w_i`` (wrapping uint64 arithmetic, G = _GOLDEN), where ``term`` is a
+    bijection of the word keyed by its position: changing any one word always changes the sum,
+    a change of order or length changes it too, and one multiply per word keeps it at memory
+    speed. The sum is the
+    same in any order, so blocks of words are summed in parallel, each block into its own slot.
+    Reads ``words`` only.
+    """
     n = words.shape[0]
-    j = 0
-    while j + 4 <= n:
-        a = _rotl(a + words[j] * _P2, 31) * _P1
-        b = _rotl(b + words[j + 1] * _P2, 31) * _P1
-        c = _rotl(c + words[j + 2] * _P2, 31) * _P1
-        d = _rotl(d + words[j + 3] * _P2, 31) * _P1
-        j += 4
-    h = _rotl(a, 1) + _rotl(b, 7) + _rotl(c, 12) + _rotl(d, 18)
-    while j < n:
-        h = _rotl(h ^ (_rotl(words[j] * _P2, 31) * _P1), 27) * _P1 + _P3
-        j += 1
-    h ^= uint64(n)
-    h ^= h >> uint64(33)
-    h *= _P2
-    h ^= h >> uint64(29)
-    h *= _P3
-    h ^= h >> uint64(32)
-    return h
+    block = 1 << 16
+    n_blocks = (n + block - 1) // block
+    sums = np.zeros(n_blocks, dtype=np.uint64)
+    for b in prange(n_blocks):
+        sums[b] = _sum_terms(words, b * block, min(n, (b + 1) * block))
+    s = _word_term(tail, np.uint64(n + 1) * _GOLDEN)
+    for b in range(n_blocks):
+        s += sums[b]
+    return _fmix(s + np.uint64(n_bytes) * _M2)
 
 
-def hash_array(values: np.ndarray, seed: int = 0) -> int:
+def hash_bytes(a: np.ndarray) -> int:
+    """The 64-bit checksum of an array's bytes in C order (dtype and shape not included)."""
+    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    n_words = data.size // 8
+    words = data[: n_words * 8].view(np.uint64)
+    tail = int.from_bytes(bytes(data[n_words * 8 :]), "little")
+    with KERNEL_LOCK:
+        return int(hash_words(words, np.uint64(tail), np.int64(data.size)))
+
+
+def hash_array(values: np.ndarray) -> int:
     """A 64-bit hash of an array's dtype, shape and contents (strings and objects by value)."""
     arr = np.asarray(values)
     if arr.dtype == object or arr.dtype.kind in "USO":
-        words = pd.util.hash_array(arr.ravel().astype(object), categorize=False)
+        arr = pd.util.hash_array(arr.ravel().astype(object), categorize=False).reshape(arr.shape)
+        kind = "object"
     else:
-        raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
-        n_whole = raw.shape[0] // 8 * 8
-        tail = np.zeros(8, np.uint8)
-        tail[: raw.shape[0] - n_whole] = raw[n_whole:]
-        words = raw[:n_whole].view(np.uint64)  # a view: nothing is copied
-        seed = int(_mix_words(tail.view(np.uint64), np.uint64(seed)))
-    header = f"{arr.dtype.str}{arr.shape}".encode()
-    head = np.frombuffer(header.ljust(-(-len(header) // 8) * 8, b"\0"), dtype=np.uint64)
-    return int(_mix_words(words, np.uint64(_mix_words(head, np.uint64(seed)))))
+        kind = arr.dtype.str
+    header = np.frombuffer(f"{kind}{arr.shape}".encode(), dtype=np.uint8)
+    return hash_bytes(np.array([hash_bytes(header), hash_bytes(arr)], dtype=np.uint64))
 
 
 def hash_arrays(*arrays: np.ndarray) -> int:
     """One 64-bit hash of several arrays, in order."""
-    h = 0
-    for k, arr in enumerate(arrays):
-        h = hash_array(arr, seed=(h * 31 + k + 1) & 0xFFFFFFFFFFFFFFFF)
-    return h
+    return hash_bytes(np.array([hash_array(a) for a in arrays], dtype=np.uint64))

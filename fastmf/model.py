@@ -427,8 +427,8 @@ class MatrixFactorization:
         with lock_of(self).reading():
             self._check_fitted()
             users, items = _pairs(X)
-            u = self.user_map_.lookup(users)
-            i = self.item_map_.lookup(items)
+            u = self.user_map_.lookup(users, column="user")
+            i = self.item_map_.lookup(items, column="item")
             out = self._predict_rows(u, i)
             if clip:
                 np.clip(out, self.rating_scale_[0], self.rating_scale_[1], out=out)

@@ -125,7 +125,8 @@ class IdMap:
         table, low = self._table, int(self._table_base)
         assert table is not None
         out = np.empty(values.shape[0], dtype=np.int32)
-        kernel(values, table, np.int64(low), np.int64(low + table.shape[0] - 1), out)
+        with KERNEL_LOCK:
+            kernel(values, table, np.int64(low), np.int64(low + table.shape[0] - 1), out)
         if kind == "f" and (out == idk.FRACTIONAL).any():
             _check_floats(values, column)
         return out

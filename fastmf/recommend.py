@@ -448,30 +448,15 @@ def _id_map(model: Any, map_name: str, ids_name: str) -> Any:
 
 def _lookup(id_map: Any, values: Any, ids: np.ndarray) -> np.ndarray:
     """Dense indices (int64) of raw ids, -1 for unknown ones. Text that spells an integer
-    matches an integer id (raw ids from a command line are text)."""
+    matches an integer id (raw ids from a command line are text): ``IdMap.lookup`` handles it."""
     if isinstance(values, np.ndarray) and values.dtype != object:
         arr = values.reshape(-1)
     else:
         arr = np.empty(len(values), dtype=object)
         arr[:] = list(values)
-    if arr.dtype == object and ids.dtype.kind in "iu":
-        out = np.full(arr.shape[0], -1, dtype=np.int64)
-        as_int = np.zeros(arr.shape[0], dtype=np.int64)
-        ok = np.zeros(arr.shape[0], dtype=np.bool_)
-        for j, x in enumerate(arr):
-            v = coerce_id(x, ids)
-            if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-                as_int[j] = int(v)
-                ok[j] = True
-        if ok.any():
-            out[ok] = id_map.lookup(as_int[ok])
-        return out
-    if arr.dtype == object and arr.shape[0] and ids.dtype == object:
-        arr = np.array([coerce_id(x, ids) for x in arr], dtype=object)
     if arr.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     return np.asarray(id_map.lookup(arr), dtype=np.int64)
-
 
 def coerce_id(raw: Any, ids: np.ndarray) -> Any:
     """One raw id converted to the type of the model's ids: text that spells an integer becomes

@@ -29,13 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fastmf._hash import hash_bytes
+from fastmf._threads import KERNEL_LOCK
 from fastmf.datasets import _parse_kernels as K
 from fastmf.datasets._parse import Scale
 
 # Bump when the parser or the cache layout changes: older caches are then parsed again.
 CACHE_VERSION = 2
 
-# The checksum's name in meta.json (see K.hash_words): a change of it discards older caches.
+# The checksum's name in meta.json (fastmf._hash.hash_words): a new name discards older caches.
 CHECKSUM = "fastmf-keyed-sum-fmix64-1"
 
 COLUMNS = {"user": "int32", "item": "int32", "rating": "float32", "timestamp": "int64"}
@@ -84,12 +86,7 @@ def fingerprint(path: Path, member: str | None = None) -> dict:
 
 def checksum(a: np.ndarray) -> str:
     """The 64-bit checksum of an array's bytes (C order), as 16 hex digits."""
-    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-    n_words = data.size // 8
-    words = data[: n_words * 8].view(np.uint64)
-    tail = int.from_bytes(bytes(data[n_words * 8 :]), "little")
-    h = K.hash_words(words, np.uint64(tail), np.int64(data.size))
-    return f"{int(h):016x}"
+    return f"{hash_bytes(a):016x}"
 
 
 def _digest(obj: object) -> str:
@@ -156,10 +153,11 @@ def _checked(folder: Path, fp: dict, scale: Scale) -> dict[str, np.ndarray]:
         arrays[name] = a.view(np.ndarray)
         if checksum(arrays[name]) != sums.get(name):
             raise DamagedCache(f"{name}.npy does not match its checksum")
-    faults = K.column_faults(
-        arrays["user"], arrays["item"], arrays["rating"], np.float32(scale.low),
-        np.float32(scale.high), np.float32(scale.step), np.int64(1 << 16),
-    )  # fmt: skip
+    with KERNEL_LOCK:
+        faults = K.column_faults(
+            arrays["user"], arrays["item"], arrays["rating"], np.float32(scale.low),
+            np.float32(scale.high), np.float32(scale.step), np.int64(1 << 16),
+        )  # fmt: skip
     kinds = ("a negative user id", "a negative item id", f"a rating off {scale.description}")
     for what, row in zip(kinds, faults):
         if row >= 0:

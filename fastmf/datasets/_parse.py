@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numba
 import numpy as np
 
+from fastmf._threads import KERNEL_LOCK
 from fastmf.datasets import _parse_kernels as K
 
 
@@ -186,7 +187,8 @@ def parse_ratings(
         parallel = buf.size >= PARALLEL_MIN_BYTES and numba.get_num_threads() > 1
     n_chunks = 4 * numba.get_num_threads() if parallel else 1
     bounds = _chunk_bounds(buf, start, n_chunks)
-    counts = (K.count_lines_parallel if parallel else K.count_lines)(buf, bounds)
+    with KERNEL_LOCK:
+        counts = (K.count_lines_parallel if parallel else K.count_lines)(buf, bounds)
     first = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=first[1:])
     n = int(first[-1])
@@ -195,9 +197,10 @@ def parse_ratings(
     out = _empty_columns(n)
     sep = np.frombuffer(fmt.sep, dtype=np.uint8)
     kernel = K.parse_chunks_parallel if parallel else K.parse_chunks
-    written, codes, offsets = kernel(
-        buf, bounds, first[:-1], sep, out["user"], out["item"], out["rating"], out["timestamp"]
-    )
+    with KERNEL_LOCK:
+        written, codes, offsets = kernel(
+            buf, bounds, first[:-1], sep, out["user"], out["item"], out["rating"], out["timestamp"]
+        )
     bad = np.flatnonzero(codes)
     if bad.size:
         c = int(bad[0])

@@ -236,65 +236,7 @@ def off_scale(ratings, low, high, step):
 
 
 # ---------------------------------------------------------------------------------------------
-# checking the parsed cache: a checksum of the columns' bytes, and the parser's value checks
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio: the position keys
-_M1 = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's finalizer constants
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
-_S = np.uint64(33)
-
-
-@njit(**JIT_INLINE)
-def _word_term(word, key):
-    """One word's term of the checksum: a bijection of ``word`` keyed by ``key``, its position
-    times _GOLDEN."""
-    x = (word ^ key) * _M1
-    return x ^ (x >> _S)
-
-
-@njit(**JIT_INLINE)
-def _fmix(h):
-    """MurmurHash3's 64-bit finalizer: every input bit reaches every output bit."""
-    h = h ^ (h >> _S)
-    h = h * _M1
-    h = h ^ (h >> _S)
-    h = h * _M2
-    return h ^ (h >> _S)
-
-
-@njit(**JIT)
-def _sum_terms(words, lo, hi):
-    s = np.uint64(0)
-    key = np.uint64(lo + 1) * _GOLDEN
-    for i in range(lo, hi):
-        s += _word_term(words[i], key)
-        key += _GOLDEN  # (i + 2) * _GOLDEN, without a multiply
-    return s
-
-
-@njit(parallel=True, **JIT)
-def hash_words(words, tail, n_bytes):
-    """A 64-bit checksum of a column's bytes: ``words`` (uint64, its whole 8-byte words), ``tail``
-    (the 0..7 bytes left over, little-endian in a uint64) and ``n_bytes`` its length.
-
-    The checksum is ``fmix(sum of term(w_i, (i + 1) G) + term(tail, (n + 1) G) + n_bytes M2)``
-    over the words ``w_i`` (wrapping uint64 arithmetic, G = _GOLDEN), where ``term`` is a
-    bijection of the word keyed by its position: changing any one word always changes the sum,
-    a change of order or length changes it too, and one multiply per word keeps it at memory
-    speed. The sum is the
-    same in any order, so blocks of words are summed in parallel, each block into its own slot.
-    Reads ``words`` only.
-    """
-    n = words.shape[0]
-    block = 1 << 16
-    n_blocks = (n + block - 1) // block
-    sums = np.zeros(n_blocks, dtype=np.uint64)
-    for b in prange(n_blocks):
-        sums[b] = _sum_terms(words, b * block, min(n, (b + 1) * block))
-    s = _word_term(tail, np.uint64(n + 1) * _GOLDEN)
-    for b in range(n_blocks):
-        s += sums[b]
-    return _fmix(s + np.uint64(n_bytes) * _M2)
+# checking the parsed cache: the parser's value checks (the checksum is fastmf._hash)
 
 
 @njit(**JIT_INLINE)
