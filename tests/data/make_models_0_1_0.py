@@ -27,8 +27,11 @@ SETTINGS = {
     "adam-none-f64": {"optimizer": "adam", "batch_size": 4, "biases": "none", "dtype": "float64"},
     "row_adagrad": {"optimizer": "row_adagrad", "batch_size": 16, "learning_rate": 0.2},
     "plateau-early": {
-        "lr_schedule": "plateau", "early_stopping": True, "patience": 1, "n_epochs": 5,
-    },  # fmt: skip
+        "lr_schedule": "plateau",
+        "early_stopping": True,
+        "patience": 1,
+        "n_epochs": 5,
+    },
     "string-ids": {"optimizer": "adam", "batch_size": 2, "validation_fraction": 0.2},
 }
 
@@ -36,9 +39,7 @@ SETTINGS = {
 def ratings(name: str):
     df = synthetic(24, 30, 500, random_state=5)
     if name == "string-ids":
-        df = df.assign(
-            user=[f"u{u}" for u in df["user"]], item=[f"film é {i}" for i in df["item"]]
-        )
+        df = df.assign(user=[f"u{u}" for u in df["user"]], item=[f"film é {i}" for i in df["item"]])
     return df
 
 
@@ -53,7 +54,7 @@ def main() -> None:
         fastmf.save(model, HERE / f"{name}.model")
         users = df["user"].iloc[:40].tolist() + ["nobody" if name == "string-ids" else -1]
         items = df["item"].iloc[40:80].tolist() + [df["item"].iloc[0]]
-        users, items = users[: len(items)], items
+        users = users[: len(items)]
         users[-1] = "nobody" if name == "string-ids" else -1
         items[-2] = "no film" if name == "string-ids" else -1
         pairs = np.array(list(zip(users, items, strict=True)), dtype=object)
