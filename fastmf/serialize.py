@@ -138,10 +138,12 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
         fitted = _Fitted.from_model(model)
         fitted.check()
     except _Bad as exc:
-        raise ValueError(
-            f"cannot save this model: {exc.where} {exc}; the fitted state was changed after fit "
-            f"(refit the model, or restore {exc.where})"
-        ) from None
+        hint = (
+            "set the parameter back to a value fit accepts"
+            if exc.where == "params"
+            else f"the fitted state was changed after fit: refit the model, or restore {exc.where}"
+        )
+        raise ValueError(f"cannot save this model: {exc.where}: {exc}; {hint}") from None
     payload = _encode(fitted)
     _remove_stale_temp_files(folder, target.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
@@ -344,7 +346,7 @@ class _Fitted:
         from fastmf.model import _TrainState
         from fastmf.ratings import IdMap
 
-        getattr(model, "seen_indptr_", None)  # built on first use: the file must hold it
+        _build_seen(model)
         d = vars(model)
         extra = [n for n in d if n.endswith("_") and not n.startswith("_") and n not in _ATTRIBUTES]
         if extra:
@@ -754,6 +756,25 @@ class _Fitted:
                 plateau_best=self.state["plateau_best"],
             )
         return model
+
+
+def _build_seen(model: Any) -> None:
+    """Build the model's seen items (made on first use from the training layout), which the
+    file must hold, once the layout is known to fit the user id map (else the build would
+    index past it)."""
+    d = vars(model)
+    if "seen_indptr_" in d:
+        return
+    blocks = getattr(d.get("_state"), "blocks", None)
+    user_map = d.get("user_map_")
+    if blocks is None or not hasattr(user_map, "ids"):
+        return
+    users = blocks.users
+    n = len(user_map)
+    if users.size and (int(users.min()) < 0 or int(users.max()) >= n):
+        raise _Bad("user_map_", f"has {n} ids but the training data has user rows up to "
+                   f"{int(users.max())}")  # fmt: skip
+    getattr(model, "seen_indptr_", None)
 
 
 # --------------------------------------------------------------------------- decoding values
