@@ -25,6 +25,8 @@ CHUNK = 1 << 20
 """Bytes read (or inflated) at a time."""
 DEFLATE_MAX_RATIO = 1032
 """Deflate's largest expansion: a member cannot declare more than this many bytes per byte."""
+MAX_MEMBERS = 4096
+"""More members than any model file holds (it has about 35)."""
 NPY_HEADER_LIMIT = 10_000
 """numpy's own bound on an npy header's length."""
 
@@ -83,6 +85,8 @@ class Archive:
             raise Malformed(
                 f"its zip directory is unreadable ({type(exc).__name__}: {exc})"
             ) from None
+        if len(infos) > MAX_MEMBERS:
+            raise Malformed(f"it has {len(infos)} members; a model file has at most {MAX_MEMBERS}")
         self.names = [info.filename for info in infos]
         seen: set[str] = set()
         for name in self.names:

@@ -32,6 +32,7 @@ import json
 import math
 import numbers
 import os
+import re
 import stat
 import tempfile
 import time
@@ -59,6 +60,7 @@ MARKER_NAME = "fastmf-model"
 MARKER_CONTENT = b"fastmf model file\n"
 _MANIFEST = "manifest.json"
 _MANIFEST_LIMIT = 1 << 28
+_MANIFEST_RATIO = 32  # JSON expands in memory: a deflated manifest may not expand more than this
 _ZIP_MAGIC = b"PK\x03\x04"
 _MODEL_CLASS = "fastmf.model:MatrixFactorization"
 _STATE_CLASS = "fastmf.model:_TrainState"
@@ -264,6 +266,12 @@ def _read_manifest(archive: Archive) -> Any:
         raise Malformed(f"member {MARKER_NAME!r} does not hold the fastmf marker")
     if _MANIFEST not in archive.infos:
         raise Malformed("it has no manifest.json")
+    info = archive.infos[_MANIFEST]
+    if info.file_size > _MANIFEST_RATIO * info.compress_size + 1024:
+        raise Malformed(
+            f"manifest.json declares {info.file_size} bytes from {info.compress_size} compressed "
+            f"bytes; a manifest may expand at most {_MANIFEST_RATIO} times"
+        )
     data = archive.read(_MANIFEST, _MANIFEST_LIMIT)
     try:
         return json.loads(data.decode("utf-8"))
@@ -598,6 +606,9 @@ class _Fitted:
             p = MatrixFactorization(**self.params)._check_params()
         except (TypeError, ValueError) as exc:
             raise _Bad("params", str(exc)) from None
+        except OverflowError:
+            huge = [n for n, v in self.params.items() if _integer(v) and not _real(v)]
+            raise _Bad("params", f"{', '.join(huge)} beyond the range of a float") from None
         self._check_scalars()
         n_u = self._check_ids(self.user_ids, "user_map_")
         n_i = self._check_ids(self.item_ids, "item_map_")
@@ -658,11 +669,11 @@ class _Fitted:
     def _check_scalars(self) -> None:
         s = self.scalars
         mu = s.get("global_mean_")
-        if not _real(mu) or not math.isfinite(mu):
+        if not _finite(mu):
             raise _Bad("global_mean_", f"is {_short(mu)}; expected a finite number")
         scale = s.get("rating_scale_")
-        if (not isinstance(scale, tuple) or len(scale) != 2 or not all(_real(x) for x in scale)
-                or not all(math.isfinite(x) for x in scale) or scale[0] > scale[1]):  # fmt: skip
+        if (not isinstance(scale, tuple) or len(scale) != 2 or not all(map(_finite, scale))
+                or scale[0] > scale[1]):  # fmt: skip
             raise _Bad("rating_scale_", f"is {_short(scale)}; expected (low, high), finite")
         done = s.get("n_epochs_done_")
         if not _integer(done) or done < 0:
@@ -680,10 +691,10 @@ class _Fitted:
                 raise _Bad("_state.rng", f"is {_kind(rng)}; expected a Generator of "
                            f"{', '.join(_BIT_GENERATORS)}")  # fmt: skip
             lr = self.state["learning_rate"]
-            if not _real(lr) or not math.isfinite(lr) or lr <= 0:
+            if not _finite(lr) or lr <= 0:
                 raise _Bad("_state.learning_rate", f"is {_short(lr)}; expected a finite rate > 0")
             best_loss = self.state["plateau_best"]
-            if not _real(best_loss) or math.isnan(best_loss):
+            if not _real(best_loss) or math.isnan(float(best_loss)):
                 raise _Bad("_state.plateau_best", f"is {_short(best_loss)}; expected a number")
 
     def check_values(self) -> None:
@@ -790,7 +801,18 @@ def _kind(value: Any) -> str:
 
 
 def _real(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+    """A real number a float can hold (not a bool)."""
+    if not isinstance(x, numbers.Real) or isinstance(x, (bool, np.bool_)):
+        return False
+    try:
+        float(x)
+    except OverflowError:  # an int beyond float's range
+        return False
+    return True
+
+
+def _finite(x: Any) -> bool:
+    return _real(x) and math.isfinite(float(x))
 
 
 def _integer(x: Any) -> bool:
@@ -1110,12 +1132,10 @@ def _remove_stale_temp_files(folder: Path, name: str) -> list[str]:
     if fcntl is None:
         return []
     removed = []
-    prefix = f".{name}."
+    pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.tmp")  # mkstemp's names
     with contextlib.suppress(OSError):
-        candidates = [e for e in os.scandir(folder) if e.name.startswith(prefix)]
+        candidates = [e for e in os.scandir(folder) if pattern.fullmatch(e.name)]
         for entry in candidates:
-            if not entry.name.endswith(".tmp") or len(entry.name) <= len(prefix) + 4:
-                continue
             with contextlib.suppress(OSError):
                 if _remove_if_stale(entry.path):
                     removed.append(entry.name)

@@ -283,6 +283,9 @@ def test_malformed_npy_headers_are_refused(tmp_path, entries, guard, header):
         ("global_mean_", {"t": "plain", "v": float("nan")}, "global_mean_"),
         ("global_mean_", {"t": "plain", "v": float("inf")}, "global_mean_"),
         ("global_mean_", {"t": "plain", "v": "3.5"}, "global_mean_"),
+        ("global_mean_", {"t": "plain", "v": 10**400}, "global_mean_"),
+        ("global_mean_", {"t": "np", "dtype": "<f4", "v": 10**400}, "global_mean_"),
+        ("global_mean_", {"t": "np", "dtype": "<f2", "v": 1e10}, "global_mean_"),
         ("global_mean_", {"t": "np", "dtype": "|O", "v": 3}, "global_mean_"),
         ("global_mean_", {"t": "np", "dtype": "<f8", "v": [1]}, "global_mean_"),
         ("rating_scale_", {"t": "tuple", "items": [{"t": "plain", "v": 5}]}, "rating_scale_"),
@@ -326,6 +329,8 @@ def test_bad_scalars_and_descriptions_are_refused(tmp_path, entries, guard, wher
         ("callbacks", {"t": "list", "items": [{"t": "plain", "v": "os.system"}]}, "callbacks"),
         ("lr_schedule", {"t": "dataclass", "class": "os:system", "fields": {}}, "lr_schedule"),
         ("evil", {"t": "plain", "v": 1}, "not a parameter"),
+        ("reg", {"t": "plain", "v": 10**400}, "reg"),
+        ("n_factors", {"t": "plain", "v": 10**400}, "n_factors"),
     ],
 )
 def test_bad_parameters_are_refused(tmp_path, entries, guard, name, value, match):
@@ -480,3 +485,35 @@ def test_every_refusal_is_a_value_error():
         issubclass(fastmf.ModelFileError, ValueError)
         and fastmf.ModelFileError is ser.ModelFileError
     )
+
+
+def test_a_file_without_training_state_loads_and_says_so_on_partial_fit(tmp_path, entries, model):
+    def change(m):
+        m["train_state"] = None
+
+    def drop(o):
+        return [e for e in o if not e.name.startswith("arrays/state_")]
+
+    loaded = load(crafted(tmp_path, entries, change, drop))
+    pairs = np.array([[1, 2], [3, 4]])
+    assert loaded.predict(pairs).tolist() == model.predict(pairs).tolist()
+    with pytest.raises(ValueError, match="no training state"):
+        loaded.partial_fit(synthetic(40, 30, 900, random_state=3))
+
+
+def test_a_deflated_manifest_expanding_too_much_is_refused(tmp_path, entries, guard):
+    manifest = next(e for e in entries if e.name == "manifest.json")
+    padded = manifest.content + b" " * (4 * MB)  # valid JSON, but 4 MB of spaces
+    out = replace_entry(entries, Entry("manifest.json", padded, method=8))
+    tracemalloc.start()
+    try:
+        refused(write_zip(tmp_path / "bad", out), "expand at most")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MB
+
+
+def test_too_many_members_are_refused(tmp_path, entries, guard):
+    many = [*entries, *(Entry(f"x/{j}", b"") for j in range(5000))]
+    refused(write_zip(tmp_path / "bad", many), "at most 4096")

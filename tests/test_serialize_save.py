@@ -161,10 +161,12 @@ def test_a_save_removes_temp_files_of_killed_saves_only(tmp_path, model):
     near.write_bytes(b"x")
     mine = tmp_path / "m.fastmf.abc.tmp"  # not hidden
     mine.write_bytes(b"x")
+    backup = tmp_path / ".m.fastmf.my-backup.tmp"  # not a name mkstemp makes
+    backup.write_bytes(b"x")
     save(model, tmp_path / "m.fastmf")
     left = {p.name for p in tmp_path.iterdir()}
     assert not any(p.name in left for p in [*dead, empty_old])
-    assert {empty_new.name, other.name, near.name, mine.name, "m.fastmf"} == left
+    assert {empty_new.name, other.name, near.name, mine.name, backup.name, "m.fastmf"} == left
 
 
 def test_a_live_writers_temp_file_is_kept(tmp_path, model):
