@@ -15,7 +15,6 @@ from numba import njit, prange
 from fastmf._jit import JIT, JIT_INLINE
 from fastmf._threads import KERNEL_LOCK
 
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio: the position keys
 _M1 = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's finalizer constants
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)

@@ -226,7 +226,9 @@ class MatrixFactorization:
             state = self.__dict__.get("_state")
             blocks = getattr(state, "blocks", None)
             if blocks is not None and "user_map_" in self.__dict__:
-                indptr, items = _seen_csr(blocks, len(self.__dict__["user_map_"]))
+                n_users = len(self.__dict__["user_map_"])
+                guard.check_layout(blocks, n_users, len(self.__dict__.get("item_map_", ())))
+                indptr, items = _seen_csr(blocks, n_users)
                 self.__dict__["seen_indptr_"], self.__dict__["seen_items_"] = indptr, items
                 return self.__dict__[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf._codec import Archive, ArraySpec, Malformed
+from fastmf._guard import optimizer_shapes
 
 try:
     import fcntl
@@ -80,6 +81,9 @@ _ATTRIBUTES = (*_SCALARS[:1], *_ARRAYS, *_MAPS, *_SCALARS[1:2], "history_", *_SC
 _OPTIMIZER_KEYS = ("bu_s1", "bu_s2", "bi_s1", "bi_s2", "P_s1", "P_s2", "Q_s1", "Q_s2",
                    "u_steps", "i_steps")  # fmt: skip
 _STATE_FIELDS = ("rng", "user_strata", "item_strata", "optimizer", "learning_rate", "plateau_best")
+# written since 0.2: which optimizer the state belongs to, and the shape parameters at fit
+_STATE_OPTIONAL = ("optimizer_name", "fit_params")
+_FIT_PARAMS = ("n_factors", "dtype", "biases", "bias_damping")
 _HISTORY_COLUMNS = ("epoch", "base_loss", "reg_loss", "total_loss", "train_rmse", "val_rmse",
                     "val_mae", "learning_rate", "seconds")  # fmt: skip
 _STALE_AFTER = 60.0
@@ -309,25 +313,6 @@ def _corrupt(target: Path, reason: Any) -> ModelFileError:
 # --------------------------------------------------------------------------- the fitted state
 
 
-def optimizer_shapes(optimizer: str, n_users: int, n_items: int, k: int) -> dict[str, tuple]:
-    """The shape of each optimizer-state array (``model._new_optimizer_state``'s layout)."""
-    n1 = 1 if optimizer in ("adagrad", "adam", "row_adagrad") else 0
-    n2 = 1 if optimizer == "adam" else 0
-    k1 = 1 if optimizer == "row_adagrad" else k
-    return {
-        "bu_s1": (n_users * n1,),
-        "bu_s2": (n_users * n2,),
-        "bi_s1": (n_items * n1,),
-        "bi_s2": (n_items * n2,),
-        "P_s1": (n_users * n1, k1),
-        "P_s2": (n_users * n2, k),
-        "Q_s1": (n_items * n1, k1),
-        "Q_s2": (n_items * n2, k),
-        "u_steps": (n_users * n2,),
-        "i_steps": (n_items * n2,),
-    }
-
-
 @dataclasses.dataclass
 class _Fitted:
     """A fitted model's state as plain parts: what save writes and load rebuilds.
@@ -396,6 +381,8 @@ class _Fitted:
                 "rng": st.rng,
                 "learning_rate": st.learning_rate,
                 "plateau_best": st.plateau_best,
+                "optimizer_name": st.optimizer_name,
+                "fit_params": dict(st.fit_params),
             }
             for side in ("user_strata", "item_strata"):
                 starts = getattr(getattr(st, side), "starts", None)
@@ -539,9 +526,9 @@ class _Fitted:
             raise _Bad(f"{where}.class", f"{_short(desc.get('class'))} is outside fastmf's known "
                        f"types; the training state must be {_STATE_CLASS}")  # fmt: skip
         fields = _field(desc, "fields", dict, where)
-        if set(fields) != set(_STATE_FIELDS):
-            raise _Bad(f"{where}.fields", f"must be exactly {_STATE_FIELDS}, got "
-                       f"{_short(sorted(map(str, fields)))}")  # fmt: skip
+        if not set(_STATE_FIELDS) <= set(fields) <= set(_STATE_FIELDS + _STATE_OPTIONAL):
+            raise _Bad(f"{where}.fields", f"must be exactly {_STATE_FIELDS} (and, since 0.2, "
+                       f"{_STATE_OPTIONAL}), got {_short(sorted(map(str, fields)))}")  # fmt: skip
         state: dict[str, Any] = {"rng": _generator(fields["rng"], f"{where}.rng")}
         for side in ("user_strata", "item_strata"):
             fw = f"{where}.{side}"
@@ -569,6 +556,19 @@ class _Fitted:
             self.arrays[label] = self._spec(value, label, archive, f"{ow}.{key}")
         state["learning_rate"] = _scalar(fields["learning_rate"], f"{where}.learning_rate")
         state["plateau_best"] = _scalar(fields["plateau_best"], f"{where}.plateau_best")
+        state["optimizer_name"] = None
+        state["fit_params"] = {}
+        if "optimizer_name" in fields:
+            state["optimizer_name"] = _scalar(fields["optimizer_name"], f"{where}.optimizer_name")
+        if "fit_params" in fields:
+            fw = f"{where}.fit_params"
+            d = fields["fit_params"]
+            _kind_is(d, "scalars", fw)
+            _only_keys(d, fw, {"t", "items"})
+            items = _field(d, "items", dict, fw)
+            if not set(items) <= set(_FIT_PARAMS):
+                raise _Bad(fw, f"may hold only {_FIT_PARAMS}, got {_short(sorted(items))}")
+            state["fit_params"] = {k: _scalar(v, f"{fw}.{k}") for k, v in items.items()}
         self.state = state
 
     def read_arrays(self, archive: Archive) -> None:
@@ -602,6 +602,9 @@ class _Fitted:
         if dtype_param not in ("float32", "float64"):
             raise _Bad("params", f"dtype must be 'float32' or 'float64', got {_short(dtype_param)}")
         dtype = np.dtype(dtype_param)
+        huge = [n for n, v in self.params.items() if _integer(v) and abs(v) >= 2**63]
+        if huge:
+            raise _Bad("params", f"{', '.join(huge)} beyond the range of a 64-bit integer")
         try:
             p = MatrixFactorization(**self.params)._check_params()
         except (TypeError, ValueError) as exc:
@@ -612,7 +615,9 @@ class _Fitted:
         self._check_scalars()
         n_u = self._check_ids(self.user_ids, "user_map_")
         n_i = self._check_ids(self.item_ids, "item_map_")
-        k = p["n_factors"]
+        self.structure = self._structure(p)
+        k = self.structure["n_factors"]
+        dtype = np.dtype(self.structure["dtype"])
         why = f"(dtype={dtype.name}, n_factors={k}, {n_u} user ids, {n_i} item ids)"
         for label, shape in (
             ("user_factors_", (n_u, k)),
@@ -643,11 +648,34 @@ class _Fitted:
                         f"has dtype {starts.dtype} and shape "
                         f"{starts.shape}; expected int64 of 2 to {n + 1} stratum starts",
                     )
-            shapes = optimizer_shapes(p["optimizer"], n_u, n_i, k)
+            optimizer = self.structure["optimizer"]
+            shapes = optimizer_shapes(optimizer, n_u, n_i, k)
             for key, shape in shapes.items():
                 kind = (np.dtype(np.int64),) if key.endswith("steps") else (dtype,)
                 self._expect(f"_state.optimizer.{key}", kind, shape,
-                             f"(optimizer={p['optimizer']!r}, {why[1:]}")  # fmt: skip
+                             f"(optimizer={optimizer!r}, {why[1:]}")  # fmt: skip
+
+    def _structure(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The shape of the fitted model: the shape parameters it was fitted with (0.1.0 files:
+        the saved parameters) and the optimizer its state belongs to."""
+        from fastmf.model import BIASES, DTYPES, OPTIMIZERS
+
+        fit = dict(self.state["fit_params"]) if self.state else {}
+        structure = {name: fit.get(name, p[name]) for name in _FIT_PARAMS}
+        named = self.state.get("optimizer_name") if self.state else None
+        structure["optimizer"] = named or p["optimizer"]
+        where = "_state.fit_params"
+        if not _integer(structure["n_factors"]) or not 1 <= structure["n_factors"] <= 2**31:
+            raise _Bad(where, f"n_factors is {_short(structure['n_factors'])}")
+        for name, allowed in (("dtype", DTYPES), ("biases", BIASES)):
+            if structure[name] not in allowed:
+                raise _Bad(where, f"{name} is {_short(structure[name])}; expected one of {allowed}")
+        if not _finite(structure["bias_damping"]) or structure["bias_damping"] < 0:
+            raise _Bad(where, f"bias_damping is {_short(structure['bias_damping'])}")
+        if structure["optimizer"] not in OPTIMIZERS:
+            raise _Bad("_state.optimizer_name", f"is {_short(structure['optimizer'])}; expected "
+                       f"one of {OPTIMIZERS}")  # fmt: skip
+        return structure
 
     def _expect(self, label: str, dtypes: tuple, shape: tuple, why: str) -> None:
         arr = self.arrays.get(label)
@@ -765,6 +793,8 @@ class _Fitted:
                 optimizer={k: self.arrays[f"_state.optimizer.{k}"] for k in _OPTIMIZER_KEYS},
                 learning_rate=self.state["learning_rate"],
                 plateau_best=self.state["plateau_best"],
+                optimizer_name=self.structure["optimizer"],
+                fit_params={name: self.structure[name] for name in _FIT_PARAMS},
             )
         return model
 
@@ -1066,6 +1096,11 @@ def _encode(f: _Fitted) -> tuple[dict, dict[str, np.ndarray]]:
         }
         fields["learning_rate"] = _scalar_desc(f.state["learning_rate"])
         fields["plateau_best"] = _scalar_desc(f.state["plateau_best"])
+        fields["optimizer_name"] = _scalar_desc(f.state["optimizer_name"])
+        fields["fit_params"] = {
+            "t": "scalars",
+            "items": {k: _scalar_desc(v) for k, v in f.state["fit_params"].items()},
+        }
         state = {"class": _STATE_CLASS, "fields": fields}
     params: dict[str, Any] = {}
     for name, value in f.params.items():

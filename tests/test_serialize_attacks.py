@@ -18,6 +18,7 @@ import fastmf.serialize as ser
 from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization
 from fastmf.serialize import ModelFileError, load
+from tests.conftest import random_ratings
 from tests.model_files import (
     Entry,
     deflated_zeros,
@@ -321,11 +322,8 @@ def test_bad_scalars_and_descriptions_are_refused(tmp_path, entries, guard, wher
         ("learning_rate", {"t": "plain", "v": -1.0}, "learning_rate"),
         ("learning_rate", {"t": "plain", "v": float("nan")}, "learning_rate"),
         ("n_factors", {"t": "plain", "v": "x"}, "n_factors"),
-        ("n_factors", {"t": "plain", "v": 7}, "n_factors=7"),
         ("optimizer", {"t": "plain", "v": "os.system"}, "optimizer"),
-        ("optimizer", {"t": "plain", "v": "sgd"}, "optimizer='sgd'"),  # state shapes disagree
         ("dtype", {"t": "plain", "v": "object"}, "dtype"),
-        ("dtype", {"t": "plain", "v": "float64"}, "dtype float64"),
         ("callbacks", {"t": "list", "items": [{"t": "plain", "v": "os.system"}]}, "callbacks"),
         ("lr_schedule", {"t": "dataclass", "class": "os:system", "fields": {}}, "lr_schedule"),
         ("evil", {"t": "plain", "v": 1}, "not a parameter"),
@@ -338,6 +336,49 @@ def test_bad_parameters_are_refused(tmp_path, entries, guard, name, value, match
         m["params"][name] = value
 
     refused(crafted(tmp_path, entries, change), match)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("n_factors", {"t": "plain", "v": 7}, "n_factors=7"),
+        ("dtype", {"t": "plain", "v": "float64"}, "dtype float64"),
+        ("biases", {"t": "plain", "v": "os.system"}, "biases"),
+        ("n_factors", {"t": "plain", "v": 0}, "n_factors"),
+        ("evil", {"t": "plain", "v": 1}, "may hold only"),
+    ],
+)
+def test_shape_at_fit_must_agree_with_the_arrays(tmp_path, entries, guard, name, value, match):
+    def change(m):
+        m["train_state"]["fields"]["fit_params"]["items"][name] = value
+
+    refused(crafted(tmp_path, entries, change), match)
+
+
+def test_state_optimizer_must_agree_with_the_arrays(tmp_path, entries, guard):
+    def change(m):
+        m["train_state"]["fields"]["optimizer_name"] = {"t": "plain", "v": "sgd"}
+
+    refused(crafted(tmp_path, entries, change), "optimizer='sgd'")
+
+    def unknown(m):
+        m["train_state"]["fields"]["optimizer_name"] = {"t": "plain", "v": "os.system"}
+
+    refused(crafted(tmp_path, entries, unknown), "optimizer_name")
+
+
+def test_parameters_changed_after_fit_are_kept_and_partial_fit_refuses_them(tmp_path):
+    m = MatrixFactorization(n_factors=4, n_epochs=2, random_state=0, verbose=0)
+    m.fit(random_ratings(30, 20, 200))
+    m.set_params(n_factors=9, optimizer="adam")
+    path = tmp_path / "m.fastmf"
+    m.save(path)
+    back = fastmf.load(path)
+    assert back.n_factors == 9 and back.user_factors_.shape[1] == 4
+    with pytest.raises(ValueError, match="n_factors was 4 at fit"):
+        back.partial_fit(random_ratings(30, 20, 200))
+    back.set_params(n_factors=4).partial_fit(random_ratings(30, 20, 200))
+    assert back._state.optimizer_name == "adam"
 
 
 def test_train_state_fields_are_a_closed_list(tmp_path, entries, guard):

@@ -76,7 +76,7 @@ TAMPERINGS = {
     "user_map_: has 5 ids": _set("user_map_", lambda m: IdMap(m.user_map_.ids[:5])),
     "_state.optimizer.P_s1": _optimizer("P_s1", lambda a: a[:1]),
     "_state.optimizer.Q_s1": _optimizer("Q_s1", _nan_at),
-    "user_factors_.*n_factors=9": _set("n_factors", lambda m: 9),
+    "user_factors_.*n_factors=9": lambda m: m._state.fit_params.update(n_factors=9),
     "params: optimizer": _set("optimizer", lambda m: "evil"),
 }
 
