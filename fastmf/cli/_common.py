@@ -38,7 +38,9 @@ def fraction(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1."""
     value = _parse(text, float, "a number")
     if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (exclusive), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction between 0 and 1 (exclusive), got {text}"
+        )
     return value
 
 
@@ -102,6 +104,28 @@ def check_plot_file(path: str, option: str = "--plot") -> None:
     check_output_file(path, option)
 
 
+def check_dataset(name: str, option: str = "--dataset", *, synthetic: bool = True) -> None:
+    """Refuse a data set that is no synthetic twin (when allowed), no MovieLens release name
+    and no existing path."""
+    from fastmf.datasets import RELEASES
+
+    if synthetic and name.startswith("synthetic"):
+        from fastmf.datasets.synthetic import MOVIELENS_SIZES
+
+        like = name.partition("-")[2] or "ml-100k"
+        if like not in MOVIELENS_SIZES:
+            twins = ", ".join(f"synthetic-{r}" for r in MOVIELENS_SIZES)
+            raise UsageError(f"{option} {name!r}: no such synthetic twin; expected one of {twins}")
+        return
+    if name.strip().lower() in RELEASES or Path(name).expanduser().exists():
+        return
+    twin = ", a synthetic twin (synthetic-ml-100k, ...)" if synthetic else ""
+    raise UsageError(
+        f"{option} {name!r} is neither a MovieLens release ({', '.join(RELEASES)}){twin} nor "
+        "an existing zip, folder or ratings file"
+    )
+
+
 # --------------------------------------------------------------------------- ids
 
 
@@ -113,7 +137,7 @@ def check_raw_id(raw: str, ids: Any, what: str, option: str) -> Any:
     value = coerce_id(raw, ids)
     if isinstance(value, str) and _integer_ids(ids):
         raise ValueError(
-            f"{option} {raw!r} cannot be a {what} id of this model: its {what} ids are integers "
+            f"{option} {raw!r} cannot be an id of this model: its {what} ids are integers "
             f"(e.g. {ids[0]!r}); give an integer"
         )
     return value
