@@ -126,6 +126,16 @@ def check_dataset(name: str, option: str = "--dataset", *, synthetic: bool = Tru
     )
 
 
+def read_error(name: str, exc: BaseException, option: str = "--dataset") -> ValueError:
+    """A loader's error that does not name the data (a zip member in an unknown compression,
+    say) as one that does."""
+    return ValueError(f"{option} {name}: cannot read it: {' '.join(str(exc).split())}")
+
+
+# errors of reading a data file whose message does not say which file
+UNNAMED_READ_ERRORS: tuple[type[BaseException], ...] = (NotImplementedError, EOFError)
+
+
 # --------------------------------------------------------------------------- ids
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import zipfile
 from typing import Any
 
 import pandas as pd
 
 from fastmf.cli._common import (
+    UNNAMED_READ_ERRORS,
     UsageError,
     add_format_option,
     check_dataset,
     check_input_file,
     positive_int,
+    read_error,
     to_json,
 )
 
@@ -68,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from fastmf.serialize import load
 
     model = load(args.model)
-    ratings = load_movielens(args.dataset)
+    try:
+        ratings = load_movielens(args.dataset)
+    except (*UNNAMED_READ_ERRORS, zipfile.BadZipFile) as exc:
+        raise read_error(args.dataset, exc) from exc
     n_total = len(ratings)
     if not args.all_ratings:
         ratings = ratings[~_trained_pairs(model, ratings)]

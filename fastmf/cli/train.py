@@ -7,6 +7,7 @@ import inspect
 import math
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf.cli._common import (
+    UNNAMED_READ_ERRORS,
     UsageError,
     add_format_option,
     check_dataset,
@@ -21,6 +23,7 @@ from fastmf.cli._common import (
     check_plot_file,
     fraction,
     info,
+    read_error,
     to_json,
     warn,
 )
@@ -215,7 +218,10 @@ def run(args: argparse.Namespace) -> int:
     """Load the data, split it, train, report the test error, and save, plot, diagnose."""
     fmt = args.format
     t0 = time.perf_counter()
-    df, titles = load_dataset(args.dataset, args.seed)
+    try:
+        df, titles = load_dataset(args.dataset, args.seed)
+    except (*UNNAMED_READ_ERRORS, zipfile.BadZipFile) as exc:
+        raise read_error(args.dataset, exc) from exc
     train, test = train_test_split(df, test_size=args.test_size, random_state=args.seed)
     carve = args.early_stopping or args.lr_schedule in _WATCHES_VALIDATION
     if carve:
