@@ -192,3 +192,34 @@ def fastmf_diagnose(model):
     from fastmf.diagnose import diagnose
 
     return diagnose(model)
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Make loading a model or a data set fail loudly: option refusals must come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a file was loaded before the options were checked")
+
+    monkeypatch.setattr("fastmf.serialize.load", refuse)
+    monkeypatch.setattr("fastmf.datasets.load_movielens", refuse)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["evaluate", "--dataset", "ml-7m"], "'ml-7m' is neither a MovieLens release"),
+        (["evaluate", "--dataset", "ml-latest-small", "-k", "0"], "expected an integer >= 1"),
+        (["evaluate", "--dataset", "ml-latest-small", "--format", "xml"], "invalid choice"),
+        (["recommend", "--user", "1", "-n", "0"], "expected an integer >= 1"),
+        (["similar", "--item", "1", "-n", "-2"], "expected an integer >= 1"),
+        (["diagnose", "--plot", "history.doc"], "has the suffix .doc"),
+        (["diagnose", "--ratings", "/nonexistent/r.csv"], "--ratings /nonexistent/r.csv: no such"),
+    ],
+)
+def test_serving_refusals_come_before_loading(workspace, no_loading, capsys, command, message):
+    folder, _, _, _ = workspace
+    code = main([command[0], "--model", str(folder / "model.fastmf"), *command[1:]])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "before the options were checked" not in err

@@ -259,3 +259,14 @@ def test_the_compile_notice_follows_the_cache(capsys, monkeypatch):
     monkeypatch.setattr(train_cli, "kernels_cached", lambda params: False)
     assert main(["train", "--n-epochs", "1", "--n-factors", "4", "--quiet"]) == 0
     assert "compiling fastmf's kernels (first run only" in capsys.readouterr().err
+
+
+def test_a_terminal_gets_a_progress_bar_beside_the_table(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["train", "--n-epochs", "3", "--n-factors", "4"]) == 0
+    captured = capsys.readouterr()
+    assert "3/3" in captured.err and "epoch" in captured.err  # tqdm's bar, on stderr
+    rows = [line.split() for line in captured.out.splitlines() if line.split()[:1] == ["1"]]
+    assert len(rows) == 1  # the table still has its rows, on stdout
+    assert main(["train", "--n-epochs", "2", "--n-factors", "4", "--no-progress"]) == 0
+    assert "2/2" not in capsys.readouterr().err
