@@ -34,24 +34,28 @@ DEFAULT_DATASET = "synthetic-ml-100k"
 
 # command-line option -> estimator parameter: (type, choices, help)
 _PARAMS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
-    "n_factors": (int, None, "length k of the factor vectors (default 64)"),
-    "n_epochs": (int, None, "passes over the training ratings (default 20)"),
-    "batch_size": (int, None, "ratings per batch; 1 is per-rating SGD (default 1)"),
-    "learning_rate": (float, None, "the step size at the first epoch (default 0.03)"),
-    "reg": (float, None, "λ on the squared norms of the factors (default 0.05)"),
-    "reg_bias": (float, None, "penalty on the squared biases (default 0.0)"),
-    "optimizer": (str, OPTIMIZERS, "default sgd"),
-    "biases": (str, BIASES, "default learned"),
-    "init_std": (float, None, "factors start as draws from N(0, init_std²) (default 0.1)"),
-    "lr_schedule": (str, LR_SCHEDULES, "default exponential"),
+    "n_factors": (int, None, "length k of the factor vectors (default %(default)s)"),
+    "n_epochs": (int, None, "passes over the training ratings (default %(default)s)"),
+    "batch_size": (int, None, "ratings per batch; 1 is per-rating SGD (default %(default)s)"),
+    "learning_rate": (float, None, "the step size at the first epoch (default %(default)s)"),
+    "reg": (float, None, "λ on the squared norms of the factors (default %(default)s)"),
+    "reg_bias": (float, None, "penalty on the squared biases (default %(default)s)"),
+    "optimizer": (str, OPTIMIZERS, "default %(default)s"),
+    "biases": (str, BIASES, "default %(default)s"),
+    "init_std": (float, None, "factors start as draws from N(0, init_std²) (default %(default)s)"),
+    "lr_schedule": (str, LR_SCHEDULES, "default %(default)s"),
     "lr_decay": (
         float,
         None,
         "the schedule's factor: default 0.8 for exponential, 0.5 for step and plateau",
     ),
-    "patience": (int, None, "epochs without improvement before early stopping (default 3)"),
-    "n_jobs": (int, None, "threads; -1 for all cores (default -1)"),
-    "dtype": (str, DTYPES, "default float32"),
+    "patience": (
+        int,
+        None,
+        "epochs without improvement before early stopping (default %(default)s)",
+    ),
+    "n_jobs": (int, None, "threads; -1 for all cores (default %(default)s)"),
+    "dtype": (str, DTYPES, "default %(default)s"),
 }
 
 # a schedule or option that decides from the validation error: it must not see the test part
@@ -86,16 +90,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--test-size", type=fraction, default=0.1, help="held-out test fraction (default 0.1)"
+        "--test-size",
+        type=fraction,
+        default=0.1,
+        help="held-out test fraction (default %(default)s)",
     )
     p.add_argument(
         "--validation-size",
         type=fraction,
         default=0.1,
-        help="with --early-stopping: the fraction of the training part that early stopping "
-        "watches (default 0.1)",
+        help="with --early-stopping or --lr-schedule plateau: the fraction of the training part "
+        "carved off as the validation part they watch (default %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random_state of the split and the model")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random_state of the split and the model (default %(default)s)",
+    )
     defaults = MatrixFactorization().get_params()
     for name, (kind, choices, text) in _PARAMS.items():
         flag = "--" + name.replace("_", "-")
