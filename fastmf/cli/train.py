@@ -250,9 +250,18 @@ def run(args: argparse.Namespace) -> int:
             f"{len(test):,} (loaded in {time.perf_counter() - t0:.1f} s)",
             fmt,
         )
+        watchers = " and ".join(
+            name
+            for name, on in (
+                ("early stopping", args.early_stopping),
+                ("the plateau schedule", args.lr_schedule in _WATCHES_VALIDATION),
+            )
+            if on
+        )
         info(
             f"val_rmse: a validation part of {len(validation):,} ratings carved from the "
-            "training ratings (it decides the stop), not the test part"
+            f"training ratings ({watchers} {'watch' if ' and ' in watchers else 'watches'} it), "
+            "not the test part"
             if carve
             else "val_rmse: the test part (reported only; it decides nothing)",
             fmt,
