@@ -4,6 +4,7 @@ from fastmf import datasets, metrics, split, tune
 from fastmf._guard import ModelStateError
 from fastmf._model_lock import ModelBusyError
 from fastmf._validation import NonFiniteModelError
+from fastmf._version import __version__
 from fastmf.diagnose import Diagnosis, Finding, diagnose
 from fastmf.model import MatrixFactorization, NotFittedError
 from fastmf.plot import plot_history
@@ -11,8 +12,6 @@ from fastmf.ratings import IdMap, Ratings
 from fastmf.recommend import FoldedUser, Recommendations
 from fastmf.serialize import ModelFileError, load, save
 from fastmf.tune import SearchResult, grid_search, random_search
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Diagnosis",

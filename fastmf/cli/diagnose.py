@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
+
+from fastmf.cli._common import (
+    add_format_option,
+    check_input_file,
+    check_plot_file,
+    info,
+    print_frame,
+    to_json,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +41,17 @@ def register(subparsers: Any) -> None:
             "lets the diagnosis compare the training error with the bias-only model"
         ),
     )
-    p.set_defaults(func=run)
+    add_format_option(p)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse missing input files and a plot that cannot be written, before anything is read."""
+    check_input_file(args.model, "--model")
+    if args.ratings:
+        check_input_file(args.ratings, "--ratings")
+    if args.plot:
+        check_plot_file(args.plot)
 
 
 def _read_ratings(path: str) -> Any:
@@ -55,9 +73,6 @@ def _read_ratings(path: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis of ``args.model`` and draw its history when ``--plot`` is given."""
     from fastmf.diagnose import diagnose
-
-    if not os.path.exists(args.model):
-        raise FileNotFoundError(f"--model {args.model}: no such file")
     from fastmf.serialize import load
 
     model = load(args.model)
@@ -68,14 +83,33 @@ def run(args: argparse.Namespace) -> int:
             "saved without one); nothing to diagnose"
         )
     data = _read_ratings(args.ratings) if args.ratings else None
-    print(diagnose(model, data))
-    if args.plot:
-        try:
-            from fastmf.plot import plot_history
+    diagnosis = diagnose(model, data)
+    if args.format == "table":
+        print(diagnosis)
+    elif args.format == "json":
+        print(to_json({"findings": [_finding(f) for f in diagnosis.findings],
+                       "summary": diagnosis.summary}))  # fmt: skip
+    else:
+        import pandas as pd
 
-            plot_history(model, path=args.plot)
-        except ImportError as exc:
-            print(f"fastmf diagnose: error: {exc}", file=sys.stderr)
-            return 1
-        print(f"\nplot written to {args.plot}")
+        rows = [_finding(f) for f in diagnosis.findings]
+        for row in rows:
+            row["advice"] = " | ".join(row["advice"])
+            row.pop("figures")
+        print_frame(pd.DataFrame(rows, columns=["code", "severity", "message", "advice"]), "csv")
+    if args.plot:
+        from fastmf.plot import plot_history
+
+        plot_history(model, path=args.plot)
+        info(f"\nplot written to {args.plot}", args.format)
     return 0
+
+
+def _finding(finding: Any) -> dict[str, Any]:
+    return {
+        "code": finding.code,
+        "severity": finding.severity,
+        "message": finding.message,
+        "advice": list(finding.advice),
+        "figures": dict(finding.figures),
+    }

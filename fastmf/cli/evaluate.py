@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
+import zipfile
 from typing import Any
+
+import pandas as pd
+
+from fastmf.cli._common import (
+    UNNAMED_READ_ERRORS,
+    UsageError,
+    add_format_option,
+    check_dataset,
+    check_input_file,
+    positive_int,
+    read_error,
+    to_json,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +41,9 @@ def register(subparsers: Any) -> None:
         help="a MovieLens release name (e.g. ml-latest-small) or a path to its zip, folder or "
         "ratings file",
     )
-    p.add_argument("-k", type=int, default=10, help="list length of the ranking metrics (10)")
+    p.add_argument(
+        "-k", type=positive_int, default=10, help="list length of the ranking metrics (10)"
+    )
     p.add_argument(
         "--threshold", type=float, default=4.0, help="lowest relevant rating (default 4.0)"
     )
@@ -37,8 +52,16 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="score every rating, including the pairs the model was trained on",
     )
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.set_defaults(func=run)
+    add_format_option(p, json_alias=True)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse a missing model file or data set before anything is loaded."""
+    check_input_file(args.model, "--model")
+    check_dataset(args.dataset, synthetic=False)
+    if not args.threshold == args.threshold or abs(args.threshold) == float("inf"):
+        raise UsageError(f"--threshold must be a finite rating, got {args.threshold}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from fastmf.serialize import load
 
     model = load(args.model)
-    ratings = load_movielens(args.dataset)
+    try:
+        ratings = load_movielens(args.dataset)
+    except (*UNNAMED_READ_ERRORS, zipfile.BadZipFile) as exc:
+        raise read_error(args.dataset, exc) from exc
     n_total = len(ratings)
     if not args.all_ratings:
         ratings = ratings[~_trained_pairs(model, ratings)]
@@ -59,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
         )
     result = evaluate(model, ratings, k=args.k, threshold=args.threshold)
     result["n_ratings_total"] = n_total
-    if args.json:
-        print(json.dumps(result, indent=1))
+    if args.format == "json":
+        print(to_json(result))
+        return 0
+    if args.format == "csv":
+        print(pd.DataFrame([result]).to_csv(index=False), end="")
         return 0
     k = result["k"]
     print(f"model:   {args.model}")

@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from fastmf.cli._common import (
+    add_format_option,
+    check_input_file,
+    check_raw_id,
+    positive_int,
+    print_frame,
+    warn,
+)
+
+# kept for the modules that imported them from here
+__all__ = ["add_format_option", "print_frame", "register", "run"]
+
+_SCORE_NOTE = (
+    "score is the predicted rating mu + b_u + b_i + p_u.q_i, not clipped to the rating scale, so "
+    "it can lie above the highest rating; it orders the items"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -15,65 +31,52 @@ def register(subparsers: Any) -> None:
         description=(
             "Print the n items with the highest predicted rating for one user, leaving out the "
             "items the user rated in training. A user unknown to the model gets the items with "
-            "the highest global mean plus item bias, marked as a fallback."
+            "the highest global mean plus item bias, marked as a fallback in every format (a "
+            "fallback column in csv and json, a note in the table, a warning on stderr). "
+            + _SCORE_NOTE[0].upper()
+            + _SCORE_NOTE[1:]
+            + "."
         ),
     )
     p.add_argument("--model", required=True, metavar="FILE", help="a model saved by fastmf")
     p.add_argument("--user", required=True, metavar="ID", help="raw user id (as in the ratings)")
-    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("-n", type=positive_int, default=10, help="number of items (default 10)")
     p.add_argument(
         "--include-seen",
         action="store_true",
         help="also rank the items the user rated in training",
     )
     add_format_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse a missing model file before anything is loaded."""
+    check_input_file(args.model, "--model")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, rank the items for ``args.user`` and print them."""
-    from fastmf.recommend import coerce_id, recommend
+    from fastmf.recommend import recommend
     from fastmf.serialize import load
 
     model = load(args.model)
-    user = coerce_id(args.user, model.user_ids_)
+    user = check_raw_id(args.user, model.user_ids_, "user", "--user")
     frame = recommend(model, user, n=args.n, exclude_seen=not args.include_seen)
     fallback = bool(frame.attrs.get("fallback", False))
-    print_frame(frame.drop(columns=["fallback"]), args.format)
-    if fallback and args.format == "table":
-        print(
-            f"(user {args.user} is not in the model's training data: these are the items with "
-            f"the highest mean + item bias)"
-        )
-    return 0
-
-
-def add_format_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--format`` option of the commands that print a table (read by ``print_frame``)."""
-    parser.add_argument(
-        "--format",
-        choices=("table", "csv", "json"),
-        default="table",
-        help="output format (default table)",
+    note = (
+        f"user {args.user} is not in the model's training data: these are the items with the "
+        "highest mean + item bias"
     )
-
-
-def print_frame(frame: Any, fmt: str) -> None:
-    """Print a result table as a table, CSV or JSON records."""
-    if fmt == "csv":
-        print(frame.to_csv(index=False), end="")
-    elif fmt == "json":
-        print(json.dumps(frame.to_dict(orient="records"), default=_json_default, indent=1))
+    if args.format == "table":
+        print_frame(frame.drop(columns=["fallback"]), args.format)
+        if fallback:
+            print(f"({note})")
+        scale = getattr(model, "rating_scale_", None)
+        shown = "" if scale is None else f" ({scale[0]:g} to {scale[1]:g})"
+        print(f"({_SCORE_NOTE}{shown})")
     else:
-        if len(frame) == 0:
-            print("(no items)")
-            return
-        shown = frame.copy()
-        shown.index = range(1, len(shown) + 1)
-        print(shown.to_string(float_format=lambda x: f"{x:.4f}"))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+        print_frame(frame, args.format)  # its fallback column flags every row
+        if fallback:
+            warn(note)
+    return 0
