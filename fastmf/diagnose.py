@@ -773,7 +773,10 @@ def _falling(y: np.ndarray, rate: float) -> bool:
 
 
 def _signed_pct(x: float) -> str:
-    return ("+" if x > 0 else "−" if x < 0 else "") + _pct(abs(x))
+    shown = _pct(abs(x))
+    if shown.strip("0.%") == "":  # rounds to zero: no sign on "0.000%"
+        return "about 0%"
+    return ("+" if x > 0 else "−" if x < 0 else "") + shown
 
 
 def _param_hint(text: str, p: Mapping[str, Any], name: str, factor: str | None = None) -> str:

@@ -661,3 +661,14 @@ def test_real_movies_csv_agrees_with_pandas(small_root, monkeypatch, tmp_path):
     assert movies["title"].tolist() == ref["title"].tolist()
     assert movies["genres"].tolist() == ref["genres"].tolist()
     assert any('"' in t for t in movies["title"])  # the file's doubled quotes were read
+
+
+@pytest.mark.parametrize("method", [99, 12])
+def test_zip_member_with_unknown_or_unusual_compression_is_a_value_error(no_env, tmp_path, method):
+    from tests.test_cli_train import _zip_with_compression
+
+    path = tmp_path / "ratings.zip"
+    _zip_with_compression(path, method=method)
+    with pytest.raises(ValueError, match=str(path)):
+        load_movielens(path, data_home=no_env / "home")
+    assert parsed_entries(no_env / "home") == []

@@ -20,7 +20,11 @@ except ImportError:  # pragma: no cover - depends on the environment
     _fast_zlib = None
 
 # What a damaged member raises while it is read.
-READ_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+# zipfile raises NotImplementedError for a compression method it lacks, RuntimeError for an
+# encrypted member: both are a file fastmf cannot read, like a damaged one
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError,
+)  # fmt: skip
 if _fast_zlib is not None:
     READ_ERRORS += (_fast_zlib.error,)
 
