@@ -14,10 +14,7 @@ from typing import Any
 
 import numpy as np
 
-
-class ModelStateError(RuntimeError):
-    """The model's arrays do not fit together (edited by hand, or from a damaged source);
-    nothing was run. Refit the model, or load it again from its file."""
+from fastmf.errors import ModelStateError  # noqa: F401 - re-exported here too
 
 
 def _expect(cond: bool, message: str) -> None:

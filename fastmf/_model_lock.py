@@ -14,11 +14,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastmf.errors import ModelBusyError  # noqa: F401 - re-exported here too
+
 _CREATE = threading.Lock()
-
-
-class ModelBusyError(RuntimeError):
-    """A model's training was started from inside its own training (for example by a callback)."""
 
 
 class ModelLock:

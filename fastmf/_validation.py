@@ -7,9 +7,7 @@ from typing import Any
 
 import numpy as np
 
-
-class NonFiniteModelError(FloatingPointError):
-    """Training produced NaN or infinite values; the previous fitted state is kept."""
+from fastmf.errors import NonFiniteModelError  # noqa: F401 - re-exported here too
 
 
 def first_rows(mask: np.ndarray, limit: int = 3) -> str:

@@ -21,6 +21,7 @@ from fastmf import _sort_kernels as sk
 from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
 from fastmf._hash import hash_arrays
 from fastmf._model_lock import lock_of
+from fastmf._random import check_random_state
 from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata
 from fastmf._threads import KERNEL_LOCK, numba_threads, threads_for
 from fastmf._training_checks import check_divergence, check_memory
@@ -30,6 +31,7 @@ from fastmf._validation import (
     check_float,
     check_int,
 )
+from fastmf.errors import NotFittedError  # noqa: F401 - re-exported here too
 from fastmf.ratings import IdMap, Ratings
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad")
@@ -40,10 +42,6 @@ Callback = Callable[["MatrixFactorization", dict], Any]
 
 _SET_AT_FIT = ("n_factors", "dtype", "biases", "bias_damping")
 """Parameters that define the model made at fit: partial_fit refuses a change to them."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The model is used before ``fit``."""
 
 
 @dataclass
@@ -270,10 +268,7 @@ class MatrixFactorization:
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables cb(model, row), got {cb!r}")
         check_choice(self.duplicates, "duplicates", ("error", "last"))
-        if self.random_state is not None and not isinstance(
-            self.random_state, (int, np.integer, np.random.SeedSequence)
-        ):
-            raise TypeError(f"random_state must be an int or None, got {self.random_state!r}")
+        check_random_state(self.random_state, allow_generator=False)
         check_int(self.n_jobs, "n_jobs", low=-1)
         if self.n_jobs == 0:
             raise ValueError("n_jobs must be -1 (all cores) or a positive number of threads, got 0")

@@ -46,6 +46,7 @@ import pandas as pd
 
 from fastmf._codec import Archive, ArraySpec, Malformed
 from fastmf._guard import optimizer_shapes
+from fastmf.errors import ModelFileError  # noqa: F401 - re-exported here too
 
 try:
     import fcntl
@@ -88,11 +89,6 @@ _HISTORY_COLUMNS = ("epoch", "base_loss", "reg_loss", "total_loss", "train_rmse"
                     "val_mae", "learning_rate", "seconds")  # fmt: skip
 _STALE_AFTER = 60.0
 """Seconds after which an empty, unlocked temporary file counts as left by a killed save."""
-
-
-class ModelFileError(ValueError):
-    """A file that :func:`load` cannot read: not a fastmf model, truncated or corrupted, holding
-    what a fastmf model cannot hold, or written by a newer fastmf."""
 
 
 class _Bad(ValueError):

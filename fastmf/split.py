@@ -26,6 +26,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from fastmf._random import as_generator
+
 __all__ = ["kfold", "time_split", "train_test_split", "user_holdout"]
 
 Unknown = Literal["keep", "drop"]
@@ -58,15 +60,7 @@ def _check_unknown(unknown: object) -> str:
 
 
 def _rng(random_state: object) -> np.random.Generator:
-    allowed = (int, np.integer, np.random.Generator, np.random.SeedSequence)
-    if isinstance(random_state, bool) or not (
-        random_state is None or isinstance(random_state, allowed)
-    ):
-        raise TypeError(
-            "random_state must be None, an int, a numpy.random.Generator or SeedSequence, not "
-            f"{type(random_state).__name__}"
-        )
-    return np.random.default_rng(random_state)
+    return as_generator(random_state)
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:

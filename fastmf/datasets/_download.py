@@ -19,15 +19,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from fastmf.errors import DownloadError  # noqa: F401 - re-exported here too
+
 DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 BASE_URL_ENV = "FASTMF_MOVIELENS_URL"
 
 _MD5_RE = re.compile(r"(?:MD5\s*\((?P<name>[^)]*)\)\s*=\s*)?(?P<hex>\b[0-9a-fA-F]{32}\b)")
 _CHUNK = 1 << 20
-
-
-class DownloadError(OSError):
-    """A MovieLens archive could not be downloaded (no network, server error, cut connection)."""
 
 
 def base_url(url: str | None = None) -> str:

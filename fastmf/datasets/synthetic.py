@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fastmf._random import as_generator as _as_generator
+
 __all__ = ["MOVIELENS_SIZES", "SyntheticTruth", "synthetic"]
 
 MOVIELENS_SIZES: dict[str, tuple[int, int, int]] = {
@@ -279,21 +281,6 @@ def _check_float(name: str, value: object, minimum: float | None) -> float:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
-
-
-def _as_generator(random_state: object) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, bool | np.bool_) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(
-            f"random_state must be an int, a numpy Generator or None, got "
-            f"{type(random_state).__name__}"
-        )
-    if random_state < 0:
-        raise ValueError(f"random_state must be >= 0, got {random_state}")
-    return np.random.default_rng(int(random_state))
 
 
 def _resolve_sizes(
