@@ -183,9 +183,7 @@ def test_an_unreadable_zip_names_the_file(tmp_path, capsys):
     code = main(["train", "--dataset", str(path), "--n-epochs", "1"])
     err = capsys.readouterr().err
     assert code == 1
-    assert (
-        err.startswith(f"fastmf: error: --dataset {path}: cannot read it") and err.count("\n") == 1
-    )
+    assert err.startswith("fastmf: error: ") and str(path) in err and err.count("\n") == 1
 
 
 def _zip_with_compression(path, method: int) -> None:
