@@ -1,4 +1,5 @@
-"""Tests of fastmf.diagnose: each finding on a history made to show it, then on real fits."""
+"""Tests of fastmf.evaluate.diagnose: each finding on a history made to show it, then on real
+fits."""
 
 from __future__ import annotations
 

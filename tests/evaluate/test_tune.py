@@ -1,4 +1,5 @@
-"""Tests of fastmf.tune: grid and random search, their splits, and scikit-learn's GridSearchCV."""
+"""Tests of fastmf.evaluate.tune: grid and random search, their splits, and scikit-learn's
+GridSearchCV."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastmf.tune import SearchResult, _split_indices, grid_search, random_search
+from fastmf.evaluate._cv import split_indices as _split_indices
+from fastmf.evaluate.tune import SearchResult, grid_search, random_search
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_kfold_splits_partition_the_ratings() -> None:
         np.testing.assert_array_equal(np.union1d(tr, va), np.arange(103))
         assert len(va) in (25, 26)
     again = _split_indices(103, 4, np.random.default_rng(0))
-    for (a, b), (c, d) in zip(splits, again):
+    for (a, b), (c, d) in zip(splits, again, strict=True):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
 
@@ -104,7 +106,8 @@ def test_grid_search_table_matches_independent_fits(ratings) -> None:
             *(
                 rmse_mae(base_model(**row["params"]).fit(ratings.iloc[tr]), ratings.iloc[va])
                 for tr, va in folds
-            )
+            ),
+            strict=True,
         )
         np.testing.assert_allclose([row[f"split{k}_val_rmse"] for k in range(3)], rm, rtol=1e-12)
         assert row["mean_val_rmse"] == pytest.approx(np.mean(rm), rel=1e-12)
@@ -255,7 +258,9 @@ def test_matrix_factorization_inside_sklearn_grid_search_cv(ratings) -> None:
     gs = model_selection.GridSearchCV(base_model(), grid, cv=folds).fit(X, y)
     ours = grid_search(X, grid, y=y, estimator=base_model(), cv=folds, refit=False)
     # The same folds give the same figures: score is the negative RMSE.
-    for params, score in zip(gs.cv_results_["params"], gs.cv_results_["mean_test_score"]):
+    for params, score in zip(
+        gs.cv_results_["params"], gs.cv_results_["mean_test_score"], strict=True
+    ):
         row = ours.results_[ours.results_["params"].map(lambda p, q=params: p == q)]
         assert -score == pytest.approx(row["mean_val_rmse"].iloc[0], rel=1e-12)
     assert gs.best_params_ == ours.best_params_
