@@ -59,6 +59,18 @@ def test_kfold_splits_partition_the_ratings() -> None:
         np.testing.assert_array_equal(b, d)
 
 
+def test_kfold_splits_are_fastmf_split_kfold_folds(ratings) -> None:
+    from fastmf.split import kfold
+
+    data = ratings.iloc[:1001].reset_index(drop=True)
+    ours = _split_indices(len(data), 4, np.random.default_rng(3))
+    theirs = list(kfold(data, 4, random_state=np.random.default_rng(3)))
+    assert len(ours) == len(theirs) == 4
+    for (tr, va), (train, val) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(tr, train.index.to_numpy())
+        np.testing.assert_array_equal(va, val.index.to_numpy())
+
+
 def test_holdout_fraction_split() -> None:
     [(tr, va)] = _split_indices(200, 0.15, np.random.default_rng(1))
     assert len(va) == 30 and len(tr) == 170
@@ -243,6 +255,45 @@ def test_bad_search_arguments(ratings) -> None:
         random_search(small, {"reg": [0.1]}, n_iter=0, estimator=est)
     with pytest.raises(TypeError, match="param_distributions must be"):
         random_search(small, {}, estimator=est)
+
+
+def test_bad_data_fails_before_any_fit(ratings, monkeypatch) -> None:
+    from fastmf.model import MatrixFactorization
+
+    def no_fit(self, *args, **kwargs):
+        raise AssertionError("fit was called on data the search should have refused")
+
+    monkeypatch.setattr(MatrixFactorization, "fit", no_fit)
+    bad = ratings.iloc[:500].copy()
+    bad.loc[bad.index[7], "rating"] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        grid_search(bad, {"reg": [0.1]}, estimator=base_model())
+    twice = pd.concat([ratings.iloc[:300], ratings.iloc[:1]])
+    with pytest.raises(ValueError, match="duplicate"):
+        grid_search(twice, {"reg": [0.1]}, estimator=base_model())
+    with pytest.raises(ValueError, match="rating"):
+        grid_search(ratings[["user", "item"]], {"reg": [0.1]}, estimator=base_model())
+
+
+def test_random_state_follows_the_package_rule(ratings) -> None:
+    with pytest.raises(ValueError, match="random_state must be >= 0"):
+        grid_search(ratings.iloc[:300], {"reg": [0.1]}, estimator=base_model(), random_state=-1)
+    with pytest.raises(TypeError, match="random_state must be None, an int"):
+        random_search(ratings.iloc[:300], {"reg": [0.1]}, estimator=base_model(), random_state="7")
+
+
+def test_old_import_paths_are_the_new_objects() -> None:
+    import importlib
+
+    for old_path, new_path in (
+        ("fastmf.tune", "fastmf.evaluate.tune"),
+        ("fastmf.metrics", "fastmf.evaluate.metrics"),
+        ("fastmf.diagnose", "fastmf.evaluate.diagnose"),
+    ):
+        old, new = importlib.import_module(old_path), importlib.import_module(new_path)
+        assert old.__all__ and set(old.__all__) <= set(new.__all__)
+        for name in old.__all__:
+            assert getattr(old, name) is getattr(new, name)
 
 
 # ---------------------------------------------------------------------------------------------
