@@ -127,6 +127,7 @@ def _list_metrics(recommended: Any, relevant: Any, k: int) -> dict[str, float]:
 
 
 def _as_lists(values: Any, name: str) -> list[Sequence[Any]]:
+    """One list of item ids per user, from a 2-d array or a sequence of collections."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise TypeError(f"{name} must be a sequence with one list of item ids per user")
     if isinstance(values, np.ndarray):
@@ -136,7 +137,7 @@ def _as_lists(values: Any, name: str) -> list[Sequence[Any]]:
                 f"{values.shape}"
             )
         return [row for row in values]
-    out = []
+    out: list[Sequence[Any]] = []
     for j, v in enumerate(values):
         if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
             raise TypeError(f"{name}[{j}] must be a collection of item ids, got {type(v).__name__}")
@@ -276,6 +277,7 @@ def evaluate(
 
 
 def _test_columns(test: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw users, raw items and float64 ratings of a test DataFrame (or Ratings), checked."""
     if not isinstance(test, pd.DataFrame):
         if hasattr(test, "to_dataframe"):
             test = test.to_dataframe()
