@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fastmf.datasets.synthetic import synthetic
-from fastmf.metrics import (
+from fastmf.evaluate.metrics import (
     evaluate,
     hit_rate,
     mae,
