@@ -1,4 +1,5 @@
-"""Tests of fastmf.tune: grid and random search, their splits, and scikit-learn's GridSearchCV."""
+"""Tests of fastmf.evaluate.tune: grid and random search, their splits, and scikit-learn's
+GridSearchCV."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastmf.tune import SearchResult, _split_indices, grid_search, random_search
+from fastmf.evaluate._cv import split_indices as _split_indices
+from fastmf.evaluate.tune import SearchResult, grid_search, random_search
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,21 @@ def test_kfold_splits_partition_the_ratings() -> None:
         np.testing.assert_array_equal(np.union1d(tr, va), np.arange(103))
         assert len(va) in (25, 26)
     again = _split_indices(103, 4, np.random.default_rng(0))
-    for (a, b), (c, d) in zip(splits, again):
+    for (a, b), (c, d) in zip(splits, again, strict=True):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
+
+
+def test_kfold_splits_are_fastmf_split_kfold_folds(ratings) -> None:
+    from fastmf.split import kfold
+
+    data = ratings.iloc[:1001].reset_index(drop=True)
+    ours = _split_indices(len(data), 4, np.random.default_rng(3))
+    theirs = list(kfold(data, 4, random_state=np.random.default_rng(3)))
+    assert len(ours) == len(theirs) == 4
+    for (tr, va), (train, val) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(tr, train.index.to_numpy())
+        np.testing.assert_array_equal(va, val.index.to_numpy())
 
 
 def test_holdout_fraction_split() -> None:
@@ -104,7 +118,8 @@ def test_grid_search_table_matches_independent_fits(ratings) -> None:
             *(
                 rmse_mae(base_model(**row["params"]).fit(ratings.iloc[tr]), ratings.iloc[va])
                 for tr, va in folds
-            )
+            ),
+            strict=True,
         )
         np.testing.assert_allclose([row[f"split{k}_val_rmse"] for k in range(3)], rm, rtol=1e-12)
         assert row["mean_val_rmse"] == pytest.approx(np.mean(rm), rel=1e-12)
@@ -242,6 +257,45 @@ def test_bad_search_arguments(ratings) -> None:
         random_search(small, {}, estimator=est)
 
 
+def test_bad_data_fails_before_any_fit(ratings, monkeypatch) -> None:
+    from fastmf.model import MatrixFactorization
+
+    def no_fit(self, *args, **kwargs):
+        raise AssertionError("fit was called on data the search should have refused")
+
+    monkeypatch.setattr(MatrixFactorization, "fit", no_fit)
+    bad = ratings.iloc[:500].copy()
+    bad.loc[bad.index[7], "rating"] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        grid_search(bad, {"reg": [0.1]}, estimator=base_model())
+    twice = pd.concat([ratings.iloc[:300], ratings.iloc[:1]])
+    with pytest.raises(ValueError, match="duplicate"):
+        grid_search(twice, {"reg": [0.1]}, estimator=base_model())
+    with pytest.raises(ValueError, match="rating"):
+        grid_search(ratings[["user", "item"]], {"reg": [0.1]}, estimator=base_model())
+
+
+def test_random_state_follows_the_package_rule(ratings) -> None:
+    with pytest.raises(ValueError, match="random_state must be >= 0"):
+        grid_search(ratings.iloc[:300], {"reg": [0.1]}, estimator=base_model(), random_state=-1)
+    with pytest.raises(TypeError, match="random_state must be None, an int"):
+        random_search(ratings.iloc[:300], {"reg": [0.1]}, estimator=base_model(), random_state="7")
+
+
+def test_old_import_paths_are_the_new_objects() -> None:
+    import importlib
+
+    for old_path, new_path in (
+        ("fastmf.tune", "fastmf.evaluate.tune"),
+        ("fastmf.metrics", "fastmf.evaluate.metrics"),
+        ("fastmf.diagnose", "fastmf.evaluate.diagnose"),
+    ):
+        old, new = importlib.import_module(old_path), importlib.import_module(new_path)
+        assert old.__all__ and set(old.__all__) <= set(new.__all__)
+        for name in old.__all__:
+            assert getattr(old, name) is getattr(new, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # scikit-learn
 
@@ -255,7 +309,9 @@ def test_matrix_factorization_inside_sklearn_grid_search_cv(ratings) -> None:
     gs = model_selection.GridSearchCV(base_model(), grid, cv=folds).fit(X, y)
     ours = grid_search(X, grid, y=y, estimator=base_model(), cv=folds, refit=False)
     # The same folds give the same figures: score is the negative RMSE.
-    for params, score in zip(gs.cv_results_["params"], gs.cv_results_["mean_test_score"]):
+    for params, score in zip(
+        gs.cv_results_["params"], gs.cv_results_["mean_test_score"], strict=True
+    ):
         row = ours.results_[ours.results_["params"].map(lambda p, q=params: p == q)]
         assert -score == pytest.approx(row["mean_val_rmse"].iloc[0], rel=1e-12)
     assert gs.best_params_ == ours.best_params_

@@ -1,12 +1,15 @@
-"""Tests of fastmf.diagnose: each finding on a history made to show it, then on real fits."""
+"""Tests of fastmf.evaluate.diagnose: each finding on a history made to show it, then on real
+fits."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fastmf.diagnose import (
+from fastmf.evaluate.diagnose import (
     CODES,
     IMPROVING,
     REG_HIGH_RATIO,
@@ -544,3 +547,35 @@ def test_cli_errors_name_the_file(tmp_path, capsys) -> None:
 
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['user', 'item', 'rating'\]"):
         _read_ratings(str(bad))
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties of any report
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    seed=st.integers(0, 2**31 - 1),
+    with_val=st.booleans(),
+    reg_scale=st.sampled_from([0.0, 1e-4, 0.05, 2.0]),
+)
+def test_any_history_gives_an_ordered_report_of_known_codes(
+    n: int, seed: int, with_val: bool, reg_scale: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    train = 0.8 + 0.4 * np.exp(-t / rng.uniform(1, 8)) + rng.normal(0, 1e-3, n)
+    val = train + 0.05 + 0.02 * np.maximum(0, t - rng.integers(0, n)) / n if with_val else None
+    hist = make_history(train, train**2 * reg_scale * rng.uniform(0.5, 1.5, n), val)
+    diagnosis = diagnose(hist, params={"reg": 0.02, "n_factors": 8})
+    codes = diagnosis.codes
+    assert len(set(codes)) == len(codes)
+    assert set(codes) <= set(CODES)
+    assert codes == sorted(codes, key=CODES.index)
+    assert ("still_improving" in codes) + ("plateau" in codes) <= 1
+    assert ("reg_dominates" in codes) + ("reg_negligible" in codes) <= 1
+    report = str(diagnosis)
+    for finding in diagnosis:
+        assert finding.message in report
+        assert all(isinstance(v, float) for v in finding.figures.values())

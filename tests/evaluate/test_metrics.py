@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fastmf.datasets.synthetic import synthetic
-from fastmf.metrics import (
+from fastmf.evaluate.metrics import (
     evaluate,
     hit_rate,
     mae,
@@ -27,7 +27,7 @@ from fastmf.model import MatrixFactorization
 def reference_metrics(recommended, relevant, k):
     """Plain python: the four metrics averaged over users with a relevant item."""
     rows = []
-    for rec, rel in zip(recommended, relevant):
+    for rec, rel in zip(recommended, relevant, strict=True):
         rel = set(rel)
         if not rel:
             continue
@@ -40,7 +40,7 @@ def reference_metrics(recommended, relevant, k):
     if not rows:
         return dict.fromkeys(("precision", "recall", "ndcg", "hit_rate"), math.nan)
     arr = np.array(rows)
-    return dict(zip(("precision", "recall", "ndcg", "hit_rate"), arr.mean(axis=0)))
+    return dict(zip(("precision", "recall", "ndcg", "hit_rate"), arr.mean(axis=0), strict=True))
 
 
 # --------------------------------------------------------------------------- rating errors

@@ -1,0 +1,1 @@
+"""Evaluation: metrics of predictions and top-k lists, diagnosis of a training run, search."""
