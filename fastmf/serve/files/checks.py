@@ -168,7 +168,7 @@ def _check_scalars(f: FittedState) -> None:
         or scale[0] > scale[1]
     ):
         raise Invalid("rating_scale_", f"is {short(scale)}; expected (low, high), finite")
-    done = s.get("n_epochs_done_")
+    done: Any = s.get("n_epochs_done_")
     if not is_integer(done) or done < 0:
         raise Invalid("n_epochs_done_", f"is {short(done)}; expected a count of epochs")
     best = s.get("best_epoch_")

@@ -222,7 +222,7 @@ class Archive:
         reader = self.open(name)
         reader.read(spec.data_offset)
         out = np.empty(spec.shape, dtype=spec.file_dtype)
-        reader.readinto(memoryview(out.reshape(-1).view(np.uint8)))
+        reader.readinto(out.reshape(-1).view(np.uint8).data)
         reader.finish()
         if not spec.file_dtype.isnative:
             out = out.astype(spec.dtype)
@@ -305,7 +305,7 @@ class MemberReader:
                 if n <= 0:
                     break
                 self.fh.seek(self.pos)
-                got = self.fh.readinto(out[at : at + n])
+                got = self.fh.readinto(out[at : at + n])  # type: ignore[attr-defined]
                 if got != n:
                     raise Malformed(f"member {self.name!r} is truncated")
                 self.crc = zlib.crc32(out[at : at + n], self.crc)

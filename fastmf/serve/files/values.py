@@ -101,7 +101,8 @@ def decode_scalar(desc: Any, where: str) -> Any:
         return v
     if t == "np":
         only_keys(desc, where, {"t", "dtype", "v"})
-        dtype = SCALAR_DTYPES.get(desc.get("dtype"))
+        dtype_name: Any = desc.get("dtype")
+        dtype = SCALAR_DTYPES.get(dtype_name)
         v = desc.get("v")
         if dtype is None or not isinstance(v, (int, float, bool)):
             raise Invalid(where, f"is a numpy scalar of dtype {short(desc.get('dtype'))} holding "
