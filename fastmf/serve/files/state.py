@@ -10,6 +10,7 @@ import pandas as pd
 
 from fastmf.serve.files import checks
 from fastmf.serve.files.container import Archive
+from fastmf.serve.files.encode import params_of
 from fastmf.serve.files.schema import (
     ARRAYS,
     ATTRIBUTES,
@@ -52,8 +53,6 @@ class FittedState:
     @classmethod
     def from_model(cls, model: Any) -> FittedState:
         """The parts of a live model, each checked for its kind (not yet for consistency)."""
-        from fastmf.serve.files.encode import params_of
-
         build_seen(model)
         d = vars(model)
         extra = [n for n in d if n.endswith("_") and not n.startswith("_") and n not in ATTRIBUTES]
