@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import fastmf.recommend as rc
+import fastmf.serve.topk as topk
 from fastmf import _rank_kernels as rk
 from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization, NotFittedError
@@ -168,11 +168,11 @@ def test_tile_kernel_property(n_rows, n_cols, k, cols, seed, levels):
 
 def test_rows_sorted_check():
     items = np.array([1, 5, 9, 2, 3, 0, 7], np.int32)
-    assert rc._rows_sorted(items, np.array([0, 3, 5]), np.array([3, 5, 7]))
-    assert rc._rows_sorted(items, np.array([3, 0]), np.array([5, 2]))
-    assert not rc._rows_sorted(items, np.array([0]), np.array([4]))
-    assert not rc._rows_sorted(items, np.array([5, 1]), np.array([6, 4]))
-    pos, start, end = rc._exclusion_positions(
+    assert topk.rows_sorted(items, np.array([0, 3, 5]), np.array([3, 5, 7]))
+    assert topk.rows_sorted(items, np.array([3, 0]), np.array([5, 2]))
+    assert not topk.rows_sorted(items, np.array([0]), np.array([4]))
+    assert not topk.rows_sorted(items, np.array([5, 1]), np.array([6, 4]))
+    pos, start, end = topk.exclusion_positions(
         np.arange(10), True, 10, np.array([1]), np.array([4]), items
     )
     assert pos[start[0] : end[0]].tolist() == [2, 5, 9]
@@ -228,7 +228,7 @@ def test_memory_does_not_grow_with_users_times_items(monkeypatch):
 
     m = hand_model(n_users=3000, n_items=4000, k=8, dtype="float32", max_seen=20)
     recommend_many(m, m.user_ids_[:10], n=5)  # compile first
-    monkeypatch.setattr(rc, "_TILE_ROWS", 64)
+    monkeypatch.setattr(topk, "TILE_ROWS", 64)
     tracemalloc.start()
     recs = recommend_many(m, m.user_ids_, n=5)
     _, peak = tracemalloc.get_traced_memory()
@@ -257,8 +257,8 @@ def test_chunks_and_tiles_give_the_same_result(monkeypatch, n_jobs):
     m = hand_model(n_users=90, n_items=600, k=4, max_seen=300)
     m.set_params(n_jobs=n_jobs)
     whole = recommend_many(m, m.user_ids_, n=6)
-    monkeypatch.setattr(rc, "_TILE_ROWS", 16)  # 6 chunks of users, for the worker threads
-    monkeypatch.setattr(rc, "_TILE_BYTES", 1)  # 256-candidate tiles
+    monkeypatch.setattr(topk, "TILE_ROWS", 16)  # 6 chunks of users, for the worker threads
+    monkeypatch.setattr(topk, "TILE_BYTES", 1)  # 256-candidate tiles
     tiled = recommend_many(m, m.user_ids_, n=6)
     np.testing.assert_array_equal(whole.item_indices, tiled.item_indices)
     np.testing.assert_array_equal(whole.scores, tiled.scores)
@@ -276,7 +276,7 @@ def test_recommend_one_user_frame_and_delegation():
     assert not frame["fallback"].any() and frame.attrs["fallback"] is False
     expected = reference_topn(reference_scores(m), 5, seen_of(m))[3]
     np.testing.assert_array_equal(frame["item"].to_numpy(), m.item_ids_[expected])
-    for item, title in zip(frame["item"], frame["title"]):
+    for item, title in zip(frame["item"], frame["title"], strict=True):
         expected_title = m.item_titles_.get(item)
         assert title == expected_title if expected_title is not None else pd.isna(title)
     pd.testing.assert_frame_equal(m.recommend(user, n=5), frame)
@@ -404,7 +404,7 @@ def test_fold_in_minimizes_the_objective(biases):
     rng = np.random.default_rng(5)
     idx = rng.choice(30, 9, replace=False)
     r = rng.uniform(1, 5, 9).round()
-    fu = fold_in(m, dict(zip(m.item_ids_[idx], r)))
+    fu = fold_in(m, dict(zip(m.item_ids_[idx], r, strict=True)))
     Q, bi = m.item_factors_[idx], m.item_bias_[idx]
     resid = r - (m.global_mean_ + fu.user_bias + bi + Q @ fu.user_factors)
     n = len(idx)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import fastmf.serialize as ser
+import fastmf.serve.files.encode as encode
 from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization, NotFittedError
 from fastmf.serialize import FORMAT_VERSION, ModelFileError, load, save
@@ -144,7 +144,7 @@ def test_crash_mid_save_leaves_the_old_file_intact(tmp_path, ratings, monkeypatc
     new = fit(ratings, random_state=1)
 
     calls = {"n": 0}
-    real = ser._write_array
+    real = encode.write_array
 
     def failing(zf, member, arr):
         calls["n"] += 1
@@ -152,7 +152,7 @@ def test_crash_mid_save_leaves_the_old_file_intact(tmp_path, ratings, monkeypatc
             raise OSError("disk full (simulated)")
         real(zf, member, arr)
 
-    monkeypatch.setattr(ser, "_write_array", failing)
+    monkeypatch.setattr(encode, "write_array", failing)
     with pytest.raises(OSError, match="simulated"):
         new.save(path)
     assert calls["n"] == 3  # it failed midway, after writing some arrays
@@ -160,7 +160,7 @@ def test_crash_mid_save_leaves_the_old_file_intact(tmp_path, ratings, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fastmf"]  # no temp file left
     assert_same_model(old, load(path), ratings)
 
-    monkeypatch.setattr(ser, "_write_array", real)
+    monkeypatch.setattr(encode, "write_array", real)
     new.save(path)
     assert_same_model(new, load(path), ratings)
 
@@ -169,7 +169,7 @@ def test_crash_before_the_first_save_leaves_nothing(tmp_path, ratings, monkeypat
     def failing(zf, member, arr):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ser, "_write_array", failing)
+    monkeypatch.setattr(encode, "write_array", failing)
     with pytest.raises(KeyboardInterrupt):
         fit(ratings).save(tmp_path / "m")
     assert list(tmp_path.iterdir()) == []

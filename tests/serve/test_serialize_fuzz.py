@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization
 from fastmf.serialize import ModelFileError, load
-from tests.model_files import manifest_of, members, with_manifest, write_zip
+from tests.serve.model_files import manifest_of, members, with_manifest, write_zip
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

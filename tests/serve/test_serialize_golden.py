@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from fastmf import MatrixFactorization, load, save
+from fastmf._guard import optimizer_shapes
 from fastmf.model import _new_optimizer_state
-from fastmf.serialize import optimizer_shapes
 
-GOLDEN = Path(__file__).parent / "data" / "models-0.1.0"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "models-0.1.0"
 NAMES = sorted(p.stem for p in GOLDEN.glob("*.model"))
 
 
@@ -47,7 +47,7 @@ def test_golden_file_loads_and_predicts_as_saved(name, tmp_path):
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_file_continues_training(name):
     model = load(GOLDEN / f"{name}.model")
-    from tests.data.make_models_0_1_0 import ratings
+    from tests.fixtures.make_models_0_1_0 import ratings
 
     before = model.predict(ratings(name))
     model.partial_fit(ratings(name))

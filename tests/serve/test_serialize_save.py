@@ -20,8 +20,9 @@ from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization
 from fastmf.ratings import IdMap
 from fastmf.serialize import load, save
+from fastmf.serve.files.state import FittedState
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_one_check_for_save_and_load(tmp_path, model, monkeypatch):
     """save and load run the same checks: disabling them lets the tampered model be written,
     and load then refuses the file naming the same attribute."""
     model.item_bias_ = model.item_bias_[:1]
-    monkeypatch.setattr(ser._Fitted, "check", lambda self: None)
+    monkeypatch.setattr(FittedState, "check", lambda self: None)
     save(model, tmp_path / "m.fastmf")
     monkeypatch.undo()
     with pytest.raises(ser.ModelFileError, match="item_bias_: has dtype float32 and shape"):
@@ -202,13 +203,14 @@ def test_a_killed_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path, m
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         import fastmf.serialize as ser
+        import fastmf.serve.files.encode as encode
         model = ser.load({str(path)!r})
-        real = ser._write_array
+        real = encode.write_array
         def slow(zf, member, arr):
             real(zf, member, arr)
             print("writing", flush=True)
             time.sleep(600)
-        ser._write_array = slow
+        encode.write_array = slow
         ser.save(model, {str(path)!r})
         """
     )

@@ -19,7 +19,7 @@ from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization
 from fastmf.serialize import ModelFileError, load
 from tests.conftest import random_ratings
-from tests.model_files import (
+from tests.serve.model_files import (
     Entry,
     deflated_zeros,
     manifest_of,
