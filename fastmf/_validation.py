@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from fastmf.errors import NonFiniteModelError  # noqa: F401 - re-exported here too
+from fastmf.errors import (
+    NonFiniteModelError,  # noqa: F401 - re-exported here too
+    NotFittedError,
+)
 
 
 def first_rows(mask: np.ndarray, limit: int = 3) -> str:
@@ -106,3 +109,24 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return str(value)
+
+
+SERVING_ATTRIBUTES = (
+    "global_mean_",
+    "user_bias_",
+    "item_bias_",
+    "user_factors_",
+    "item_factors_",
+    "user_ids_",
+    "item_ids_",
+)
+"""The fitted attributes serving reads."""
+
+
+def check_fitted(model: Any) -> None:
+    """Raise :class:`~fastmf.errors.NotFittedError` unless ``model`` has every attribute of
+    :data:`SERVING_ATTRIBUTES` (an attribute that raises AttributeError counts as missing)."""
+    if any(getattr(model, name, None) is None for name in SERVING_ATTRIBUTES):
+        raise NotFittedError(
+            f"this {type(model).__name__} is not fitted yet; call fit(ratings) before using it"
+        )

@@ -19,6 +19,7 @@ from fastmf import _guard as guard
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
 from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
+from fastmf._biases import damped_biases
 from fastmf._hash import hash_arrays
 from fastmf._model_lock import lock_of
 from fastmf._random import check_random_state
@@ -28,6 +29,7 @@ from fastmf._training_checks import check_divergence, check_memory
 from fastmf._transaction import Checkpoint, install
 from fastmf._validation import (
     check_choice,
+    check_fitted,
     check_float,
     check_int,
 )
@@ -282,10 +284,7 @@ class MatrixFactorization:
         return p
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "user_factors_"):
-            raise NotFittedError(
-                "this MatrixFactorization is not fitted yet; call fit(ratings) before using it"
-            )
+        check_fitted(self)
 
     # ------------------------------------------------------------------ public API
     def fit(
@@ -446,13 +445,19 @@ class MatrixFactorization:
     @property
     def user_ids_(self) -> np.ndarray:
         """Raw id of each row of ``user_factors_``."""
-        self._check_fitted()
+        if "user_map_" not in self.__dict__:
+            raise NotFittedError(
+                "this MatrixFactorization is not fitted yet; call fit(ratings) before using it"
+            )
         return self.user_map_.ids
 
     @property
     def item_ids_(self) -> np.ndarray:
         """Raw id of each row of ``item_factors_``."""
-        self._check_fitted()
+        if "item_map_" not in self.__dict__:
+            raise NotFittedError(
+                "this MatrixFactorization is not fitted yet; call fit(ratings) before using it"
+            )
         return self.item_map_.ids
 
     # serving: thin delegations to fastmf.recommend and fastmf.serialize
@@ -827,14 +832,12 @@ def _validation_frame(validation: Any) -> pd.DataFrame:
 
 
 def fixed_biases(ratings: Ratings, mu: float, damping: float) -> tuple[np.ndarray, np.ndarray]:
-    """Damped mean deviations: b_i = Σ(r − μ)/(n_i + damping), then b_u on what is left."""
-    resid = ratings.values.astype(np.float64) - mu
-    n_i = np.bincount(ratings.items, minlength=ratings.n_items)
-    b_i = np.bincount(ratings.items, weights=resid, minlength=ratings.n_items) / (n_i + damping)
-    resid -= b_i[ratings.items]
-    n_u = np.bincount(ratings.users, minlength=ratings.n_users)
-    b_u = np.bincount(ratings.users, weights=resid, minlength=ratings.n_users) / (n_u + damping)
-    return b_u, b_i
+    """Damped mean deviations: b_i = Σ(r − μ)/(n_i + damping), then b_u on what is left (one
+    sweep of ``fastmf._biases.damped_biases``)."""
+    r = ratings
+    return damped_biases(
+        r.users, r.items, r.values, mu, damping, 1, n_users=r.n_users, n_items=r.n_items
+    )
 
 
 def _uses_batch_kernel(params: dict) -> bool:
