@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -53,10 +53,10 @@ def _check_frame(df: object, *, need: tuple[str, ...] = ("user", "item")) -> pd.
     return df
 
 
-def _check_unknown(unknown: object) -> str:
+def _check_unknown(unknown: object) -> Unknown:
     if unknown not in ("keep", "drop"):
         raise ValueError(f"unknown must be 'keep' or 'drop', not {unknown!r}")
-    return str(unknown)
+    return cast(Unknown, str(unknown))
 
 
 def _rng(random_state: object) -> np.random.Generator:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import BinaryIO
+from typing import IO
 
 import numba
 import numpy as np
@@ -111,7 +111,7 @@ STREAM_BLOCK = 16 << 20
 
 
 def parse_ratings_stream(
-    stream: BinaryIO,
+    stream: IO[bytes],
     size: int,
     fmt: RatingsFormat,
     where: str,

@@ -159,10 +159,8 @@ def _source_from_zip(path: Path, release: Release | None) -> Source:
     with open_zip(path) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
     # find the ratings file: GroupLens zips hold one top folder; accept a flat zip too
-    candidates = sorted(
-        (n.count("/"), n) for n in names if n.rsplit("/", 1)[-1] in FORMAT_BY_FILENAME
-    )
-    candidates = [n for depth, n in candidates if depth <= 1]
+    ranked = sorted((n.count("/"), n) for n in names if n.rsplit("/", 1)[-1] in FORMAT_BY_FILENAME)
+    candidates = [n for depth, n in ranked if depth <= 1]
     if release is None and candidates:
         top = candidates[0].rsplit("/", 1)[0] if "/" in candidates[0] else ""
         release = release_of_name(top) or release_of_name(path.name)
@@ -220,7 +218,7 @@ def ratings_entry(src: Source) -> tuple[RatingsFormat, str | None]:
     return FORMAT_BY_FILENAME[src.ratings_name.rsplit("/", 1)[-1]], src.ratings_name
 
 
-def movies_entry(src: Source) -> tuple[str, str | None] | None:
+def movies_entry(src: Source) -> tuple[str, str] | None:
     """(movies file name, its member or file name in the source) or None when absent."""
     order = [src.release.movies_file] if src.release else list(MOVIES_FILES)
     if src.kind == "zip":

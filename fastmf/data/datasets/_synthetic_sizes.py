@@ -3,6 +3,8 @@ and checked against what a data set without repeated pairs can hold."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fastmf._validation import check_int
@@ -14,7 +16,7 @@ _MAX_TWIN_DENSITY = 0.1
 
 
 def resolve_sizes(
-    n_users: object, n_items: object, n_ratings: object, like: object, min_user_ratings: object
+    n_users: Any, n_items: Any, n_ratings: Any, like: Any, min_user_ratings: Any
 ) -> tuple[int, int, int]:
     """Fill the sizes not given from ``like`` and check that they can be met."""
     min_user_ratings = check_int(min_user_ratings, "min_user_ratings", low=1)

@@ -12,7 +12,7 @@ import struct
 import zipfile
 import zlib
 from types import ModuleType
-from typing import BinaryIO
+from typing import IO
 
 try:  # optional: a faster inflate with zlib's interface
     from isal import isal_zlib as _fast_zlib
@@ -103,7 +103,7 @@ class _DeflatedMember(io.RawIOBase):
 
 def open_member(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo, module: ModuleType | None = None
-) -> BinaryIO:
+) -> IO[bytes]:
     """A binary stream of member ``info`` of ``zf`` (opened from a file path).
 
     Deflated, unencrypted members are inflated here (with :func:`inflate_module`); any other

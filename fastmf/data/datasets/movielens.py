@@ -151,7 +151,7 @@ def load_movies(
 # reading
 
 
-def _read_raw(src: Source, name: str | None) -> bytes:
+def _read_raw(src: Source, name: str) -> bytes:
     """The bytes of file ``name`` of the source (a zip member, a file in a folder, or the file)."""
     if src.kind == "zip":
         with open_zip(src.path) as zf:
