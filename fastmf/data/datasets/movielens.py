@@ -99,12 +99,7 @@ def load_movielens(
     arrays = _cache.load(folder, fp, scale) if cache else None
     if arrays is None:
         rel = src.release.name if src.release else None
-        if src.kind == "zip":
-            arrays = _parse_zip_member(src, member, fmt, where, rel, scale)
-        else:
-            buf = _read_bytes(src, member)
-            arrays = parse_ratings(buf, fmt, where, release=rel, scale=scale)
-            del buf
+        arrays = _parse_source(src, member, fmt, where, rel, scale)
         # a source that changed while it was read is not cached (its fingerprint is the old one)
         if cache and _cache.fingerprint(fp_path, fp["member"]) == fp:
             _cache.store(folder, arrays, fp, {"release": rel, "format": fmt.key})
@@ -164,6 +159,22 @@ def _read_raw(src: Source, name: str) -> bytes:
                 ) from exc
     path = src.path / name if src.kind == "dir" else src.path.parent / name
     return path.read_bytes()
+
+
+def _parse_source(
+    src: Source,
+    member: str | None,
+    fmt: RatingsFormat,
+    where: str,
+    release: str | None,
+    scale: Scale,
+) -> dict[str, np.ndarray]:
+    """Parse the ratings file of ``src``: a zip member as it is inflated, a file memory-mapped."""
+    if src.kind == "zip":
+        assert member is not None  # a zip source always names its ratings member
+        return _parse_zip_member(src, member, fmt, where, release, scale)
+    buf = _read_bytes(src, member)
+    return parse_ratings(buf, fmt, where, release=release, scale=scale)
 
 
 def _parse_zip_member(
