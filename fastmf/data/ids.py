@@ -202,6 +202,10 @@ def factorize_ids(values: Any, *, column: str) -> tuple[np.ndarray, IdMap]:
     return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object))
 
 
+# ---------------------------------------------------------------------------------------------
+# lookups: raw ids turned into what a map holds
+
+
 def _as_key_ints(
     raw: np.ndarray, key_dtype: np.dtype, column: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
