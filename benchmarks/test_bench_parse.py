@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from benchmarks.compare.machine import machine_info
-from fastmf.datasets import _parse, _zip, load_movielens
+from fastmf.data.datasets import _parse, _zip, load_movielens
 
 SIZES = {"1m": 1_000_000, "25m": 25_000_095}
 N_USERS = 162_541

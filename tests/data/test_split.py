@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmf.split import kfold, time_split, train_test_split, user_holdout
+from fastmf.data.split import kfold, time_split, train_test_split, user_holdout
 
 
 def ratings(n: int = 500, n_users: int = 30, n_items: int = 40, seed: int = 0, ties: bool = False):
@@ -40,7 +40,9 @@ def assert_partition(df, train, test):
 def unknown_rows(train, test) -> np.ndarray:
     """Reference: test rows whose user or item never appears in train."""
     users, items = set(train["user"]), set(train["item"])
-    return np.array([u not in users or i not in items for u, i in zip(test["user"], test["item"])])
+    return np.array(
+        [u not in users or i not in items for u, i in zip(test["user"], test["item"], strict=True)]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,12 +122,14 @@ def test_kfold_each_row_tested_once():
     for train, test in folds:
         assert_partition(df, train, test)
     again = list(kfold(df, 5, random_state=0))
-    assert all(a[1].index.equals(b[1].index) for a, b in zip(folds, again))
+    assert all(a[1].index.equals(b[1].index) for a, b in zip(folds, again, strict=True))
 
 
 def test_kfold_drop_unknown():
     df = ratings(n=80, n_users=40, n_items=40, seed=2)
-    for (train, test), (_, test_d) in zip(kfold(df, 4, 1), kfold(df, 4, 1, unknown="drop")):
+    for (train, test), (_, test_d) in zip(
+        kfold(df, 4, 1), kfold(df, 4, 1, unknown="drop"), strict=True
+    ):
         pd.testing.assert_frame_equal(test_d, test[~unknown_rows(train, test)])
 
 

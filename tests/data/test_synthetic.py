@@ -1,4 +1,5 @@
-"""Tests of fastmf.datasets.synthetic: sizes, shape of the data, the hidden truth, bad arguments."""
+"""Tests of fastmf.data.datasets.synthetic: sizes, shape of the data, the hidden truth, bad
+arguments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastmf.datasets.synthetic import MOVIELENS_SIZES, SyntheticTruth, synthetic
+from fastmf.data.datasets.synthetic import MOVIELENS_SIZES, SyntheticTruth, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -203,10 +204,10 @@ def test_deterministic_for_a_seed() -> None:
         ({"like": "ml-5m"}, ValueError, "like must be one of"),
         ({"like": 25}, TypeError, "like must be"),
         ({"rank": -1}, ValueError, "rank must be >= 0"),
-        ({"noise": -0.1}, ValueError, "noise must be >= 0"),
+        ({"noise": -0.1}, ValueError, "noise must be finite and >= 0"),
         ({"noise": "big"}, TypeError, "noise must be a number"),
         ({"mean": float("nan")}, ValueError, "mean must be finite"),
-        ({"item_skew": -1.0}, ValueError, "item_skew must be >= 0"),
+        ({"item_skew": -1.0}, ValueError, "item_skew must be finite and >= 0"),
         ({"scale": "quarter"}, ValueError, "scale must be 'half', 'whole' or None"),
         ({"scale": 0.5}, TypeError, "scale must be"),
         ({"min_user_ratings": 0}, ValueError, "min_user_ratings must be >= 1"),

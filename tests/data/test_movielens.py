@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastmf.datasets import _parse, load_movielens, load_movies
-from fastmf.datasets import movielens as ml
+from fastmf.data.datasets import _parse, load_movielens, load_movies, releases
+from fastmf.data.datasets import movielens as ml
+from fastmf.data.datasets._movies import UITEM_GENRES
 
 # ---------------------------------------------------------------------------------------------
 # small releases in their exact formats
@@ -38,23 +39,23 @@ def _num(r: float) -> str:
 
 def ratings_text(release: str, rows) -> bytes:
     """The ratings file of ``release`` holding ``rows``, as GroupLens writes it."""
-    fmt = ml.RELEASES[release].ratings
-    if fmt is _parse.UDATA:
+    fmt = releases.RELEASES[release].ratings
+    if fmt is releases.UDATA:
         return "".join(f"{u}\t{i}\t{_num(r)}\t{t}\n" for u, i, r, t in rows).encode()
-    if fmt is _parse.DAT:
+    if fmt is releases.DAT:
         return "".join(f"{u}::{i}::{_num(r)}::{t}\n" for u, i, r, t in rows).encode()
     body = "".join(f"{u},{i},{r:.1f},{t}\n" for u, i, r, t in rows)
     return ("userId,movieId,rating,timestamp\n" + body).encode()
 
 
 def movies_text(release: str) -> bytes:
-    rel = ml.RELEASES[release]
+    rel = releases.RELEASES[release]
     if rel.movies_file == "u.item":
         lines = []
         for item, title in TITLES.items():
             flags = ["0"] * 19
             for g in GENRES[item].replace("Children", "Children's").split("|"):
-                flags[ml.UITEM_GENRES.index(g)] = "1"
+                flags[UITEM_GENRES.index(g)] = "1"
             lines.append(
                 f"{item}|{title}|01-Jan-1995||http://us.imdb.com/M/title|" + "|".join(flags)
             )
@@ -70,12 +71,12 @@ def movies_text(release: str) -> bytes:
 
 
 def rows_for(release: str):
-    return ROWS_INT if ml.RELEASES[release].scale is _parse.STARS_1_5 else ROWS_HALF
+    return ROWS_INT if releases.RELEASES[release].scale is releases.STARS_1_5 else ROWS_HALF
 
 
 def write_release(root: Path, release: str, rows=None, *, as_zip: bool = False) -> Path:
     """Write ``release``'s folder (or its zip, as GroupLens zips it) under ``root``."""
-    rel = ml.RELEASES[release]
+    rel = releases.RELEASES[release]
     files = {
         rel.ratings.filename: ratings_text(release, rows or rows_for(release)),
         rel.movies_file: movies_text(release),
@@ -97,7 +98,7 @@ def write_release(root: Path, release: str, rows=None, *, as_zip: bool = False) 
 
 
 def expected_frame(rows) -> pd.DataFrame:
-    u, i, r, t = zip(*rows)
+    u, i, r, t = zip(*rows, strict=True)
     return pd.DataFrame(
         {
             "user": np.array(u, dtype=np.int32),
@@ -178,7 +179,7 @@ def test_real_ml_latest_small_movies(small_root, monkeypatch, tmp_path):
 # every release, every layout
 
 
-@pytest.mark.parametrize("release", list(ml.RELEASES))
+@pytest.mark.parametrize("release", list(releases.RELEASES))
 @pytest.mark.parametrize("layout", ["name-zip", "name-folder", "zip", "folder", "file"])
 def test_each_release_each_layout(release, layout, no_env, monkeypatch):
     data = no_env / "data"
@@ -188,7 +189,7 @@ def test_each_release_each_layout(release, layout, no_env, monkeypatch):
     if layout.startswith("name"):
         arg: object = release
     elif layout == "file":
-        arg = where / ml.RELEASES[release].ratings.filename
+        arg = where / releases.RELEASES[release].ratings.filename
     else:
         arg = str(where)
     df = load_movielens(arg, data_home=no_env / "home", download=False)
@@ -196,7 +197,7 @@ def test_each_release_each_layout(release, layout, no_env, monkeypatch):
     assert df.attrs["release"] == release
 
 
-@pytest.mark.parametrize("release", list(ml.RELEASES))
+@pytest.mark.parametrize("release", list(releases.RELEASES))
 @pytest.mark.parametrize("as_zip", [False, True])
 def test_movies_of_each_release(release, as_zip, no_env, monkeypatch):
     write_release(no_env / "data", release, as_zip=as_zip)
@@ -259,7 +260,7 @@ def test_search_order_fastmf_data_first_then_data_home(no_env, monkeypatch):
 
 
 def test_default_data_home_follows_xdg(monkeypatch, tmp_path):
-    from fastmf.datasets import _cache
+    from fastmf.data.datasets import _cache
 
     monkeypatch.delenv("FASTMF_HOME", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -524,15 +525,18 @@ def random_rows(n: int, seed: int):
     items = rng.integers(0, 300_000, n)
     halves = rng.integers(1, 11, n)
     stamps = rng.integers(-(10**11), 10**12, n)
-    return [(int(u), int(i), h / 2, int(t)) for u, i, h, t in zip(users, items, halves, stamps)]
+    return [
+        (int(u), int(i), h / 2, int(t))
+        for u, i, h, t in zip(users, items, halves, stamps, strict=True)
+    ]
 
 
 def test_parallel_chunks_and_streamed_blocks_match_the_serial_parse(no_env, monkeypatch):
     rows = random_rows(20_000, 1)
     text = ratings_text("ml-25m", rows)
     buf = np.frombuffer(text, dtype=np.uint8)
-    serial = _parse.parse_ratings(buf, _parse.CSV, "x", parallel=False)
-    parallel = _parse.parse_ratings(buf, _parse.CSV, "x", parallel=True)
+    serial = _parse.parse_ratings(buf, releases.CSV, "x", parallel=False)
+    parallel = _parse.parse_ratings(buf, releases.CSV, "x", parallel=True)
     expected = expected_frame(rows)
     for name in expected:
         np.testing.assert_array_equal(serial[name], expected[name])
@@ -550,7 +554,7 @@ def test_parallel_error_reports_the_first_bad_line(no_env):
     text[4000] = b"7,8,9.0\n"
     buf = np.frombuffer(b"".join(text), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"line 3002: the rating field is not a number"):
-        _parse.parse_ratings(buf, _parse.CSV, "x", parallel=True)
+        _parse.parse_ratings(buf, releases.CSV, "x", parallel=True)
 
 
 def inflaters():
@@ -568,7 +572,7 @@ def inflaters():
 
 @pytest.mark.parametrize("module", inflaters())
 def test_member_stream_matches_zipfile_and_checks_crc(module, no_env):
-    from fastmf.datasets import _zip
+    from fastmf.data.datasets import _zip
 
     rows = random_rows(3_000, 3)
     archive = write_release(no_env / "data", "ml-25m", rows, as_zip=True)
@@ -665,10 +669,21 @@ def test_real_movies_csv_agrees_with_pandas(small_root, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("method", [99, 12])
 def test_zip_member_with_unknown_or_unusual_compression_is_a_value_error(no_env, tmp_path, method):
-    from tests.test_cli_train import _zip_with_compression
-
     path = tmp_path / "ratings.zip"
-    _zip_with_compression(path, method=method)
+    zip_with_compression(path, method=method)
     with pytest.raises(ValueError, match=str(path)):
         load_movielens(path, data_home=no_env / "home")
     assert parsed_entries(no_env / "home") == []
+
+
+def zip_with_compression(path: Path, method: int) -> None:
+    """A zip of a MovieLens-style ratings.csv whose member claims compression ``method``."""
+    import struct
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,9\n2,1,3.0,9\n")
+    data = bytearray(path.read_bytes())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 8 : local + 10] = struct.pack("<H", method)
+    data[central + 10 : central + 12] = struct.pack("<H", method)
+    path.write_bytes(bytes(data))

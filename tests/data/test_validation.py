@@ -90,7 +90,8 @@ def test_duplicate_pairs_error_names_the_rows():
     df = _df(user=[1, 2, 1], item=[10, 20, 10], rating=[4.0, 3.0, 2.0])
     with pytest.raises(
         ValueError,
-        match=r"1 duplicate \(user, item\) pairs: the pair \(1, 10\) is at rows 0 and 2; pass duplicates='last'",
+        match=r"1 duplicate \(user, item\) pairs: the pair \(1, 10\) is at rows 0 and 2; "
+        r"pass duplicates='last'",
     ):
         MatrixFactorization(**QUIET).fit(df)
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmf.datasets import _cache, load_movielens
-from fastmf.datasets import movielens as ml
-from tests.test_movielens import (
+from fastmf.data.datasets import _cache, load_movielens
+from fastmf.data.datasets import movielens as ml
+from tests.data.test_movielens import (
     ROWS_HALF,
     assert_same,
     count_parses,

@@ -3,9 +3,10 @@ parsed cache of those arrays (a checksum of their bytes, the parser's value chec
 
 Every release stores one rating per line as four numbers, ``user SEP item SEP rating SEP
 timestamp``, with SEP a tab (``u.data``), ``::`` (``ratings.dat``) or a comma (``ratings.csv``).
-The Python side (``fastmf.datasets._parse``) skips any header, cuts the bytes into chunks at line
-starts, counts each chunk's lines, and gives each chunk its own slice of the output arrays; these
-kernels then fill the slices, one chunk per thread, so no two threads write the same row.
+The Python side (``fastmf.data.datasets._parse``) skips any header, cuts the bytes into chunks
+at line starts, counts each chunk's lines, and gives each chunk its own slice of the output
+arrays; these kernels then fill the slices, one chunk per thread, so no two threads write the
+same row.
 
 A kernel never raises: a line it cannot read stops its chunk, and the chunk reports an error code
 and the byte offset where reading failed, for the Python side to turn into a message.

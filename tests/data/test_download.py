@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from fastmf.datasets import _download, load_movielens, load_movies
-from fastmf.datasets._download import DownloadError, parse_md5
-from tests.test_movielens import ROWS_INT, assert_same, write_release
+from fastmf.data.datasets import _download, load_movielens, load_movies
+from fastmf.data.datasets._download import parse_md5
+from fastmf.errors import DownloadError
+from tests.data.test_movielens import ROWS_INT, assert_same, write_release
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -1,0 +1,233 @@
+"""The ratings container: rating triples in contiguous arrays, in (user, item) order, with the
+maps between raw ids and dense indices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastmf import _sort_kernels as sk
+from fastmf._threads import KERNEL_LOCK
+from fastmf._validation import (
+    check_choice,
+    check_index_array,
+    check_ratings_values,
+    check_same_length,
+    first_rows,
+)
+from fastmf.data._id_values import plain_value
+from fastmf.data.ids import IdMap, factorize_ids
+
+DUPLICATE_POLICIES = ("error", "last")
+
+
+class Ratings:
+    """Rating triples in contiguous arrays, with the maps from raw ids to dense indices.
+
+    Attributes
+    ----------
+    users, items : ndarray of shape (n_ratings,), dtype int32
+        Dense user and item index of each rating.
+    values : ndarray of shape (n_ratings,), dtype float32
+        The ratings.
+    timestamps : ndarray of shape (n_ratings,), dtype int64, or None
+    user_map, item_map : IdMap
+    """
+
+    def __init__(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        values: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        timestamps: np.ndarray | None = None,
+    ):
+        self.users = np.ascontiguousarray(users, dtype=np.int32)
+        self.items = np.ascontiguousarray(items, dtype=np.int32)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.timestamps = (
+            None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+        )
+        self.user_map = user_map
+        self.item_map = item_map
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Ratings(n_ratings={len(self)}, n_users={self.n_users}, n_items={self.n_items})"
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str = "rating",
+        timestamp_col: str | None = "timestamp",
+        duplicates: str = "error",
+    ) -> Ratings:
+        """Ratings from a DataFrame with one row per rating (raw ids in the user and item
+        columns)."""
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of ratings, got {type(df).__name__}")
+        missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"the ratings DataFrame has no column {', '.join(map(repr, missing))} (its "
+                f"columns: {list(df.columns)}); name them with user_col=, item_col=, rating_col="
+            )
+        timestamps = None
+        if timestamp_col is not None and timestamp_col in df.columns:
+            timestamps = _timestamps(df[timestamp_col], timestamp_col)
+        return cls.from_arrays(
+            df[user_col].to_numpy(),
+            df[item_col].to_numpy(),
+            df[rating_col].to_numpy(),
+            timestamps,
+            duplicates=duplicates,
+            columns=(user_col, item_col, rating_col),
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any,
+        timestamps: Any = None,
+        *,
+        duplicates: str = "error",
+        columns: tuple[str, str, str] = ("user", "item", "rating"),
+    ) -> Ratings:
+        """Ratings from arrays of raw user ids, raw item ids and ratings."""
+        check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
+        user_col, item_col, rating_col = columns
+        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
+        lengths = {user_col: users, item_col: items, rating_col: ratings}
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps)
+            lengths["timestamp"] = timestamps
+        check_same_length(**lengths)
+        values = check_ratings_values(ratings, column=rating_col).astype(np.float32)
+        u_codes, user_map = factorize_ids(users, column=user_col)
+        i_codes, item_map = factorize_ids(items, column=item_col)
+        out = cls(u_codes, i_codes, values, user_map, item_map, timestamps)
+        return out._resolve_duplicates(duplicates, (user_col, item_col))
+
+    @classmethod
+    def from_indices(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any,
+        *,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        timestamps: Any = None,
+        duplicates: str = "error",
+    ) -> Ratings:
+        """Ratings whose users and items are already dense indices (the ids are the indices)."""
+        check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
+        check_same_length(
+            users=np.asarray(users), items=np.asarray(items), ratings=np.asarray(ratings)
+        )
+        u = check_index_array(users, name="users", upper=n_users)
+        i = check_index_array(items, name="items", upper=n_items)
+        values = check_ratings_values(ratings).astype(np.float32)
+        n_users = int(u.max()) + 1 if n_users is None else n_users
+        n_items = int(i.max()) + 1 if n_items is None else n_items
+        out = cls(u, i, values, IdMap(np.arange(n_users)), IdMap(np.arange(n_items)), timestamps)
+        return out._resolve_duplicates(duplicates, ("users", "items"))
+
+    @classmethod
+    def from_sparse(cls, matrix: Any, *, duplicates: str = "error") -> Ratings:
+        """Ratings from a scipy.sparse matrix: rows are users, columns items, stored entries
+        ratings (explicit zeros count as ratings)."""
+        if not hasattr(matrix, "tocoo"):
+            raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
+        coo = matrix.tocoo()
+        n_users, n_items = coo.shape
+        if coo.nnz == 0:
+            raise ValueError("no ratings given: the sparse matrix stores no entries")
+        return cls.from_indices(
+            coo.row, coo.col, coo.data, n_users=n_users, n_items=n_items, duplicates=duplicates
+        )
+
+    def _resolve_duplicates(self, policy: str, names: tuple[str, str]) -> Ratings:
+        """Raise on repeated (user, item) pairs, or keep the last of each (``policy="last"``).
+
+        The ratings come back in (user, item) order, which every later layout builds on cheaply.
+        """
+        if sk.is_sorted_by_user_item(self.users, self.items):
+            return self
+        with KERNEL_LOCK:
+            order, offsets = sk.stable_bucket_order(self.users, self.n_users)
+            unsorted = sk.sort_segments_by_item(order, offsets, self.items)
+        if unsorted > 0:
+            first, last = sk.find_duplicates(order, offsets, self.users, self.items)
+        else:
+            first = last = np.empty(0, dtype=np.int64)
+        if first.size and policy == "error":
+            row, again = int(first[0]), int(last[0])
+            raise ValueError(
+                f"{first.size} duplicate ({names[0]}, {names[1]}) pairs: the pair "
+                f"({plain_value(self.user_map.ids[self.users[row]])!r}, "
+                f"{plain_value(self.item_map.ids[self.items[row]])!r}) "
+                f"is at rows {row} and {again}; pass duplicates='last' to keep the last rating "
+                f"of each pair"
+            )
+        if first.size:
+            keep = np.ones(len(self), dtype=np.bool_)
+            keep[first] = False
+            order = order[keep[order]]
+        with KERNEL_LOCK:
+            ts = None if self.timestamps is None else sk.gather(self.timestamps, order)
+            users, items = sk.gather(self.users, order), sk.gather(self.items, order)
+            values = sk.gather(self.values, order)
+        return Ratings(users, items, values, self.user_map, self.item_map, ts)
+
+    def subset(self, rows: np.ndarray) -> Ratings:
+        """The ratings at ``rows`` (a boolean mask or indices), with the same id maps."""
+        ts = None if self.timestamps is None else self.timestamps[rows]
+        return Ratings(
+            self.users[rows], self.items[rows], self.values[rows], self.user_map, self.item_map, ts
+        )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The ratings as a DataFrame of raw ids: columns user, item, rating[, timestamp]."""
+        data = {
+            "user": self.user_map.ids[self.users],
+            "item": self.item_map.ids[self.items],
+            "rating": self.values,
+        }
+        if self.timestamps is not None:
+            data["timestamp"] = self.timestamps
+        return pd.DataFrame(data)
+
+
+def _timestamps(column: pd.Series, name: str) -> np.ndarray:
+    """A timestamp column as int64 seconds (datetimes are converted)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return (column.astype("datetime64[s]").astype("int64")).to_numpy()
+    arr = column.to_numpy()
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name} must hold numbers or datetimes, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} has missing values (first at rows {first_rows(~np.isfinite(arr))}); fill "
+            f"them or pass timestamp_col=None"
+        )
+    return arr.astype(np.int64)
