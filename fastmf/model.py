@@ -33,6 +33,7 @@ from fastmf._validation import (
     check_float,
     check_int,
 )
+from fastmf.data.coerce import pairs, to_ratings, validation_frame
 from fastmf.errors import NotFittedError  # noqa: F401 - re-exported here too
 from fastmf.ratings import IdMap, Ratings
 
@@ -320,7 +321,7 @@ class MatrixFactorization:
             params = self._check_params()
             ratings = to_ratings(X, y, duplicates=self.duplicates)
             rng = np.random.default_rng(self.random_state)
-            val = None if validation is None else _validation_frame(validation)
+            val = None if validation is None else validation_frame(validation)
             titles = None if item_titles is None else dict(pd.Series(item_titles))
             if val is None and (self.validation_fraction is not None or self.early_stopping):
                 ratings, val = _hold_out(ratings, self.validation_fraction, rng)
@@ -360,7 +361,7 @@ class MatrixFactorization:
                     "saved without it), so partial_fit cannot continue it; refit with fit"
                 )
             ratings = to_ratings(X, y, duplicates=self.duplicates)
-            val = None if validation is None else _validation_frame(validation)
+            val = None if validation is None else validation_frame(validation)
             fresh = not hasattr(self, "_state")
             if fresh:
                 check_memory(ratings.n_users, ratings.n_items, params)
@@ -422,7 +423,7 @@ class MatrixFactorization:
         """
         with lock_of(self).reading():
             self._check_fitted()
-            users, items = _pairs(X)
+            users, items = pairs(X)
             u = self.user_map_.lookup(users, column="user")
             i = self.item_map_.lookup(items, column="item")
             out = self._predict_rows(u, i)
@@ -612,7 +613,7 @@ class MatrixFactorization:
         )
         val_rows = None
         if val is not None:
-            vu, vi = _pairs(val)
+            vu, vi = pairs(val)
             val_rows = (
                 self.user_map_.lookup(vu),
                 self.item_map_.lookup(vi),
@@ -774,61 +775,6 @@ def _layout(
         ratings.users, ratings.items, ratings.values, user_row, item_row,
         state.user_strata, state.item_strata, n_workers,
     )  # fmt: skip
-
-
-def to_ratings(X: Any, y: Any = None, *, duplicates: str = "error") -> Ratings:
-    """A Ratings container from what ``fit`` accepts: DataFrame, (n, 2) ids with y, sparse."""
-    if isinstance(X, Ratings):
-        return X
-    if isinstance(X, pd.DataFrame):
-        if y is not None:
-            X = X.assign(rating=np.asarray(y))
-        return Ratings.from_dataframe(X, duplicates=duplicates)
-    if hasattr(X, "tocoo"):
-        return Ratings.from_sparse(X, duplicates=duplicates)
-    arr = np.asarray(X)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(
-            f"X must be a ratings DataFrame (columns user, item, rating) or an array of shape "
-            f"(n, 2) of raw (user, item) ids; got shape {arr.shape}"
-        )
-    if y is None:
-        raise ValueError("X is an array of (user, item) ids: pass the ratings as y")
-    return Ratings.from_arrays(arr[:, 0], arr[:, 1], y, duplicates=duplicates)
-
-
-def _pairs(X: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Raw user and item ids from a DataFrame or an (n, 2) array."""
-    if isinstance(X, pd.DataFrame):
-        missing = [c for c in ("user", "item") if c not in X.columns]
-        if missing:
-            raise ValueError(
-                f"the DataFrame has no column {', '.join(map(repr, missing))} (its columns: "
-                f"{list(X.columns)})"
-            )
-        return X["user"].to_numpy(), X["item"].to_numpy()
-    arr = np.asarray(X)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"expected an array of shape (n, 2) of (user, item) ids, got {arr.shape}")
-    return arr[:, 0], arr[:, 1]
-
-
-def _validation_frame(validation: Any) -> pd.DataFrame:
-    if isinstance(validation, pd.DataFrame):
-        if "rating" not in validation.columns:
-            raise ValueError("the validation DataFrame needs a rating column")
-        frame = validation
-    elif isinstance(validation, tuple) and len(validation) == 2:
-        u, i = _pairs(validation[0])
-        frame = pd.DataFrame({"user": u, "item": i, "rating": np.asarray(validation[1])})
-    else:
-        raise TypeError("validation must be a ratings DataFrame or a tuple (X_val, y_val)")
-    if len(frame) == 0:
-        raise ValueError("the validation set is empty; pass None or at least one rating")
-    vals = np.asarray(frame["rating"], dtype=np.float64)
-    if not np.isfinite(vals).all():
-        raise ValueError("the validation ratings hold NaN or infinite values")
-    return frame
 
 
 def fixed_biases(ratings: Ratings, mu: float, damping: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastmf.model import to_ratings
+from fastmf.data.coerce import to_ratings
 from fastmf.split import kfold
 
 Take = Callable[[np.ndarray], tuple[Any, Any]]
