@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastmf.diagnose import diagnose, history_frame
+from fastmf.evaluate.diagnose import diagnose, history_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

@@ -107,10 +107,10 @@ def check_plot_file(path: str, option: str = "--plot") -> None:
 def check_dataset(name: str, option: str = "--dataset", *, synthetic: bool = True) -> None:
     """Refuse a data set that is no synthetic twin (when allowed), no MovieLens release name
     and no existing path."""
-    from fastmf.datasets import RELEASES
+    from fastmf.data.datasets import RELEASES
 
     if synthetic and name.startswith("synthetic"):
-        from fastmf.datasets.synthetic import MOVIELENS_SIZES
+        from fastmf.data.datasets.synthetic import MOVIELENS_SIZES
 
         like = name.partition("-")[2] or "ml-100k"
         if like not in MOVIELENS_SIZES:
@@ -142,7 +142,7 @@ UNNAMED_READ_ERRORS: tuple[type[BaseException], ...] = (NotImplementedError, EOF
 def check_raw_id(raw: str, ids: Any, what: str, option: str) -> Any:
     """``raw`` as an id of the model's kind: an int for a model with integer ids; text that
     cannot be one is an error (ValueError), not an unknown id."""
-    from fastmf.recommend import coerce_id
+    from fastmf.serve.lookup import coerce_id
 
     value = coerce_id(raw, ids)
     if isinstance(value, str) and _integer_ids(ids):

@@ -72,8 +72,8 @@ def _read_ratings(path: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis of ``args.model`` and draw its history when ``--plot`` is given."""
-    from fastmf.diagnose import diagnose
-    from fastmf.serialize import load
+    from fastmf.evaluate.diagnose import diagnose
+    from fastmf.serve.files.model_file import load
 
     model = load(args.model)
     history = getattr(model, "history_", None)

@@ -66,9 +66,9 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and the data, and print the metrics."""
-    from fastmf.datasets import load_movielens
-    from fastmf.metrics import evaluate
-    from fastmf.serialize import load
+    from fastmf.data.datasets import load_movielens
+    from fastmf.evaluate.metrics import evaluate
+    from fastmf.serve.files.model_file import load
 
     model = load(args.model)
     try:
@@ -116,22 +116,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _trained_pairs(model: Any, ratings: Any) -> Any:
     """Boolean mask of the rows whose (user, item) pair is in the model's training data."""
-    import numpy as np
+    from fastmf.serve.lookup import trained_pairs
 
-    from fastmf.recommend import _item_map, _lookup, _seen_csr, _user_map
-
-    u = _lookup(_user_map(model), ratings["user"].to_numpy(), model.user_ids_)
-    i = _lookup(_item_map(model), ratings["item"].to_numpy(), model.item_ids_)
-    indptr, seen = _seen_csr(model)
-    n_items = model.item_factors_.shape[0]
-    known = (u >= 0) & (i >= 0)
-    hit = np.zeros(len(ratings), dtype=bool)
-    if seen.shape[0] == 0:
-        return hit
-    # Training pairs as sorted keys user * n_items + item; membership by binary search.
-    owners = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
-    keys = owners * n_items + seen.astype(np.int64)
-    query = u[known] * n_items + i[known]
-    pos = np.searchsorted(keys, query)
-    hit[known] = (pos < keys.shape[0]) & (keys[np.minimum(pos, keys.shape[0] - 1)] == query)
-    return hit
+    return trained_pairs(model, ratings["user"].to_numpy(), ratings["item"].to_numpy())

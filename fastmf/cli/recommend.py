@@ -57,8 +57,8 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, rank the items for ``args.user`` and print them."""
-    from fastmf.recommend import recommend
-    from fastmf.serialize import load
+    from fastmf.serve.files.model_file import load
+    from fastmf.serve.recommend import recommend
 
     model = load(args.model)
     user = check_raw_id(args.user, model.user_ids_, "user", "--user")

@@ -41,8 +41,8 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and print the nearest neighbours."""
-    from fastmf.recommend import similar_items, similar_users
-    from fastmf.serialize import load
+    from fastmf.serve.files.model_file import load
+    from fastmf.serve.similar import similar_items, similar_users
 
     model = load(args.model)
     if args.item is not None:

@@ -27,8 +27,8 @@ from fastmf.cli._common import (
     to_json,
     warn,
 )
+from fastmf.data.split import train_test_split
 from fastmf.model import BIASES, DTYPES, LR_SCHEDULES, OPTIMIZERS, MatrixFactorization
-from fastmf.split import train_test_split
 
 DEFAULT_DATASET = "synthetic-ml-100k"
 
@@ -166,11 +166,11 @@ def check(args: argparse.Namespace) -> None:
 def load_dataset(name: str, seed: int = 0) -> tuple[pd.DataFrame, dict | None]:
     """Ratings and, where the data has them, item titles, for a ``--dataset`` value."""
     if name.startswith("synthetic"):
-        from fastmf.datasets import synthetic
+        from fastmf.data.datasets import synthetic
 
         like = name.partition("-")[2] or "ml-100k"
         return synthetic(like=like, random_state=seed), None
-    from fastmf.datasets import load_movielens, load_movies
+    from fastmf.data.datasets import load_movielens, load_movies
 
     ratings = load_movielens(name)
     try:
@@ -308,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         info(f"training curves written to {args.plot}", fmt)
     diagnosis = None
     if args.diagnose:
-        from fastmf.diagnose import diagnose
+        from fastmf.evaluate.diagnose import diagnose
 
         diagnosis = diagnose(model)
         if fmt != "json":

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf.data.coerce import to_ratings
-from fastmf.split import kfold
+from fastmf.data.split import kfold
 
 Take = Callable[[np.ndarray], tuple[Any, Any]]
 

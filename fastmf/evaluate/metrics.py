@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 import fastmf.evaluate._ranking as ranking
-import fastmf.recommend as rc
 from fastmf._stats import as_finite_vector, mae, rmse
 from fastmf._validation import check_float, check_int
+from fastmf.serve import lookup as lk
+from fastmf.serve import topk
+from fastmf.serve.fitted import check_fitted
 
 __all__ = [
     "evaluate",
@@ -185,7 +187,7 @@ def ranking_metrics(
         ``threshold``, ``n_users`` and ``n_users_skipped``; with ``per_user=True`` a DataFrame
         with columns user, n_relevant, hits and the four metrics.
     """
-    rc._check_fitted(model)
+    check_fitted(model)
     k = check_int(k, "k", low=1)
     threshold = check_float(threshold, "threshold", low=-math.inf)
     users_raw, items_raw, values = _test_columns(test, "test")
@@ -219,8 +221,8 @@ def _relevant_items(
     items (known to the model or not), the CSR (indptr, item indices) of the relevant items the
     model knows, and the number of distinct users skipped as unknown.
     """
-    u_idx = rc._lookup(rc._user_map(model), users_raw, model.user_ids_)
-    i_idx = rc._lookup(rc._item_map(model), items_raw, model.item_ids_)
+    u_idx = lk.user_rows(model, users_raw)
+    i_idx = lk.item_rows(model, items_raw)
     known_user = u_idx >= 0
     skipped = pd.unique(pd.Series(users_raw[~known_user], dtype=object)).shape[0]
     eval_users, inverse = np.unique(u_idx[known_user], return_inverse=True)
@@ -243,8 +245,8 @@ def _top_k(model: Any, eval_users: np.ndarray, train: pd.DataFrame | None, k: in
     width = min(k, model.item_factors_.shape[0])
     rec = np.full((m, k), -1, dtype=np.int64)
     if m:
-        with rc._threads(model) as n_threads:
-            pos, _ = rc._topk_chunked(
+        with topk.serving_threads(model) as n_threads:
+            pos, _ = topk.topk_chunked(
                 model.user_factors_[eval_users], model.item_factors_, model.item_bias_,
                 np.arange(model.item_factors_.shape[0], dtype=np.int64), start, end, excl, width,
                 n_threads,
@@ -303,14 +305,14 @@ def _exclusions(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per evaluated user (model row), the item indices to exclude, as (start, end, items)."""
     if train is None:
-        indptr, items = rc._seen_csr(model)
+        indptr, items = lk.seen_csr(model)
         return indptr[users], indptr[users + 1], items
     if not isinstance(train, pd.DataFrame) or not {"user", "item"} <= set(train.columns):
         raise TypeError("train must be a DataFrame with columns user and item, or None")
     row_of = np.full(model.user_factors_.shape[0], -1, dtype=np.int64)
     row_of[users] = np.arange(users.shape[0])
-    tu = rc._lookup(rc._user_map(model), train["user"].to_numpy(), model.user_ids_)
-    ti = rc._lookup(rc._item_map(model), train["item"].to_numpy(), model.item_ids_)
+    tu = lk.user_rows(model, train["user"].to_numpy())
+    ti = lk.item_rows(model, train["item"].to_numpy())
     ok = (tu >= 0) & (ti >= 0)
     owner = row_of[tu[ok]]
     keep = owner >= 0

@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "item_rows",
+    "trained_pairs",
+    "user_rows",
     "EMPTY_I32",
     "coerce_id",
     "index_of",
@@ -38,7 +41,7 @@ def _id_map(model: Any, map_name: str, ids_name: str) -> Any:
     """The model's IdMap, built from its raw ids when the model has none (built by hand)."""
     id_map = getattr(model, map_name, None)
     if id_map is None:
-        from fastmf.ratings import IdMap
+        from fastmf.data.ids import IdMap
 
         id_map = IdMap(getattr(model, ids_name))
         with contextlib.suppress(AttributeError):
@@ -120,3 +123,31 @@ def titles_of(items: np.ndarray, titles: Mapping[Hashable, str]) -> np.ndarray:
         key = it.item() if isinstance(it, np.generic) else it
         out[j] = titles.get(key)
     return out
+
+
+def user_rows(model: Any, users: Any) -> np.ndarray:
+    """The model row (int64) of each raw user id, -1 for users the model does not know."""
+    return lookup(user_map(model), np.asarray(users), model.user_ids_)
+
+
+def item_rows(model: Any, items: Any) -> np.ndarray:
+    """The model row (int64) of each raw item id, -1 for items the model does not know."""
+    return lookup(item_map(model), np.asarray(items), model.item_ids_)
+
+
+def trained_pairs(model: Any, users: Any, items: Any) -> np.ndarray:
+    """A boolean mask of the (user, item) pairs that are in the model's training data."""
+    u, i = user_rows(model, users), item_rows(model, items)
+    indptr, seen = seen_csr(model)
+    n_items = model.item_factors_.shape[0]
+    known = (u >= 0) & (i >= 0)
+    hit = np.zeros(u.shape[0], dtype=bool)
+    if seen.shape[0] == 0:
+        return hit
+    # training pairs as sorted keys user * n_items + item; membership by binary search
+    owners = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
+    keys = owners * n_items + seen.astype(np.int64)
+    query = u[known] * n_items + i[known]
+    pos = np.searchsorted(keys, query)
+    hit[known] = (pos < keys.shape[0]) & (keys[np.minimum(pos, keys.shape[0] - 1)] == query)
+    return hit

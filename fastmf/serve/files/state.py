@@ -116,8 +116,8 @@ class FittedState:
     # ---------------------------------------------------------------- to a model
     def to_model(self) -> Any:
         """A fitted MatrixFactorization holding these parts (after the checks)."""
+        from fastmf.data.ids import IdMap
         from fastmf.model import MatrixFactorization
-        from fastmf.ratings import IdMap
 
         model = MatrixFactorization(**self.params)
         d = model.__dict__
@@ -159,7 +159,7 @@ class FittedState:
 
 def _id_arrays_of(d: dict[str, Any]) -> dict[str, Any]:
     """The raw ids of the model's user and item IdMaps."""
-    from fastmf.ratings import IdMap
+    from fastmf.data.ids import IdMap
 
     maps = {}
     for name in MAPS:
