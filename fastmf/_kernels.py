@@ -2,16 +2,20 @@
 
 Legend: ``mu`` global mean, ``bu``/``bi`` user/item biases, ``P``/``Q`` user/item factors (one row
 per user or item), ``lr`` learning rate η, ``lam`` the factor penalty λ (``reg``), ``lam_b`` the
-bias penalty (``reg_bias``). For a batch B the objective is
+bias penalty (``reg_bias``), ``batch_size`` the nominal batch size B. For a batch of ratings the
+objective is
 
-    L_B = ( Σ_B (r − r̂)²  +  Σ_B λ(‖p_u‖² + ‖q_i‖²) + λ_b(b_u² + b_i²) ) / |B|
+    L_batch = ( Σ_batch (r − r̂)²  +  Σ_batch λ(‖p_u‖² + ‖q_i‖²) + λ_b(b_u² + b_i²) ) / B
 
-and a step is θ ← θ − η ∇θ L_B for plain SGD. Every kernel sees arrays and scalars only.
+and a step is θ ← θ − η ∇θ L_batch for plain SGD. The divisor is B even for a batch that a
+block's end cuts short: every rating then weighs 1/B in every step, so an epoch moves, to first
+order in η, by η·N/B down the gradient of the mean objective over all N ratings, whatever the
+block layout. Every kernel sees arrays and scalars only.
 
 Race policy: the epoch kernels run the blocks of one sub-epoch in parallel. Those blocks share no
 user and no item (see ``_schedule``), so every row of ``bu``, ``bi``, ``P``, ``Q`` and of the
-optimizer state is written by one thread at a time, and each block writes its own slot of
-``block_losses``. Within a block the order of ratings is fixed, and every sum is taken in the order
+optimizer state is written by one thread at a time, and each block writes its own rows of
+``point_losses``. Within a block the order of ratings is fixed, and every sum is taken in the order
 the source gives (eight explicit lanes, no reassociation), so the result is bit for bit the same
 with any number of threads and in every compile.
 """
@@ -642,6 +646,8 @@ def batch_ratings(
     regl = 0.0
     lam2 = lam + lam
     lam_b2 = lam_b + lam_b
+    # the nominal batch size, also for a batch cut short by the end of the block
+    scale = cast_like(1.0 / batch_size, lr)
     start = lo
     while start < hi:
         stop = min(start + batch_size, hi)
@@ -672,7 +678,6 @@ def batch_ratings(
                     gI[si, f] -= e2 * P[u, f]
             gUb[su] -= e2
             gIb[si] -= e2
-        scale = cast_like(1.0 / (stop - start), lr)
         step_touched_rows(n_u, rows_u, slot_u, counts_u, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
                           gU, gUb, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
                           has_rest)  # fmt: skip
@@ -691,7 +696,8 @@ def batch_block(
 ):  # fmt: skip
     """Mini-batches of ``batch_size`` consecutive ratings over ratings lo..hi of one block.
 
-    Each batch's gradient of L_B is taken at the parameters at the batch's start, then every row
+    Each batch's gradient of L_batch (divided by ``batch_size``, also for the short batch at
+    the end) is taken at the parameters at the batch's start, then every row
     the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
     bu, bi, P, Q and the optimizer state in place; returns the sums of the base and regularization
     loss over the ratings. The calling thread's scratch holds, per side, a batch's gradient slots
@@ -718,13 +724,15 @@ def batch_block(
 
 @njit(parallel=True, **JIT)
 def sgd_epoch(
-    users, items, values, block_offsets, shift_order, assign_offsets, assign_blocks,
-    mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, block_losses,
+    users, items, values, point_bounds, block_points, shift_order, assign_offsets, assign_blocks,
+    mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, point_losses,
 ):  # fmt: skip
     """One epoch of per-rating SGD: for each shift in ``shift_order``, its blocks in parallel.
 
+    Block b owns the loss points ``block_points[b]:block_points[b + 1]``; point p is the run of
+    ratings ``point_bounds[p]:point_bounds[p + 1]`` (with one point per block, the block itself).
     Updates bu, bi, P, Q in place (rows are owned by one block at a time: no races) and writes
-    each block's base and regularization loss sums into ``block_losses[block]``.
+    each point's base and regularization loss sums into ``point_losses[p]``.
     """
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
@@ -732,40 +740,44 @@ def sgd_epoch(
         for w in prange(n_workers):
             for j in range(assign_offsets[t, w], assign_offsets[t, w + 1]):
                 b = assign_blocks[t, j]
-                base, regl = sgd_block(
-                    block_offsets[b], block_offsets[b + 1], users, items, values,
-                    mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
-                )  # fmt: skip
-                block_losses[b, 0] = base
-                block_losses[b, 1] = regl
+                for p in range(block_points[b], block_points[b + 1]):
+                    base, regl = sgd_block(
+                        point_bounds[p], point_bounds[p + 1], users, items, values,
+                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
+                    )  # fmt: skip
+                    point_losses[p, 0] = base
+                    point_losses[p, 1] = regl
 
 
 @njit(parallel=True, **JIT)
 def batch_epoch(
-    users, items, values, block_offsets, shift_order, assign_offsets, assign_blocks, batch_size,
-    mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
+    users, items, values, point_bounds, block_points, shift_order, assign_offsets, assign_blocks,
+    batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, counts_u, rows_u, slot_u, gI, gIb, counts_i, rows_i, slot_i, block_losses,
+    gU, gUb, counts_u, rows_u, slot_u, gI, gIb, counts_i, rows_i, slot_i, point_losses,
 ):  # fmt: skip
     """One epoch of mini-batch training with optimizer ``opt``; the parallel twin of
-    ``sgd_epoch`` for any batch size and optimizer. The gradient slots, their counts and rows
-    have one slice per worker; the slot of each model row is shared (a block owns its rows).
-    Updates parameters and optimizer state in place (no races, as in ``sgd_epoch``)."""
+    ``sgd_epoch`` for any batch size and optimizer. Every point starts a batch (its bounds are
+    whole batches from its block's start), so the batches are the same however the block is cut
+    into points. The gradient slots, their counts and rows have one slice per worker; the slot of
+    each model row is shared (a block owns its rows). Updates parameters and optimizer state in
+    place (no races, as in ``sgd_epoch``)."""
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
         for w in prange(n_workers):
             for j in range(assign_offsets[t, w], assign_offsets[t, w + 1]):
                 b = assign_blocks[t, j]
-                base, regl = batch_block(
-                    block_offsets[b], block_offsets[b + 1], batch_size, users, items, values,
-                    mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-                    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-                    gU[w], gUb[w], counts_u[w], rows_u[w], slot_u,
-                    gI[w], gIb[w], counts_i[w], rows_i[w], slot_i,
-                )  # fmt: skip
-                block_losses[b, 0] = base
-                block_losses[b, 1] = regl
+                for p in range(block_points[b], block_points[b + 1]):
+                    base, regl = batch_block(
+                        point_bounds[p], point_bounds[p + 1], batch_size, users, items, values,
+                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
+                        bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
+                        gU[w], gUb[w], counts_u[w], rows_u[w], slot_u,
+                        gI[w], gIb[w], counts_i[w], rows_i[w], slot_i,
+                    )  # fmt: skip
+                    point_losses[p, 0] = base
+                    point_losses[p, 1] = regl
 
 
 @njit(parallel=True, **JIT)

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fastmf import _batch_points as bp
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
 from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
+from fastmf._defaults import resolve_learning_rate, resolve_optimizer
 from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata
 from fastmf._threads import numba_threads, threads_for
 from fastmf._validation import (
@@ -94,17 +96,30 @@ class MatrixFactorization:
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
         order. 1 is classical per-rating SGD (the fastest to a given accuracy on the ML-25M twin
         in benchmarks/README.md).
-    learning_rate : float, default 0.03
-        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch.
+    learning_rate : float or None, default None
+        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch. None
+        resolves at ``fit`` into ``learning_rate_``: 0.03 for plain SGD per rating (``batch_size``
+        1), 0.03·batch_size for plain SGD on batches (L_B divides by the nominal batch size, so an
+        epoch then moves as far as per-rating SGD's), 0.1 for "row_adagrad" and "adagrad", 0.01
+        for "adam".
     reg : float, default 0.05
         λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
     reg_bias : float, default 0.0
         Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
-    optimizer : {"sgd", "adagrad", "adam", "row_adagrad"}, default "sgd"
-        Adaptive optimizers keep their state per row: only rows a batch touches are updated.
-        "adagrad" and "adam" keep it per element; "row_adagrad" keeps one sum of squares per
-        factor row (the mean square of its gradients, as LIBMF does), much cheaper: with
-        ``batch_size=1024`` and ``learning_rate=0.2`` it matches per-rating SGD's accuracy.
+    optimizer : {"auto", "sgd", "adagrad", "adam", "row_adagrad"}, default "auto"
+        "auto" resolves at ``fit`` into ``optimizer_``: "sgd" at ``batch_size=1``, "row_adagrad"
+        for larger batches (a batch sums a heavy row's gradients at one point; a per-row adaptive
+        step keeps such rows stable). Adaptive optimizers keep their state per row: only rows a
+        batch touches are updated. "adagrad" and "adam" keep it per element; "row_adagrad" keeps
+        one sum of squares per factor row (the mean square of its gradients, as LIBMF does),
+        much cheaper.
+    record_batches : bool, default False
+        Also record the loss through each epoch into ``batch_history_`` (a DataFrame: epoch,
+        batch (the index in the epoch of the point's first batch), n_ratings, base_loss,
+        reg_loss, total_loss as means per rating). Every batch is a point when an epoch has at
+        most 2000; otherwise runs of consecutive batches are summed into about 2000 points an
+        epoch (never spanning two blocks), so memory stays small at any batch size. Points come
+        in the epoch's order and sum to ``history_``; the model is the same with or without.
     biases : {"learned", "fixed", "none"}, default "learned"
         "fixed": damped mean deviations, b_i = Σ(r − μ)/(n_i + bias_damping), then b_u on what
         is left, computed once before training; "none": no biases.
@@ -146,10 +161,11 @@ class MatrixFactorization:
         n_factors: int = 64,
         n_epochs: int = 20,
         batch_size: int = 1,
-        learning_rate: float = 0.03,
+        learning_rate: float | None = None,
         reg: float = 0.05,
         reg_bias: float = 0.0,
-        optimizer: str = "sgd",
+        optimizer: str = "auto",
+        record_batches: bool = False,
         biases: str = "learned",
         bias_damping: float = 5.0,
         init_std: float = 0.1,
@@ -174,6 +190,7 @@ class MatrixFactorization:
         self.reg = reg
         self.reg_bias = reg_bias
         self.optimizer = optimizer
+        self.record_batches = record_batches
         self.biases = biases
         self.bias_damping = bias_damping
         self.init_std = init_std
@@ -252,10 +269,13 @@ class MatrixFactorization:
         p["n_factors"] = check_int(self.n_factors, "n_factors", low=1)
         p["n_epochs"] = check_int(self.n_epochs, "n_epochs", low=0)
         p["batch_size"] = check_int(self.batch_size, "batch_size", low=1)
-        p["learning_rate"] = check_float(self.learning_rate, "learning_rate", strict=True)
+        lr = self.learning_rate
+        lr = None if lr is None else check_float(lr, "learning_rate", strict=True)
         p["reg"] = check_float(self.reg, "reg")
         p["reg_bias"] = check_float(self.reg_bias, "reg_bias")
-        p["optimizer"] = check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        optimizer = check_choice(self.optimizer, "optimizer", ("auto", *OPTIMIZERS))
+        p["optimizer"] = resolve_optimizer(optimizer, p["batch_size"])
+        p["learning_rate"] = resolve_learning_rate(lr, p["optimizer"], p["batch_size"])
         p["biases"] = check_choice(self.biases, "biases", BIASES)
         p["bias_damping"] = check_float(self.bias_damping, "bias_damping")
         p["init_std"] = check_float(self.init_std, "init_std")
@@ -556,6 +576,8 @@ class MatrixFactorization:
         early stopping."""
         n_threads = blocks.n_workers
         n_train = len(blocks.values)
+        # the defaults that follow the batch size, as resolved by _check_params
+        self.optimizer_, self.learning_rate_ = params["optimizer"], params["learning_rate"]
         dtype = np.dtype(self.dtype)
         # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
         self.user_factors_ = cache_aligned(self.user_factors_)
@@ -585,7 +607,7 @@ class MatrixFactorization:
                     epoch = self.n_epochs_done_
                     lr = self._epoch_learning_rate(epoch, params)
                     t0 = time.perf_counter()
-                    base, regl = self._run_epoch(blocks, params, lr, dtype, scratch)
+                    base, regl, points = self._run_epoch(blocks, params, lr, dtype, scratch)
                     seconds = time.perf_counter() - t0
                     if not (math.isfinite(base) and math.isfinite(regl)) or not _all_finite(self):
                         raise NonFiniteModelError(
@@ -611,6 +633,12 @@ class MatrixFactorization:
                     row["seconds"] = seconds
                     self.n_epochs_done_ = epoch + 1
                     self.history_ = _append_history(self.history_, row)
+                    if epoch == 0:  # a fresh fit starts a new record
+                        self.__dict__.pop("batch_history_", None)
+                    if points is not None:
+                        earlier = self.__dict__.get("batch_history_")
+                        both = [points] if earlier is None else [earlier, points]
+                        self.batch_history_ = pd.concat(both, ignore_index=True)
                     progress.update(row)
                     monitored = row.get("val_rmse", row["total_loss"])
                     self._after_epoch_schedule(monitored, params)
@@ -636,29 +664,40 @@ class MatrixFactorization:
 
     def _run_epoch(
         self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch
-    ) -> tuple[float, float]:
-        """One epoch through the kernels; returns the summed base and regularization losses."""
+    ) -> tuple[float, float, pd.DataFrame | None]:
+        """One epoch through the kernels; returns the summed base and regularization losses, and
+        with ``record_batches`` the epoch's loss points (else None)."""
         st = self._state
         shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
-        block_losses = np.zeros((blocks.n_strata * blocks.n_strata, 2), dtype=np.float64)
+        if self.record_batches:
+            bounds, owned = bp.batch_points(blocks.block_offsets, params["batch_size"])
+        else:
+            bounds, owned = bp.block_points(blocks.block_offsets)
+        point_losses = np.zeros((bounds.shape[0] - 1, 2), dtype=np.float64)
         learn_bias = params["biases"] == "learned"
         mu = dtype.type(self.global_mean_)
-        common = (blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order,
+        common = (blocks.users, blocks.items, blocks.values, bounds, owned, shift_order,
                   blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
         lr_, lam, lam_b = dtype.type(lr), dtype.type(params["reg"]), dtype.type(params["reg_bias"])
         bu, bi, P, Q = self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
         if not _uses_batch_kernel(params):
-            K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, block_losses)
+            K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, point_losses)
         else:
             o = st.optimizer
             K.batch_epoch(
                 *common, params["batch_size"], mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
                 K.OPTIMIZER_CODES[params["optimizer"]],
                 o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
-                o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, block_losses,
+                o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, point_losses,
             )  # fmt: skip
-        totals = block_losses.sum(axis=0)  # fixed order: block by block
-        return float(totals[0]), float(totals[1])
+        points = None
+        if self.record_batches:
+            order = bp.execution_order(owned, shift_order, blocks.n_strata)
+            epoch = self.n_epochs_done_ + 1
+            points = bp.points_frame(epoch, bounds, order, point_losses, params["batch_size"])
+            point_losses = point_losses[order]
+        totals = point_losses.sum(axis=0)  # fixed order: point by point
+        return float(totals[0]), float(totals[1]), points
 
     def _epoch_learning_rate(self, epoch: int, params: dict) -> float:
         lr0 = params["learning_rate"]

@@ -1,5 +1,9 @@
 """The slow twin of the training kernels: L_B, its gradient and each optimizer's step in plain
-numpy (float64), written from the formulas and nothing else of fastmf."""
+numpy (float64), written from the formulas and nothing else of fastmf.
+
+L_B divides a batch's sums by the nominal batch size B (``divisor``), also for a batch cut short
+by the end of its block; ``divisor=None`` divides by the batch's own length instead (the
+alternative whose steps weigh the ratings of short batches more)."""
 
 from __future__ import annotations
 
@@ -15,15 +19,15 @@ def batch_loss(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
     return base, reg
 
 
-def batch_objective(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
-    """L_B = (base + reg) / |B|."""
+def batch_objective(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0, divisor=None):
+    """L_B = (base + reg) / B (B = ``divisor``, or the batch's length when None)."""
     base, reg = batch_loss(r, u, i, mu, bu, bi, P, Q, lam, lam_b)
-    return (base + reg) / len(r)
+    return (base + reg) / (len(r) if divisor is None else divisor)
 
 
-def batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
+def batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0, divisor=None):
     """∇L_B with respect to bu, bi, P, Q (dense arrays, zero for rows the batch misses)."""
-    n = len(r)
+    n = len(r) if divisor is None else divisor
     e = r - (mu + bu[u] + bi[i] + np.sum(P[u] * Q[i], axis=1))
     g_bu = np.zeros_like(bu)
     g_bi = np.zeros_like(bi)
@@ -92,8 +96,10 @@ def train_in_order(
     block_offsets,
     block_order,
     learn_bias=True,
+    nominal=True,
 ):
-    """Train one epoch over blocks in ``block_order``, batches of consecutive ratings in each;
+    """Train one epoch over blocks in ``block_order``, batches of consecutive ratings in each,
+    every step's L_B divided by ``batch_size`` (by the batch's own length when not ``nominal``);
     returns the summed (base, reg) losses, each batch's at the parameters before its step."""
     base_sum = reg_sum = 0.0
     params = [bu, bi, P, Q]
@@ -105,6 +111,7 @@ def train_in_order(
             base, reg = batch_loss(r, u, i, mu, bu, bi, P, Q, lam, lam_b)
             base_sum += base
             reg_sum += reg
-            grads = batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b)
+            divisor = batch_size if nominal else None
+            grads = batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b, divisor)
             opt.step(params, grads, np.unique(u), np.unique(i), learn_bias)
     return base_sum, reg_sum

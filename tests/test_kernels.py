@@ -7,6 +7,7 @@ import pytest
 
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
+from fastmf._batch_points import block_points
 from fastmf._schedule import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
@@ -109,6 +110,8 @@ def _run_batch_epoch(
     state=None,
     learn_bias=True,
     scratch_out=None,
+    points=None,
+    points_out=None,
 ):
     from fastmf.model import _new_optimizer_state
 
@@ -128,16 +131,19 @@ def _run_batch_epoch(
     )  # fmt: skip
     if scratch_out is not None:
         scratch_out.extend(scratch)
-    block_losses = np.zeros((s * s, 2))
+    bounds, owned = points if points is not None else block_points(blocks.block_offsets)
+    point_losses = np.zeros((len(bounds) - 1, 2))
     K.batch_epoch(
-        blocks.users, blocks.items, blocks.values, blocks.block_offsets,
+        blocks.users, blocks.items, blocks.values, bounds, owned,
         np.asarray(shift_order, np.int64), blocks.assign_offsets, blocks.assign_blocks,
         batch_size, dtype.type(mu), bu, bi, P, Q, dtype.type(lr), dtype.type(lam),
         dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer],
         st["bu_s1"], st["bu_s2"], st["bi_s1"], st["bi_s2"], st["P_s1"], st["P_s2"],
-        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, block_losses,
+        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, point_losses,
     )  # fmt: skip
-    return block_losses.sum(axis=0)
+    if points_out is not None:
+        points_out.append(point_losses)
+    return point_losses.sum(axis=0)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad"])
@@ -177,7 +183,8 @@ def test_per_rating_sgd_epoch_matches_reference(dtype, tol):
     )  # fmt: skip
     block_losses = np.zeros((16, 2))
     K.sgd_epoch(
-        blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order.astype(np.int64),
+        blocks.users, blocks.items, blocks.values, *block_points(blocks.block_offsets),
+        shift_order.astype(np.int64),
         blocks.assign_offsets, blocks.assign_blocks, dtype(mu), bu, bi, P, Q, dtype(lr), dtype(lam),
         dtype(lam_b), True, block_losses,
     )  # fmt: skip
@@ -193,7 +200,8 @@ def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
     b = [x.copy() for x in (bu, bi, P, Q)]
     la = _run_batch_epoch(blocks, 1, 3.0, *a, 0.01, 0.02, 0.0, "sgd")
     lb = np.zeros((4, 2))
-    K.sgd_epoch(blocks.users, blocks.items, blocks.values, blocks.block_offsets, np.arange(2),
+    K.sgd_epoch(blocks.users, blocks.items, blocks.values, *block_points(blocks.block_offsets),
+                np.arange(2),
                 blocks.assign_offsets, blocks.assign_blocks, 3.0, *b, 0.01, 0.02, 0.0, True, lb)  # fmt: skip
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
