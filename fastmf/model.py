@@ -30,7 +30,7 @@ from fastmf._validation import (
 )
 from fastmf.ratings import IdMap, Ratings
 
-OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad")
+OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
 BIASES = ("learned", "fixed", "none")
 LR_SCHEDULES = ("constant", "step", "exponential", "plateau")
 DTYPES = ("float32", "float64")
@@ -840,7 +840,8 @@ def _scratch(
     params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
 ) -> tuple:
     """The mini-batch kernel's scratch, per side (users, then items): each worker's gradient
-    slots (zero between batches), their rating counts and rows, and the slot of every model row
+    slots and bias gradients, the squared norms of each slot's partners (all zero between
+    batches), their rating counts and rows, and the slot of every model row
     (-1 when free; rows are owned by one block at a time, so the workers share it)."""
     w, b, k = blocks.n_workers, params["batch_size"], params["n_factors"]
     return tuple(
@@ -848,6 +849,7 @@ def _scratch(
         for n_rows in (n_users, n_items)
         for x in (
             aligned_zeros((w, b, k), dtype),
+            np.zeros((w, b), dtype),
             np.zeros((w, b), dtype),
             np.zeros((w, b), np.int32),
             np.zeros((w, b), np.int32),

@@ -40,8 +40,20 @@ def batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0, divisor=None):
     return g_bu / n, g_bi / n, g_P / n, g_Q / n
 
 
+def batch_curvature(u, i, bu, bi, P, Q, lam, lam_b, divisor):
+    """Each row's bound on its curvature in L_B (zero for rows the batch misses): for a bias
+    Σ 2(1 + λ_b)/B over its ratings, for a factor row Σ 2(‖other row‖² + λ)/B."""
+    h = [np.zeros(len(bu)), np.zeros(len(bi)), np.zeros(len(bu)), np.zeros(len(bi))]
+    np.add.at(h[0], u, 2 * (1 + lam_b) / divisor)
+    np.add.at(h[1], i, 2 * (1 + lam_b) / divisor)
+    np.add.at(h[2], u, 2 * (np.sum(Q[i] ** 2, axis=1) + lam) / divisor)
+    np.add.at(h[3], i, 2 * (np.sum(P[u] ** 2, axis=1) + lam) / divisor)
+    return h
+
+
 class ReferenceOptimizer:
-    """Per-row optimizer state for the reference: SGD, AdaGrad or Adam on the touched rows."""
+    """Per-row optimizer state for the reference: SGD, damped SGD (each row's rate η/(1 + η·h)
+    for its curvature bound h), AdaGrad or Adam on the touched rows."""
 
     def __init__(self, name, shapes, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         self.name, self.lr, self.b1, self.b2, self.eps = name, lr, beta1, beta2, eps
@@ -52,8 +64,9 @@ class ReferenceOptimizer:
         self.s2 = [np.zeros(s) for s in shapes]
         self.steps = [np.zeros(shapes[2][0], int), np.zeros(shapes[3][0], int)]
 
-    def step(self, params, grads, touched_users, touched_items, learn_bias=True):
-        """Update params (bu, bi, P, Q) in place on the touched rows only."""
+    def step(self, params, grads, touched_users, touched_items, learn_bias=True, curvature=None):
+        """Update params (bu, bi, P, Q) in place on the touched rows only (``curvature``: the
+        rows' bounds h, for damped SGD)."""
         rows = [touched_users, touched_items, touched_users, touched_items]
         for side in (0, 1):
             if self.name == "adam":
@@ -63,6 +76,9 @@ class ReferenceOptimizer:
                 continue
             if self.name == "sgd":
                 x[rr] -= self.lr * g[rr]
+            elif self.name == "damped_sgd":
+                rate = self.lr / (1 + self.lr * curvature[k][rr])
+                x[rr] -= (rate[:, None] if x.ndim == 2 else rate) * g[rr]
             elif self.name == "row_adagrad" and x.ndim == 2:
                 s1[rr] += np.mean(g[rr] ** 2, axis=1, keepdims=True)
                 x[rr] -= self.lr * g[rr] / (np.sqrt(s1[rr]) + self.eps)
@@ -113,5 +129,7 @@ def train_in_order(
             reg_sum += reg
             divisor = batch_size if nominal else None
             grads = batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b, divisor)
-            opt.step(params, grads, np.unique(u), np.unique(i), learn_bias)
+            d = len(r) if divisor is None else divisor
+            h = batch_curvature(u, i, bu, bi, P, Q, lam, lam_b, d)
+            opt.step(params, grads, np.unique(u), np.unique(i), learn_bias, h)
     return base_sum, reg_sum

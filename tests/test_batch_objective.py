@@ -130,7 +130,7 @@ def _kernel_and_reference(blocks, batch_size, optimizer="sgd", seed=1, lr=0.05):
 
 
 @pytest.mark.parametrize("batch_size", [7, 40, 160])  # blocks larger than, equal to, smaller than
-@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam", "damped_sgd"])
 def test_kernel_equals_reference_whether_blocks_are_smaller_equal_or_larger(batch_size, optimizer):
     _kernel_and_reference(_equal_blocks(40), batch_size, optimizer)
 

@@ -125,6 +125,7 @@ def _run_batch_epoch(
         for n_rows in (P.shape[0], Q.shape[0])
         for x in (
             np.zeros((w, batch_size, P.shape[1]), dtype), np.zeros((w, batch_size), dtype),
+            np.zeros((w, batch_size), dtype),
             np.zeros((w, batch_size), np.int32), np.zeros((w, batch_size), np.int32),
             np.full(n_rows, -1, np.int32),
         )
@@ -146,7 +147,9 @@ def _run_batch_epoch(
     return point_losses.sum(axis=0)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad"])
+@pytest.mark.parametrize(
+    "optimizer", ["sgd", "adagrad", "adam", "row_adagrad", "damped_sgd"]
+)
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_batch_epoch_matches_reference(optimizer, batch_size):
     users, items, values, bu, bi, P, Q = _problem(n_users=30, n_items=25, n=300, k=6, seed=3)
@@ -208,7 +211,7 @@ def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
     np.testing.assert_allclose(la, lb.sum(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam", "damped_sgd"])
 def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     users, items, values, bu, bi, P, Q = _problem(n=300, k=8, seed=23)
     blocks, _, _ = _blocks(users, items, values, 23, 17, n_strata=2, n_workers=2)
@@ -216,8 +219,8 @@ def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     _run_batch_epoch(
         blocks, 16, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.01, optimizer, scratch_out=scratch
     )
-    g_u, gb_u, counts_u, _, slot_u, g_i, gb_i, counts_i, _, slot_i = scratch
-    for arr in (g_u, gb_u, counts_u, g_i, gb_i, counts_i):
+    g_u, gb_u, h_u, counts_u, _, slot_u, g_i, gb_i, h_i, counts_i, _, slot_i = scratch
+    for arr in (g_u, gb_u, h_u, counts_u, g_i, gb_i, h_i, counts_i):
         assert not arr.any()
     assert (slot_u == -1).all() and (slot_i == -1).all()
 
@@ -309,7 +312,9 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     assert la == lb
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam"])
+@pytest.mark.parametrize(
+    "optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"]
+)
 @pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
 def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
     from fastmf.model import _new_optimizer_state
@@ -325,7 +330,8 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
             x
             for n_rows in (P.shape[0], Q.shape[0])
             for x in (
-                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, np.int32),
+                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, dtype),
+                np.zeros(16, np.int32),
                 np.zeros(16, np.int32), np.full(n_rows, -1, np.int32),
             )
         )  # fmt: skip
