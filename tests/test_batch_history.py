@@ -124,3 +124,22 @@ def test_execution_order_runs_every_point_once_shift_by_shift(n_strata, seed):
     shift = (block_of % s - block_of // s) % s  # block (a, b) runs in shift (b - a) mod S
     ranks = np.argsort(shift_order)[shift]
     assert np.all(np.diff(ranks) >= 0)
+
+
+def test_plot_history_draws_the_points_faintly_under_the_epochs(ratings, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from fastmf import plot_history
+
+    m = _fit(ratings, batch_size=256, record_batches=True)
+    fig = plot_history(m, path=tmp_path / "h.png")
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    faint = lines["_batch total_loss"]
+    np.testing.assert_allclose(faint.get_ydata(), m.batch_history_.total_loss)
+    x = np.asarray(faint.get_xdata())
+    assert np.all(np.diff(x) > 0) and x[0] > 0 and x[-1] <= m.n_epochs_done_
+    assert faint.get_alpha() < 0.5 and faint.get_zorder() < lines["total loss"].get_zorder()
+    assert (tmp_path / "h.png").stat().st_size > 0
+    # a history without batch points draws no faint lines
+    fig = plot_history(m.history_)
+    assert not any(line.get_label().startswith("_batch") for line in fig.axes[0].get_lines())
