@@ -53,12 +53,13 @@ def load(name: str):
 def fit_once(train, test, threads: int, epochs: int, **kw) -> dict:
     """One fit: test RMSE, the median epoch time and the resolved optimizer and rate."""
     from fastmf import MatrixFactorization
+    from fastmf._validation import NonFiniteModelError
 
     m = MatrixFactorization(n_epochs=epochs, n_jobs=threads, random_state=0, verbose=0, **kw)
     t0 = time.perf_counter()
     try:
         m.fit(train)
-    except Exception as exc:  # a diverging setting is a result too
+    except NonFiniteModelError as exc:  # a diverging setting is a result too
         return {**kw, "error": f"{type(exc).__name__}: {str(exc)[:80]}"}
     fit_s = time.perf_counter() - t0
     u, i, r = test

@@ -82,5 +82,7 @@ def per_rating_rmse(ml_small):
 @pytest.mark.parametrize("batch_size", [32, 256, 1024, 8192])
 def test_only_batch_size_set_learns_as_well_as_per_rating(ml_small, per_rating_rmse, batch_size):
     train, test = ml_small
-    rmse = _rmse(MatrixFactorization(batch_size=batch_size, random_state=0, verbose=0).fit(train), test)
+    rmse = _rmse(
+        MatrixFactorization(batch_size=batch_size, random_state=0, verbose=0).fit(train), test
+    )
     assert rmse <= 1.01 * per_rating_rmse, (batch_size, rmse, per_rating_rmse)

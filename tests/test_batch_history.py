@@ -63,7 +63,9 @@ def test_points_stay_few_at_batch_size_one(ratings):
     assert (per_epoch >= bp.MAX_POINTS // 2).all()  # and still resolve the epoch finely
 
 
-@pytest.mark.parametrize("kw", [{"batch_size": 1}, {"batch_size": 64}, {"batch_size": 16, "optimizer": "adam"}])
+@pytest.mark.parametrize(
+    "kw", [{"batch_size": 1}, {"batch_size": 64}, {"batch_size": 16, "optimizer": "adam"}]
+)
 def test_one_and_two_threads_record_the_same_points(ratings, kw):
     one, two = (_fit(ratings, record_batches=True, n_jobs=n, **kw) for n in (1, 2))
     pd.testing.assert_frame_equal(one.batch_history_, two.batch_history_, check_exact=True)

@@ -147,9 +147,7 @@ def _run_batch_epoch(
     return point_losses.sum(axis=0)
 
 
-@pytest.mark.parametrize(
-    "optimizer", ["sgd", "adagrad", "adam", "row_adagrad", "damped_sgd"]
-)
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad", "damped_sgd"])
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_batch_epoch_matches_reference(optimizer, batch_size):
     users, items, values, bu, bi, P, Q = _problem(n_users=30, n_items=25, n=300, k=6, seed=3)
@@ -312,9 +310,7 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     assert la == lb
 
 
-@pytest.mark.parametrize(
-    "optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"]
-)
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
 @pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
 def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
     from fastmf.model import _new_optimizer_state
