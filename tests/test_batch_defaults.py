@@ -86,3 +86,13 @@ def test_only_batch_size_set_learns_as_well_as_per_rating(ml_small, per_rating_r
         MatrixFactorization(batch_size=batch_size, random_state=0, verbose=0).fit(train), test
     )
     assert rmse <= 1.01 * per_rating_rmse, (batch_size, rmse, per_rating_rmse)
+
+
+@pytest.mark.parametrize("batch_size", [32, 1024])
+def test_batch_defaults_give_the_same_bits_with_one_and_two_threads(batch_size):
+    df = random_ratings(300, 200, 20_000, seed=1)
+    kw = {"n_factors": 24, "n_epochs": 3, "random_state": 5, "verbose": 0}
+    one, two = (MatrixFactorization(batch_size=batch_size, n_jobs=n, **kw).fit(df) for n in (1, 2))
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    np.testing.assert_array_equal(one.history_.base_loss, two.history_.base_loss)
