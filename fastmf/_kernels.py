@@ -428,7 +428,6 @@ def prefetch_row(typingctx, A, r, n_chunks):
 
 
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
-STEP_AHEAD = 8  # touched rows ahead whose factors the batch's step prefetches
 
 
 @njit(**JIT_INLINE)
@@ -659,8 +658,6 @@ def step_touched_rows(
     h = (2·H[s] + c·2λ)/B (h_b = c·(2 + 2λ_b)/B for its bias), and its rate is η/(1 + η·h)."""
     for s in range(n):
         r = rows[s]
-        if s + STEP_AHEAD < n:
-            prefetch_row(X, rows[s + STEP_AHEAD], n_chunks)
         slot_of[r] = -1
         c = cast_like(counts[s], lr)
         counts[s] = 0
@@ -713,11 +710,7 @@ def batch_ratings(
                 ahead = users[j + PREFETCH_AHEAD]
                 if ahead != users[j + PREFETCH_AHEAD - STREAMS]:  # as in sgd_ratings
                     prefetch_row(P, ahead, n_chunks)
-                ahead_i = items[j + PREFETCH_AHEAD]
-                prefetch_row(Q, ahead_i, n_chunks)
-                # and the item's gradient slot, where the batch has met the item already (a
-                # user's slot is still in L1 from its last rating, STREAMS places back)
-                prefetch_row(gI, max(slot_i[ahead_i], 0), n_chunks)
+                prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
             su, n_u = claim_slot(slot_u, rows_u, counts_u, u, n_u)
             si, n_i = claim_slot(slot_i, rows_i, counts_i, i, n_i)
             b_u = bu[u]
