@@ -216,6 +216,9 @@ def plot_history(
         line = "diagnosis: " + " · ".join(_headline(f, diag) for f in diag.findings)
         figure.supxlabel(textwrap.fill(line, 150), fontsize=9, color="#333333")
     if title is None:
+        # the optimizer the fit resolved ("auto" names none)
+        resolved = getattr(model_or_history, "optimizer_", None)
+        params = params if resolved is None else {**params, "optimizer": resolved}
         known = [f"{k}={params[k]}" for k in ("n_factors", "reg", "optimizer") if k in params]
         title = "fastmf training history" + (f" ({', '.join(known)})" if known else "")
     if title:

@@ -145,3 +145,13 @@ def test_plot_history_draws_the_points_faintly_under_the_epochs(ratings, tmp_pat
     # a history without batch points draws no faint lines
     fig = plot_history(m.history_)
     assert not any(line.get_label().startswith("_batch") for line in fig.axes[0].get_lines())
+
+
+def test_plot_title_names_the_optimizer_the_fit_resolved(ratings):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from fastmf import plot_history
+
+    m = _fit(ratings, batch_size=256, n_epochs=2)
+    fig = plot_history(m, annotate=False)
+    assert "optimizer=damped_sgd" in fig._suptitle.get_text()
