@@ -282,6 +282,8 @@ class MatrixFactorization:
         optimizer = check_choice(self.optimizer, "optimizer", ("auto", *OPTIMIZERS))
         p["optimizer"] = resolve_optimizer(optimizer, p["batch_size"])
         p["learning_rate"] = resolve_learning_rate(lr, p["optimizer"], p["batch_size"])
+        if not isinstance(self.record_batches, (bool, np.bool_)):
+            raise TypeError(f"record_batches must be True or False, got {self.record_batches!r}")
         p["biases"] = check_choice(self.biases, "biases", BIASES)
         p["bias_damping"] = check_float(self.bias_damping, "bias_damping")
         p["init_std"] = check_float(self.init_std, "init_std")

@@ -155,3 +155,8 @@ def test_plot_title_names_the_optimizer_the_fit_resolved(ratings):
     m = _fit(ratings, batch_size=256, n_epochs=2)
     fig = plot_history(m, annotate=False)
     assert "optimizer=damped_sgd" in fig._suptitle.get_text()
+
+
+def test_record_batches_must_be_a_bool(ratings):
+    with pytest.raises(TypeError, match="record_batches must be True or False, got 'yes'"):
+        MatrixFactorization(record_batches="yes").fit(ratings)
