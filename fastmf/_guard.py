@@ -116,15 +116,34 @@ def check_scratch(
     n_users: int, n_items: int,
 ) -> None:  # fmt: skip
     """The mini-batch kernel's scratch has room for ``slots`` rows a batch on every worker."""
-    _expect(len(scratch) == 10, "the mini-batch scratch is incomplete")
-    for side, n_rows, part in (("user", n_users, scratch[:5]), ("item", n_items, scratch[5:])):
-        grads, bias_grads, counts, rows, slot_of = part
+    _expect(len(scratch) == 12, "the mini-batch scratch is incomplete")
+    for side, n_rows, part in (("user", n_users, scratch[:6]), ("item", n_items, scratch[6:])):
+        grads, bias_grads, partner_norms, counts, rows, slot_of = part
         check_array(grads, f"the {side} gradient slots", dtype, (None, None, k))
         _expect(
             grads.shape[0] >= n_workers and grads.shape[1] >= slots,
             f"the {side} gradient slots hold {grads.shape[:2]}, need ({n_workers}, {slots})",
         )
         check_array(bias_grads, f"the {side} bias slots", dtype, grads.shape[:2])
+        check_array(partner_norms, f"the {side} partner norms", dtype, grads.shape[:2])
         check_array(counts, f"the {side} slot counts", np.dtype(np.int32), grads.shape[:2])
         check_array(rows, f"the {side} slot rows", np.dtype(np.int32), grads.shape[:2])
         check_array(slot_of, f"the {side} slot table", np.dtype(np.int32), (n_rows,))
+
+
+def check_points(bounds: np.ndarray, owned: np.ndarray, n_ratings: int, n_blocks: int) -> None:
+    """The loss points of an epoch: rising bounds from 0 to the ratings' count, and each
+    block's range of points inside them."""
+    check_array(bounds, "the loss-point bounds", np.dtype(np.int64), (None,))
+    check_array(owned, "the points of each block", np.dtype(np.int64), (n_blocks + 1,))
+    _expect(
+        bounds.shape[0] >= 1
+        and bounds[0] == 0
+        and bounds[-1] == n_ratings
+        and bool(np.all(np.diff(bounds) >= 0)),
+        "the loss-point bounds do not cover the ratings",
+    )
+    _expect(
+        owned[0] == 0 and owned[-1] == bounds.shape[0] - 1 and bool(np.all(np.diff(owned) >= 0)),
+        "the blocks' points do not cover the loss points",
+    )

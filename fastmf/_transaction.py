@@ -31,6 +31,9 @@ FITTED = (
     "history_",
     "n_epochs_done_",
     "best_epoch_",
+    "optimizer_",
+    "learning_rate_",
+    "batch_history_",
     "_state",
 )
 """Every attribute a fit sets; a model is fitted when it has ``user_factors_``."""

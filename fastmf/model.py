@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fastmf import _batch_points as bp
 from fastmf import _guard as guard
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
 from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
 from fastmf._biases import damped_biases
+from fastmf._defaults import resolve_learning_rate, resolve_optimizer
 from fastmf._hash import hash_arrays
 from fastmf._model_lock import lock_of
 from fastmf._random import check_random_state
@@ -37,7 +39,7 @@ from fastmf.data.coerce import pairs, to_ratings, validation_frame
 from fastmf.errors import NotFittedError  # noqa: F401 - re-exported here too
 from fastmf.ratings import IdMap, Ratings
 
-OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad")
+OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
 BIASES = ("learned", "fixed", "none")
 LR_SCHEDULES = ("constant", "step", "exponential", "plateau")
 DTYPES = ("float32", "float64")
@@ -73,8 +75,10 @@ class MatrixFactorization:
     """Biased matrix factorization of explicit ratings, trained batch by batch.
 
     Prediction is ``r̂_ui = μ + b_u + b_i + p_u·q_i``. For a batch B the objective is
-    ``L_B = (Σ_B (r − r̂)² + λ Σ_B (‖p_u‖² + ‖q_i‖²)) / |B|`` (plus ``reg_bias`` times the squared
-    biases, when asked). The first sum is the base loss, the second the regularization loss.
+    ``L_B = (Σ_B (r − r̂)² + λ Σ_B (‖p_u‖² + ‖q_i‖²)) / batch_size`` (plus ``reg_bias`` times the
+    squared biases, when asked), divided by the nominal ``batch_size`` also where a block's end
+    cuts a batch short, so every rating weighs the same. The first sum is the base loss, the
+    second the regularization loss.
 
     Parameters
     ----------
@@ -86,17 +90,34 @@ class MatrixFactorization:
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
         order. 1 is classical per-rating SGD (the fastest to a given accuracy on the ML-25M twin
         in benchmarks/README.md).
-    learning_rate : float, default 0.03
-        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch.
+    learning_rate : float or None, default None
+        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch. None
+        resolves at ``fit`` into ``learning_rate_``: 0.03 for plain SGD per rating (``batch_size``
+        1, as ever), 0.03·batch_size for "sgd" and "damped_sgd" on batches (L_B divides by the
+        nominal batch size, so an epoch then moves as far as per-rating SGD's), 0.1 for
+        "row_adagrad" and "adagrad", 0.01 for "adam".
     reg : float, default 0.05
         λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
     reg_bias : float, default 0.0
         Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
-    optimizer : {"sgd", "adagrad", "adam", "row_adagrad"}, default "sgd"
-        Adaptive optimizers keep their state per row: only rows a batch touches are updated.
-        "adagrad" and "adam" keep it per element; "row_adagrad" keeps one sum of squares per
-        factor row (the mean square of its gradients, as LIBMF does), much cheaper: with
-        ``batch_size=1024`` and ``learning_rate=0.2`` it matches per-rating SGD's accuracy.
+    optimizer : {"auto", "sgd", "damped_sgd", "adagrad", "adam", "row_adagrad"}, default "auto"
+        "auto" resolves at ``fit`` into ``optimizer_``: "sgd" at ``batch_size=1``, "damped_sgd"
+        for larger batches. A batch sums a heavy row's gradients at one point, where plain SGD at
+        0.03·batch_size diverges from batch 256 up; "damped_sgd" steps each row at the rate
+        η/(1 + η·h), h a bound on the row's curvature in L_B (its partners' squared norms and its
+        rating count in the batch): stable, as cheap as SGD, and plain SGD as η·h → 0, so the
+        same objective (within 0.5% of per-rating SGD's test RMSE on the ML-25M twin at batch 32
+        to 8192, benchmarks/README.md). Adaptive optimizers keep their state per row: only rows a
+        batch touches are updated. "adagrad" and "adam" keep it per element; "row_adagrad" keeps
+        one sum of squares per factor row (the mean square of its gradients, as LIBMF does),
+        much cheaper.
+    record_batches : bool, default False
+        Also record the loss through each epoch into ``batch_history_`` (a DataFrame: epoch,
+        batch (the index in the epoch of the point's first batch), n_ratings, base_loss,
+        reg_loss, total_loss as means per rating). Every batch is a point when an epoch has at
+        most 2000; otherwise runs of consecutive batches are summed into about 2000 points an
+        epoch (never spanning two blocks), so memory stays small at any batch size. Points come
+        in the epoch's order and sum to ``history_``; the model is the same with or without.
     biases : {"learned", "fixed", "none"}, default "learned"
         "fixed": damped mean deviations, b_i = Σ(r − μ)/(n_i + bias_damping), then b_u on what
         is left, computed once before training; "none": no biases.
@@ -138,10 +159,11 @@ class MatrixFactorization:
         n_factors: int = 64,
         n_epochs: int = 20,
         batch_size: int = 1,
-        learning_rate: float = 0.03,
+        learning_rate: float | None = None,
         reg: float = 0.05,
         reg_bias: float = 0.0,
-        optimizer: str = "sgd",
+        optimizer: str = "auto",
+        record_batches: bool = False,
         biases: str = "learned",
         bias_damping: float = 5.0,
         init_std: float = 0.1,
@@ -166,6 +188,7 @@ class MatrixFactorization:
         self.reg = reg
         self.reg_bias = reg_bias
         self.optimizer = optimizer
+        self.record_batches = record_batches
         self.biases = biases
         self.bias_damping = bias_damping
         self.init_std = init_std
@@ -249,10 +272,15 @@ class MatrixFactorization:
         p["n_factors"] = check_int(self.n_factors, "n_factors", low=1)
         p["n_epochs"] = check_int(self.n_epochs, "n_epochs", low=0)
         p["batch_size"] = check_int(self.batch_size, "batch_size", low=1)
-        p["learning_rate"] = check_float(self.learning_rate, "learning_rate", strict=True)
+        lr = self.learning_rate
+        lr = None if lr is None else check_float(lr, "learning_rate", strict=True)
         p["reg"] = check_float(self.reg, "reg")
         p["reg_bias"] = check_float(self.reg_bias, "reg_bias")
-        p["optimizer"] = check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        optimizer = check_choice(self.optimizer, "optimizer", ("auto", *OPTIMIZERS))
+        p["optimizer"] = resolve_optimizer(optimizer, p["batch_size"])
+        p["learning_rate"] = resolve_learning_rate(lr, p["optimizer"], p["batch_size"])
+        if not isinstance(self.record_batches, (bool, np.bool_)):
+            raise TypeError(f"record_batches must be True or False, got {self.record_batches!r}")
         p["biases"] = check_choice(self.biases, "biases", BIASES)
         p["bias_damping"] = check_float(self.bias_damping, "bias_damping")
         p["init_std"] = check_float(self.init_std, "init_std")
@@ -602,6 +630,8 @@ class MatrixFactorization:
         """Run ``n_epochs`` epochs over ``blocks``, recording history, validation, callbacks and
         early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded."""
         n_threads = blocks.n_workers
+        # the defaults that follow the batch size, as resolved by _check_params
+        install(self, {"optimizer_": params["optimizer"], "learning_rate_": params["learning_rate"]})
         dtype = np.dtype(self.dtype)
         # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
         install(
@@ -635,7 +665,7 @@ class MatrixFactorization:
                     lr = self._epoch_learning_rate(epoch, params)
                     interrupt.hold = checkpoint.in_epoch = True  # until the epoch is recorded
                     t0 = time.perf_counter()
-                    base, regl = self._run_epoch(blocks, params, lr, dtype, scratch)
+                    base, regl, points = self._run_epoch(blocks, params, lr, dtype, scratch)
                     seconds = time.perf_counter() - t0
                     check_divergence(self, blocks, base, regl, epoch, lr, params)
                     row = self._history_row(epoch, base, regl, len(blocks.values), val_rows)
@@ -643,6 +673,12 @@ class MatrixFactorization:
                     row["seconds"] = seconds
                     self.n_epochs_done_ = epoch + 1
                     self.history_ = _append_history(self.history_, row)
+                    if epoch == 0:  # a fresh fit starts a new record
+                        self.__dict__.pop("batch_history_", None)
+                    if points is not None:
+                        earlier = self.__dict__.get("batch_history_")
+                        both = [points] if earlier is None else [earlier, points]
+                        self.batch_history_ = pd.concat(both, ignore_index=True)
                     checkpoint.completed_epochs += 1
                     interrupt.hold = checkpoint.in_epoch = False
                     progress.update(row)
@@ -689,24 +725,30 @@ class MatrixFactorization:
 
     def _run_epoch(
         self, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch
-    ) -> tuple[float, float]:
-        """One epoch through the kernels; returns the summed base and regularization losses.
-        Every array the kernel gets is checked first (``_guard``)."""
+    ) -> tuple[float, float, pd.DataFrame | None]:
+        """One epoch through the kernels; returns the summed base and regularization losses, and
+        with ``record_batches`` the epoch's loss points (else None). Every array the kernel gets
+        is checked first (``_guard``)."""
         st = self._state
         bu, bi, P, Q = self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
         n_users, n_items = len(self.user_map_), len(self.item_map_)
         guard.check_parameters(self.global_mean_, bu, bi, P, Q, n_users, n_items)
         guard.check_layout(blocks, n_users, n_items)
         shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
-        block_losses = np.zeros((blocks.n_strata * blocks.n_strata, 2), dtype=np.float64)
+        if self.record_batches:
+            bounds, owned = bp.batch_points(blocks.block_offsets, params["batch_size"])
+        else:
+            bounds, owned = bp.block_points(blocks.block_offsets)
+        point_losses = np.zeros((bounds.shape[0] - 1, 2), dtype=np.float64)
+        guard.check_points(bounds, owned, len(blocks.values), blocks.n_strata**2)
         learn_bias = params["biases"] == "learned"
         mu = dtype.type(self.global_mean_)
-        common = (blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order,
+        common = (blocks.users, blocks.items, blocks.values, bounds, owned, shift_order,
                   blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
         lr_, lam, lam_b = dtype.type(lr), dtype.type(params["reg"]), dtype.type(params["reg_bias"])
         if not _uses_batch_kernel(params):
             with KERNEL_LOCK:
-                K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, block_losses)
+                K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, point_losses)
         else:
             o = st.optimizer
             k = P.shape[1]
@@ -718,10 +760,16 @@ class MatrixFactorization:
                     *common, params["batch_size"], mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
                     K.OPTIMIZER_CODES[params["optimizer"]],
                     o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
-                    o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, block_losses,
+                    o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, point_losses,
                 )  # fmt: skip
-        totals = block_losses.sum(axis=0)  # fixed order: block by block
-        return float(totals[0]), float(totals[1])
+        points = None
+        if self.record_batches:
+            order = bp.execution_order(owned, shift_order, blocks.n_strata)
+            epoch = self.n_epochs_done_ + 1
+            points = bp.points_frame(epoch, bounds, order, point_losses, params["batch_size"])
+            point_losses = point_losses[order]
+        totals = point_losses.sum(axis=0)  # fixed order: point by point
+        return float(totals[0]), float(totals[1]), points
 
     def _epoch_learning_rate(self, epoch: int, params: dict) -> float:
         lr0 = params["learning_rate"]
@@ -816,7 +864,8 @@ def _scratch(
     params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
 ) -> tuple:
     """The mini-batch kernel's scratch, per side (users, then items): each worker's gradient
-    slots (zero between batches), their rating counts and rows, and the slot of every model row
+    slots and bias gradients, the squared norms of each slot's partners (all zero between
+    batches), their rating counts and rows, and the slot of every model row
     (-1 when free; rows are owned by one block at a time, so the workers share it)."""
     w, b, k = blocks.n_workers, _slots_per_batch(params["batch_size"], blocks), params["n_factors"]
     return tuple(
@@ -824,6 +873,7 @@ def _scratch(
         for n_rows in (n_users, n_items)
         for x in (
             aligned_zeros((w, b, k), dtype),
+            np.zeros((w, b), dtype),
             np.zeros((w, b), dtype),
             np.zeros((w, b), np.int32),
             np.zeros((w, b), np.int32),

@@ -47,6 +47,7 @@ def plot_history(
     annotate: bool = True,
     figsize: tuple[float, float] = (11.0, 4.2),
     dpi: int = 110,
+    batch_history: Any = None,
 ) -> Figure:
     """Plot base, regularization and total loss per epoch, with train and validation RMSE.
 
@@ -79,6 +80,10 @@ def plot_history(
         Size in inches of a new figure.
     dpi : int, default 110
         Resolution of a saved raster file.
+    batch_history : DataFrame, optional
+        Losses through each epoch (``MatrixFactorization(record_batches=True)`` records them as
+        ``batch_history_``, which is used when a model is given and this is not). They are drawn
+        faintly under the epoch curves, each point at its place in its epoch.
 
     Returns
     -------
@@ -114,7 +119,14 @@ def plot_history(
     epochs = h["epoch"].to_numpy()
     base, reg, total = (h[c].to_numpy() for c in ("base_loss", "reg_loss", "total_loss"))
 
-    # -- left: the losses
+    # -- left: the losses (those through each epoch faintly, underneath)
+    if batch_history is None:
+        batch_history = getattr(model_or_history, "batch_history_", None)
+    if batch_history is not None and len(batch_history):
+        x = _batch_positions(batch_history)
+        for col, colour in (("total_loss", _TOTAL), ("base_loss", _BASE), ("reg_loss", _REG)):
+            loss_ax.plot(x, batch_history[col].to_numpy(), color=colour, lw=0.6, alpha=0.3,
+                         zorder=1, label=f"_batch {col}")  # fmt: skip
     loss_ax.plot(epochs, total, color=_TOTAL, lw=2.0, label="total loss")
     loss_ax.plot(epochs, base, color=_BASE, lw=1.6, ls="--", label="base loss  Σ(r−r̂)²/n")
     loss_ax.plot(epochs, reg, color=_REG, lw=1.8, label="reg loss  λΣ(‖p‖²+‖q‖²)/n")
@@ -204,6 +216,9 @@ def plot_history(
         line = "diagnosis: " + " · ".join(_headline(f, diag) for f in diag.findings)
         figure.supxlabel(textwrap.fill(line, 150), fontsize=9, color="#333333")
     if title is None:
+        # the optimizer the fit resolved ("auto" names none)
+        resolved = getattr(model_or_history, "optimizer_", None)
+        params = params if resolved is None else {**params, "optimizer": resolved}
         known = [f"{k}={params[k]}" for k in ("n_factors", "reg", "optimizer") if k in params]
         title = "fastmf training history" + (f" ({', '.join(known)})" if known else "")
     if title:
@@ -211,6 +226,19 @@ def plot_history(
     if path is not None:
         figure.savefig(os.fspath(path), dpi=dpi, bbox_inches="tight")
     return figure
+
+
+def _batch_positions(batch_history: Any) -> np.ndarray:
+    """Where each point of a batch history sits on the epoch axis: in (epoch − 1, epoch], at the
+    middle of its ratings in the epoch's order."""
+    epoch = batch_history["epoch"].to_numpy()
+    n = batch_history["n_ratings"].to_numpy().astype(np.float64)
+    x = np.empty(len(n))
+    for e in np.unique(epoch):
+        mine = epoch == e
+        done = np.cumsum(n[mine])
+        x[mine] = e - 1 + (done - n[mine] / 2) / done[-1]
+    return x
 
 
 def _share(x: float) -> str:

@@ -1,5 +1,9 @@
 """The slow twin of the training kernels: L_B, its gradient and each optimizer's step in plain
-numpy (float64), written from the formulas and nothing else of fastmf."""
+numpy (float64), written from the formulas and nothing else of fastmf.
+
+L_B divides a batch's sums by the nominal batch size B (``divisor``), also for a batch cut short
+by the end of its block; ``divisor=None`` divides by the batch's own length instead (the
+alternative whose steps weigh the ratings of short batches more)."""
 
 from __future__ import annotations
 
@@ -15,15 +19,15 @@ def batch_loss(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
     return base, reg
 
 
-def batch_objective(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
-    """L_B = (base + reg) / |B|."""
+def batch_objective(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0, divisor=None):
+    """L_B = (base + reg) / B (B = ``divisor``, or the batch's length when None)."""
     base, reg = batch_loss(r, u, i, mu, bu, bi, P, Q, lam, lam_b)
-    return (base + reg) / len(r)
+    return (base + reg) / (len(r) if divisor is None else divisor)
 
 
-def batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
+def batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0, divisor=None):
     """∇L_B with respect to bu, bi, P, Q (dense arrays, zero for rows the batch misses)."""
-    n = len(r)
+    n = len(r) if divisor is None else divisor
     e = r - (mu + bu[u] + bi[i] + np.sum(P[u] * Q[i], axis=1))
     g_bu = np.zeros_like(bu)
     g_bi = np.zeros_like(bi)
@@ -36,8 +40,20 @@ def batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b=0.0):
     return g_bu / n, g_bi / n, g_P / n, g_Q / n
 
 
+def batch_curvature(u, i, bu, bi, P, Q, lam, lam_b, divisor):
+    """Each row's bound on its curvature in L_B (zero for rows the batch misses): for a bias
+    Σ 2(1 + λ_b)/B over its ratings, for a factor row Σ 2(‖other row‖² + λ)/B."""
+    h = [np.zeros(len(bu)), np.zeros(len(bi)), np.zeros(len(bu)), np.zeros(len(bi))]
+    np.add.at(h[0], u, 2 * (1 + lam_b) / divisor)
+    np.add.at(h[1], i, 2 * (1 + lam_b) / divisor)
+    np.add.at(h[2], u, 2 * (np.sum(Q[i] ** 2, axis=1) + lam) / divisor)
+    np.add.at(h[3], i, 2 * (np.sum(P[u] ** 2, axis=1) + lam) / divisor)
+    return h
+
+
 class ReferenceOptimizer:
-    """Per-row optimizer state for the reference: SGD, AdaGrad or Adam on the touched rows."""
+    """Per-row optimizer state for the reference: SGD, damped SGD (each row's rate η/(1 + η·h)
+    for its curvature bound h), AdaGrad or Adam on the touched rows."""
 
     def __init__(self, name, shapes, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         self.name, self.lr, self.b1, self.b2, self.eps = name, lr, beta1, beta2, eps
@@ -48,8 +64,9 @@ class ReferenceOptimizer:
         self.s2 = [np.zeros(s) for s in shapes]
         self.steps = [np.zeros(shapes[2][0], int), np.zeros(shapes[3][0], int)]
 
-    def step(self, params, grads, touched_users, touched_items, learn_bias=True):
-        """Update params (bu, bi, P, Q) in place on the touched rows only."""
+    def step(self, params, grads, touched_users, touched_items, learn_bias=True, curvature=None):
+        """Update params (bu, bi, P, Q) in place on the touched rows only (``curvature``: the
+        rows' bounds h, for damped SGD)."""
         rows = [touched_users, touched_items, touched_users, touched_items]
         for side in (0, 1):
             if self.name == "adam":
@@ -59,6 +76,9 @@ class ReferenceOptimizer:
                 continue
             if self.name == "sgd":
                 x[rr] -= self.lr * g[rr]
+            elif self.name == "damped_sgd":
+                rate = self.lr / (1 + self.lr * curvature[k][rr])
+                x[rr] -= (rate[:, None] if x.ndim == 2 else rate) * g[rr]
             elif self.name == "row_adagrad" and x.ndim == 2:
                 s1[rr] += np.mean(g[rr] ** 2, axis=1, keepdims=True)
                 x[rr] -= self.lr * g[rr] / (np.sqrt(s1[rr]) + self.eps)
@@ -92,8 +112,10 @@ def train_in_order(
     block_offsets,
     block_order,
     learn_bias=True,
+    nominal=True,
 ):
-    """Train one epoch over blocks in ``block_order``, batches of consecutive ratings in each;
+    """Train one epoch over blocks in ``block_order``, batches of consecutive ratings in each,
+    every step's L_B divided by ``batch_size`` (by the batch's own length when not ``nominal``);
     returns the summed (base, reg) losses, each batch's at the parameters before its step."""
     base_sum = reg_sum = 0.0
     params = [bu, bi, P, Q]
@@ -105,6 +127,9 @@ def train_in_order(
             base, reg = batch_loss(r, u, i, mu, bu, bi, P, Q, lam, lam_b)
             base_sum += base
             reg_sum += reg
-            grads = batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b)
-            opt.step(params, grads, np.unique(u), np.unique(i), learn_bias)
+            divisor = batch_size if nominal else None
+            grads = batch_gradient(r, u, i, mu, bu, bi, P, Q, lam, lam_b, divisor)
+            d = len(r) if divisor is None else divisor
+            h = batch_curvature(u, i, bu, bi, P, Q, lam, lam_b, d)
+            opt.step(params, grads, np.unique(u), np.unique(i), learn_bias, h)
     return base_sum, reg_sum

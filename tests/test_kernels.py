@@ -7,6 +7,7 @@ import pytest
 
 from fastmf import _kernels as K
 from fastmf import _sort_kernels as sk
+from fastmf._batch_points import block_points
 from fastmf._schedule import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
@@ -109,6 +110,8 @@ def _run_batch_epoch(
     state=None,
     learn_bias=True,
     scratch_out=None,
+    points=None,
+    points_out=None,
 ):
     from fastmf.model import _new_optimizer_state
 
@@ -122,25 +125,29 @@ def _run_batch_epoch(
         for n_rows in (P.shape[0], Q.shape[0])
         for x in (
             np.zeros((w, batch_size, P.shape[1]), dtype), np.zeros((w, batch_size), dtype),
+            np.zeros((w, batch_size), dtype),
             np.zeros((w, batch_size), np.int32), np.zeros((w, batch_size), np.int32),
             np.full(n_rows, -1, np.int32),
         )
     )  # fmt: skip
     if scratch_out is not None:
         scratch_out.extend(scratch)
-    block_losses = np.zeros((s * s, 2))
+    bounds, owned = points if points is not None else block_points(blocks.block_offsets)
+    point_losses = np.zeros((len(bounds) - 1, 2))
     K.batch_epoch(
-        blocks.users, blocks.items, blocks.values, blocks.block_offsets,
+        blocks.users, blocks.items, blocks.values, bounds, owned,
         np.asarray(shift_order, np.int64), blocks.assign_offsets, blocks.assign_blocks,
         batch_size, dtype.type(mu), bu, bi, P, Q, dtype.type(lr), dtype.type(lam),
         dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer],
         st["bu_s1"], st["bu_s2"], st["bi_s1"], st["bi_s2"], st["P_s1"], st["P_s2"],
-        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, block_losses,
+        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, point_losses,
     )  # fmt: skip
-    return block_losses.sum(axis=0)
+    if points_out is not None:
+        points_out.append(point_losses)
+    return point_losses.sum(axis=0)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad", "damped_sgd"])
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_batch_epoch_matches_reference(optimizer, batch_size):
     users, items, values, bu, bi, P, Q = _problem(n_users=30, n_items=25, n=300, k=6, seed=3)
@@ -177,7 +184,8 @@ def test_per_rating_sgd_epoch_matches_reference(dtype, tol):
     )  # fmt: skip
     block_losses = np.zeros((16, 2))
     K.sgd_epoch(
-        blocks.users, blocks.items, blocks.values, blocks.block_offsets, shift_order.astype(np.int64),
+        blocks.users, blocks.items, blocks.values, *block_points(blocks.block_offsets),
+        shift_order.astype(np.int64),
         blocks.assign_offsets, blocks.assign_blocks, dtype(mu), bu, bi, P, Q, dtype(lr), dtype(lam),
         dtype(lam_b), True, block_losses,
     )  # fmt: skip
@@ -193,14 +201,15 @@ def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
     b = [x.copy() for x in (bu, bi, P, Q)]
     la = _run_batch_epoch(blocks, 1, 3.0, *a, 0.01, 0.02, 0.0, "sgd")
     lb = np.zeros((4, 2))
-    K.sgd_epoch(blocks.users, blocks.items, blocks.values, blocks.block_offsets, np.arange(2),
+    K.sgd_epoch(blocks.users, blocks.items, blocks.values, *block_points(blocks.block_offsets),
+                np.arange(2),
                 blocks.assign_offsets, blocks.assign_blocks, 3.0, *b, 0.01, 0.02, 0.0, True, lb)  # fmt: skip
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(la, lb.sum(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adam", "damped_sgd"])
 def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     users, items, values, bu, bi, P, Q = _problem(n=300, k=8, seed=23)
     blocks, _, _ = _blocks(users, items, values, 23, 17, n_strata=2, n_workers=2)
@@ -208,8 +217,8 @@ def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     _run_batch_epoch(
         blocks, 16, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.01, optimizer, scratch_out=scratch
     )
-    g_u, gb_u, counts_u, _, slot_u, g_i, gb_i, counts_i, _, slot_i = scratch
-    for arr in (g_u, gb_u, counts_u, g_i, gb_i, counts_i):
+    g_u, gb_u, h_u, counts_u, _, slot_u, g_i, gb_i, h_i, counts_i, _, slot_i = scratch
+    for arr in (g_u, gb_u, h_u, counts_u, g_i, gb_i, h_i, counts_i):
         assert not arr.any()
     assert (slot_u == -1).all() and (slot_i == -1).all()
 
@@ -301,7 +310,7 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     assert la == lb
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
 @pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
 def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
     from fastmf.model import _new_optimizer_state
@@ -317,7 +326,8 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
             x
             for n_rows in (P.shape[0], Q.shape[0])
             for x in (
-                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, np.int32),
+                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, dtype),
+                np.zeros(16, np.int32),
                 np.zeros(16, np.int32), np.full(n_rows, -1, np.int32),
             )
         )  # fmt: skip

@@ -116,7 +116,10 @@ def test_duplicates_last_keeps_the_last_rating():
         (
             {"optimizer": "rmsprop"},
             ValueError,
-            "optimizer must be one of 'sgd', 'adagrad', 'adam', 'row_adagrad'; got 'rmsprop'",
+            (
+                "optimizer must be one of 'auto', 'sgd', 'adagrad', 'adam', 'row_adagrad', "
+                "'damped_sgd'; got 'rmsprop'"
+            ),
         ),
         ({"biases": "yes"}, ValueError, "biases must be one of"),
         ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
