@@ -28,6 +28,9 @@ MAPS = ("user_map_", "item_map_")
 SEEN = ("seen_indptr_", "seen_items_")
 SCALARS = ("global_mean_", "rating_scale_", "n_epochs_done_", "best_epoch_", "item_titles_")
 ATTRIBUTES = (*SCALARS[:1], *ARRAYS, *MAPS, *SCALARS[1:2], "history_", *SCALARS[2:], *SEEN)
+# fitted attributes a file does not hold: the resolved defaults are rebuilt at load from the
+# parameters and the training state; the batch-resolution loss record is not kept
+DERIVED = ("optimizer_", "learning_rate_", "batch_history_")
 OPTIMIZER_KEYS = ("bu_s1", "bu_s2", "bi_s1", "bi_s2", "P_s1", "P_s2", "Q_s1", "Q_s2",
                   "u_steps", "i_steps")  # fmt: skip
 STATE_FIELDS = ("rng", "user_strata", "item_strata", "optimizer", "learning_rate", "plateau_best")

@@ -14,6 +14,7 @@ from fastmf.serve.files.encode import params_of
 from fastmf.serve.files.schema import (
     ARRAYS,
     ATTRIBUTES,
+    DERIVED,
     FIT_PARAMS,
     HISTORY_COLUMNS,
     MAPS,
@@ -55,7 +56,7 @@ class FittedState:
         """The parts of a live model, each checked for its kind (not yet for consistency)."""
         build_seen(model)
         d = vars(model)
-        extra = [n for n in d if n.endswith("_") and not n.startswith("_") and n not in ATTRIBUTES]
+        extra = [n for n in d if n.endswith("_") and not n.startswith("_") and n not in ATTRIBUTES + DERIVED]
         if extra:
             warnings.warn(
                 f"save: attributes {', '.join(extra)} are not part of a fitted MatrixFactorization "
@@ -116,6 +117,7 @@ class FittedState:
     # ---------------------------------------------------------------- to a model
     def to_model(self) -> Any:
         """A fitted MatrixFactorization holding these parts (after the checks)."""
+        from fastmf._defaults import resolve_learning_rate
         from fastmf.data.ids import IdMap
         from fastmf.model import MatrixFactorization
 
@@ -138,6 +140,10 @@ class FittedState:
                 d[name] = self.arrays[name]
         if self.state is not None:
             d["_state"] = self._train_state()
+        d["optimizer_"] = self.structure["optimizer"]
+        d["learning_rate_"] = resolve_learning_rate(
+            model.learning_rate, self.structure["optimizer"], model.batch_size
+        )
         return model
 
     def _train_state(self) -> Any:
