@@ -3,7 +3,7 @@
 Users and items are each split into S strata balanced by rating count, and the model's rows are
 numbered stratum by stratum, so the rows a block touches are contiguous in memory. Block (a, b)
 holds the ratings of user stratum a and item stratum b, sorted by (user, item) and cut into a few
-runs that are interleaved (``_sort_kernels.STREAMS``), so consecutive ratings belong to different
+runs that are interleaved (``_kernels.sorting.STREAMS``), so consecutive ratings belong to different
 users. A sub-epoch with shift t trains the S blocks (a, (a + t) mod S) at once: they share no user and no item, so each runs
 alone on one thread and the result does not depend on the number of threads. Each epoch visits the
 S shifts in an order drawn from the training's random generator.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fastmf import _sort_kernels as sk
+from fastmf._kernels import sorting as sk
 from fastmf._threads import KERNEL_LOCK
 
 
@@ -110,7 +110,7 @@ def build_blocks(
     """Lay out ratings in blocks of model rows and deal each sub-epoch to threads.
 
     ``users``/``items`` are container indices and ``user_row``/``item_row`` the model row of each
-    (see ``_sort_kernels.block_layout``)."""
+    (see ``_kernels.sorting.block_layout``)."""
     s = user_strata.n_strata
     with KERNEL_LOCK:
         out_u, out_i, out_v, offsets = sk.block_layout(

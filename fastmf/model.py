@@ -17,12 +17,12 @@ import pandas as pd
 
 from fastmf import _batch_points as bp
 from fastmf import _guard as guard
-from fastmf import _kernels as K
-from fastmf import _sort_kernels as sk
 from fastmf._aligned import aligned_empty, aligned_zeros, cache_aligned
 from fastmf._biases import damped_biases
 from fastmf._defaults import resolve_learning_rate, resolve_optimizer
-from fastmf._hash import hash_arrays
+from fastmf._kernels import sorting as sk
+from fastmf._kernels import training as K
+from fastmf._kernels.hashing import hash_arrays
 from fastmf._model_lock import lock_of
 from fastmf._random import check_random_state
 from fastmf._schedule import BlockSchedule, Strata, balanced_strata, build_blocks, choose_n_strata

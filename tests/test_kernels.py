@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastmf import _kernels as K
-from fastmf import _sort_kernels as sk
 from fastmf._batch_points import block_points
+from fastmf._kernels import sorting as sk
+from fastmf._kernels import training as K
 from fastmf._schedule import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 

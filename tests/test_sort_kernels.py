@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastmf import _sort_kernels as sk
+from fastmf._kernels import sorting as sk
 
 
 @pytest.mark.parametrize("n,n_keys", [(0, 3), (5, 1), (1000, 7), (100_003, 5000)])

@@ -374,7 +374,7 @@ def kernels_cached(params: dict[str, Any]) -> bool:
     """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype,
     and matching the kernel's current source. True when it cannot tell (nothing is announced)."""
     try:
-        from fastmf import _kernels
+        from fastmf._kernels import training as _kernels
 
         per_rating = params["batch_size"] == 1 and params["optimizer"] == "sgd"
         dispatcher = getattr(_kernels, "sgd_epoch" if per_rating else "batch_epoch")

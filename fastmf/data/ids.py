@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastmf import _id_kernels as idk
-from fastmf import _sort_kernels as sk
+from fastmf._kernels import ids as idk
+from fastmf._kernels import sorting as sk
 from fastmf._threads import KERNEL_LOCK
 from fastmf.data._id_values import (
     MISSING,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastmf import _sort_kernels as sk
+from fastmf._kernels import sorting as sk
 from fastmf._threads import KERNEL_LOCK
 from fastmf._validation import (
     check_choice,

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-import fastmf._rank_kernels as rk
+from fastmf._kernels import ranking as rk
 from fastmf._threads import KERNEL_LOCK
 
 RANKING_METRICS = ("precision", "recall", "ndcg", "hit_rate")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-import fastmf._rank_kernels as rk
+from fastmf._kernels import ranking as rk
 from fastmf._threads import KERNEL_LOCK, numba_threads, threads_for
 
 __all__ = ["exclusion_positions", "rows_sorted", "serving_threads", "topk_chunked"]

@@ -175,7 +175,7 @@ def test_same_seed_same_table(ratings) -> None:
 def test_search_reuses_compiled_kernels(ratings) -> None:
     from numba.core.registry import CPUDispatcher
 
-    from fastmf import _kernels
+    from fastmf._kernels import training as _kernels
 
     base_model().fit(ratings.iloc[:2000]).predict(ratings.iloc[:10])
     dispatchers = {name: f for name, f in vars(_kernels).items() if isinstance(f, CPUDispatcher)}

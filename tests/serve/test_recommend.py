@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastmf.serve.topk as topk
-from fastmf import _rank_kernels as rk
+from fastmf._kernels import ranking as rk
 from fastmf.datasets.synthetic import synthetic
 from fastmf.model import MatrixFactorization, NotFittedError
 from fastmf.ratings import IdMap

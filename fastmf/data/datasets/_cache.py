@@ -29,15 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fastmf._hash import hash_bytes
+from fastmf._kernels import parsing as K
+from fastmf._kernels.hashing import hash_bytes
 from fastmf._threads import KERNEL_LOCK
-from fastmf.data.datasets import _parse_kernels as K
 from fastmf.data.datasets.releases import Scale
 
 # Bump when the parser or the cache layout changes: older caches are then parsed again.
 CACHE_VERSION = 2
 
-# The checksum's name in meta.json (fastmf._hash.hash_words): a new name discards older caches.
+# The checksum's name in meta.json (fastmf._kernels.hashing.hash_words): a new name discards older caches.
 CHECKSUM = "fastmf-keyed-sum-fmix64-1"
 
 COLUMNS = {"user": "int32", "item": "int32", "rating": "float32", "timestamp": "int64"}

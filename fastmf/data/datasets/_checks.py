@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastmf.data.datasets import _parse_kernels as K
+from fastmf._kernels import parsing as K
 from fastmf.data.datasets.releases import CSV, DAT, UDATA, RatingsFormat, Scale
 
 _FIELDS = ("user", "item", "rating", "timestamp")

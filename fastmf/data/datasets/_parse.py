@@ -1,4 +1,4 @@
-"""Read MovieLens ratings bytes into checked column arrays, with the kernels of ``_parse_kernels``.
+"""Read MovieLens ratings bytes into checked column arrays, with the kernels of ``fastmf._kernels.parsing``.
 
 The three ratings formats (``u.data``, ``ratings.dat``, ``ratings.csv``) differ only in their
 separator and header, so one parser serves them all. The bytes are cut into chunks at line
@@ -14,8 +14,8 @@ from typing import IO
 import numba
 import numpy as np
 
+from fastmf._kernels import parsing as K
 from fastmf._threads import KERNEL_LOCK
-from fastmf.data.datasets import _parse_kernels as K
 from fastmf.data.datasets._checks import check_format, check_scale, error_message
 from fastmf.data.datasets.releases import RatingsFormat, Scale
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._jit import JIT
+from fastmf._kernels.jit import JIT
 
 
 @njit(**JIT)

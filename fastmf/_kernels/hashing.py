@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from fastmf._jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE
 from fastmf._threads import KERNEL_LOCK
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio: the position keys

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE
 from fastmf._threads import KERNEL_LOCK
 
 N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._jit import JIT
+from fastmf._kernels.jit import JIT
 
 FRACTIONAL = -2  # in ``out``: a float id that is NaN, infinite or not a whole number
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE
 
 NEWLINE = 10
 CR = 13
@@ -237,7 +237,7 @@ def off_scale(ratings, low, high, step):
 
 
 # ---------------------------------------------------------------------------------------------
-# checking the parsed cache: the parser's value checks (the checksum is fastmf._hash)
+# checking the parsed cache: the parser's value checks (the checksum is in ``hashing``)
 
 
 @njit(**JIT_INLINE)

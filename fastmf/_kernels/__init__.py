@@ -1,0 +1,8 @@
+"""Every Numba kernel of fastmf: arrays and scalars in, arrays updated in place or returned.
+
+``jit`` holds the compile options; ``simd`` the explicit-lane intrinsics; ``training`` the
+per-rating and mini-batch bodies, their epoch kernels and prediction; ``sorting`` the id codes,
+counting sorts and block layout; ``ids`` id lookups; ``ranking`` top-n selection and ranking
+counts; ``parsing`` the MovieLens parser and its checks; ``hashing`` the content checksum. The
+Python side checks every input before a kernel runs.
+"""

@@ -1,0 +1,413 @@
+"""SIMD intrinsics of the training kernels: dot products, norms and row updates in explicit lanes.
+
+Each intrinsic emits LLVM vector code over W lanes (8 float32 or 4 float64) whose summation order is
+fixed here, not by the compiler, so a kernel gives the same bits in every compile and with any
+number of threads. ``_kernels.training`` inlines them into its bodies. Numba's cache does not see an
+edit to this file from a kernel cached in another: CI keys its cache on the package's source, and a
+developer who edits these clears ``__pycache__`` (or ``NUMBA_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+def _lanes(dtype):
+    """Vector width: 16 float32 or 8 float64 lanes (512 bits, or two 256-bit halves)."""
+    return 8 if dtype == types.float32 else 4
+
+
+def _fma(builder, vty):
+    suffix = "f32" if vty.element == ir.FloatType() else "f64"
+    name = f"llvm.fma.v{vty.count}{suffix}"
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
+
+
+def _row_ptr(context, builder, aryty, ary, row, col, vty):
+    """Pointer to the W lanes of ``ary[row, col:col + W]``."""
+    ptr = cgutils.get_item_pointer2(
+        context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+        strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
+        inds=[row, col], wraparound=False,
+    )  # fmt: skip
+    return builder.bitcast(ptr, vty.as_pointer())
+
+
+def _splat(context, builder, value, ty, dt, vty):
+    """A vector with the scalar ``value`` (of numba type ty, converted to dt) in every lane."""
+    scalar = context.cast(builder, value, ty, dt)
+    undef = ir.Constant(vty, ir.Undefined)
+    lane0 = ir.Constant(ir.IntType(32), 0)
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    return builder.shuffle_vector(builder.insert_element(undef, scalar, lane0), undef, zeros)
+
+
+def _as_intp(context, builder, value, ty):
+    return context.cast(builder, value, ty, types.intp)
+
+
+@intrinsic
+def cast_like(typingctx, value, like):
+    """``value`` converted to the type of ``like`` (keeps float32 kernels in float32)."""
+    sig = like(value, like)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], signature.args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def fma(typingctx, x, y, z):
+    """x·y + z rounded once (``llvm.fma``), for scalars of one float type: a fused step whose
+    rounding does not depend on what the compiler chooses to contract."""
+    sig = x(x, y, z)
+
+    def codegen(context, builder, signature, args):
+        ty = context.get_value_type(signature.args[0])
+        name = "llvm.fma.f32" if ty == ir.FloatType() else "llvm.fma.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty] * 3), name)
+        return builder.call(fn, list(args))
+
+    return sig, codegen
+
+
+def _fixed_count(n_ty):
+    """The chunk count when it is a compile-time constant (its loops are then unrolled)."""
+    return n_ty.literal_value if isinstance(n_ty, types.IntegerLiteral) else None
+
+
+def _each_chunk(builder, n_ty, count, load, update):
+    """For chunks 0..count-1: ``update(*load(index))``, where ``load`` reads a chunk's vectors
+    and ``update`` writes their new values. With a compile-time count the loop is unrolled and
+    every load comes before the first store: the compiler cannot tell that the arrays do not
+    overlap, and would otherwise read each chunk again after the previous chunk's store (this way
+    it reuses the registers an earlier read of the same rows filled)."""
+    fixed = _fixed_count(n_ty)
+    if fixed is not None:
+        for chunk in [load(ir.Constant(count.type, c)) for c in range(fixed)]:
+            update(*chunk)
+        return
+    with cgutils.for_range(builder, count) as loop:
+        update(*load(loop.index))
+
+
+def _pair_operands(context, builder, signature, args):
+    """The operands of an intrinsic called as (A, row_a, B, row_b, x, y, n_chunks): the vector
+    type, the two arrays with their types and rows, x and y in every lane, and the chunk count."""
+    A_ty, ra_ty, B_ty, rb_ty, x_ty, y_ty, n_ty = signature.args
+    dt = A_ty.dtype
+    vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
+    a = (A_ty, context.make_array(A_ty)(context, builder, args[0]),
+         _as_intp(context, builder, args[1], ra_ty))  # fmt: skip
+    b = (B_ty, context.make_array(B_ty)(context, builder, args[2]),
+         _as_intp(context, builder, args[3], rb_ty))  # fmt: skip
+    xvec = _splat(context, builder, args[4], x_ty, dt, vty)
+    yvec = _splat(context, builder, args[5], y_ty, dt, vty)
+    return vty, a, b, xvec, yvec, _as_intp(context, builder, args[6], n_ty)
+
+
+def _hsum_pair(builder, a, b, n):
+    """(Σ lanes of a, Σ lanes of b) for two n-lane vectors, reduced together in a fixed tree: each
+    level adds the upper half of every group to its lower half."""
+    # first level: the lower halves of a and b side by side, plus their upper halves
+    h = n // 2
+    idx = ir.VectorType(ir.IntType(32), n)
+    lo = builder.shuffle_vector(a, b, ir.Constant(idx, list(range(h)) + list(range(n, n + h))))
+    hi = builder.shuffle_vector(
+        a, b, ir.Constant(idx, list(range(h, n)) + list(range(n + h, 2 * n)))
+    )
+    v = builder.fadd(lo, hi)  # lanes 0..h-1 hold a's partial sums, h..n-1 b's
+    width = n
+    while h > 1:
+        q = h // 2
+        idx = ir.VectorType(ir.IntType(32), 2 * q)
+        lo = builder.shuffle_vector(v, v, ir.Constant(idx, list(range(q)) + list(range(h, h + q))))
+        hi = builder.shuffle_vector(
+            v, v, ir.Constant(idx, list(range(q, h)) + list(range(h + q, width)))
+        )
+        v = builder.fadd(lo, hi)
+        width = 2 * q
+        h = q
+    zero = ir.Constant(ir.IntType(32), 0)
+    one = ir.Constant(ir.IntType(32), 1)
+    return builder.extract_element(v, zero), builder.extract_element(v, one)
+
+
+def _dot_sqnorm_lanes(context, builder, signature, args):
+    """The W-lane partial sums (p·q, ‖p‖², ‖q‖²) of an intrinsic called as (P, u, Q, i,
+    n_chunks): chunks go to two sets of accumulators by parity, and a constant n_chunks unrolls
+    the loop without changing the order of any addition."""
+    P_ty, u_ty, Q_ty, i_ty, n_ty = signature.args
+    W = _lanes(P_ty.dtype)
+    vty = ir.VectorType(context.get_value_type(P_ty.dtype), W)
+    parr = context.make_array(P_ty)(context, builder, args[0])
+    qarr = context.make_array(Q_ty)(context, builder, args[2])
+    row_u = _as_intp(context, builder, args[1], u_ty)
+    row_i = _as_intp(context, builder, args[3], i_ty)
+    count = _as_intp(context, builder, args[4], n_ty)
+    zero = ir.Constant(vty, [0.0] * W)
+    fma = _fma(builder, vty)
+
+    def load_chunk(index):
+        col = builder.mul(index, ir.Constant(index.type, W))
+        p = builder.load(_row_ptr(context, builder, P_ty, parr, row_u, col, vty), align=4)
+        q = builder.load(_row_ptr(context, builder, Q_ty, qarr, row_i, col, vty), align=4)
+        return ((p, q), (p, p), (q, q))
+
+    # two sets of accumulators (even and odd chunks) and separate ones for ‖p‖² and ‖q‖²:
+    # six short dependency chains instead of one long one
+    fixed = _fixed_count(n_ty)
+    if fixed is not None:
+        acc = [[zero] * 3 for _ in range(2)]
+        for c in range(fixed):
+            for t, (x, y) in enumerate(load_chunk(ir.Constant(count.type, c))):
+                # x·y + 0 rounds as x·y, so a set's first product needs no addition; but a
+                # plain product that meets the final fadd could be fused into it by the
+                # backend, so that happens only where another fma follows
+                prev = acc[c % 2][t]
+                if c < 2 and c + 2 < fixed:
+                    acc[c % 2][t] = builder.fmul(x, y)
+                else:
+                    acc[c % 2][t] = builder.call(fma, [x, y, prev])
+        even, odd_ = acc
+    else:
+        slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in range(2)]
+
+        def chunk(index, accs):
+            for a, (x, y) in zip(accs, load_chunk(index)):
+                builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
+
+        two = ir.Constant(count.type, 2)
+        with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
+            first = builder.mul(loop.index, two)
+            chunk(first, slots[0])
+            chunk(builder.add(first, ir.Constant(count.type, 1)), slots[1])
+        odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
+        with builder.if_then(odd):
+            chunk(builder.sub(count, ir.Constant(count.type, 1)), slots[0])
+        even, odd_ = ([builder.load(a) for a in accs] for accs in slots)
+    dots = builder.fadd(even[0], odd_[0])
+    return dots, builder.fadd(even[1], odd_[1]), builder.fadd(even[2], odd_[2]), W
+
+
+@intrinsic(prefer_literal=True)
+def simd_dot_sqnorm(typingctx, P, u, Q, i, n_chunks):
+    """(p_u·q_i, ‖p_u‖² + ‖q_i‖²) over the first n_chunks·W columns, summed in W lanes and a
+    fixed tree, so the order of every addition is set here and not by the compiler."""
+    sig = types.UniTuple(P.dtype, 2)(P, u, Q, i, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        dots, sp, sq, W = _dot_sqnorm_lanes(context, builder, signature, args)
+        d, n = _hsum_pair(builder, dots, builder.fadd(sp, sq), W)
+        return context.make_tuple(builder, signature.return_type, [d, n])
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_dot_sqnorms(typingctx, P, u, Q, i, n_chunks):
+    """(p_u·q_i, ‖p_u‖², ‖q_i‖²) over the first n_chunks·W columns, summed as in
+    ``simd_dot_sqnorm`` but the two squared norms apart."""
+    sig = types.UniTuple(P.dtype, 3)(P, u, Q, i, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        dots, sp, sq, W = _dot_sqnorm_lanes(context, builder, signature, args)
+        d, np_ = _hsum_pair(builder, dots, sp, W)
+        nq = _hsum_pair(builder, sq, sq, W)[0]
+        return context.make_tuple(builder, signature.return_type, [d, np_, nq])
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
+    """p_u, q_i ← c·p_u + s·q_i, c·q_i + s·p_u (both from the old rows) over the first
+    n_chunks·W columns: the SGD step of one rating, with c = 1 − 2ηλ and s = 2η·e."""
+    sig = types.void(P, u, Q, i, c, s, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        vty, (P_ty, parr, row_u), (Q_ty, qarr, row_i), cvec, svec, count = _pair_operands(
+            context, builder, signature, args
+        )
+        n_ty = signature.args[6]
+        fma = _fma(builder, vty)
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, vty.count))
+            pp = _row_ptr(context, builder, P_ty, parr, row_u, col, vty)
+            qp = _row_ptr(context, builder, Q_ty, qarr, row_i, col, vty)
+            return pp, qp, builder.load(pp, align=4), builder.load(qp, align=4)
+
+        def store(pp, qp, p, q):
+            builder.store(builder.call(fma, [svec, q, builder.fmul(cvec, p)]), pp, align=4)
+            builder.store(builder.call(fma, [svec, p, builder.fmul(cvec, q)]), qp, align=4)
+
+        _each_chunk(builder, n_ty, count, load, store)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, b, n_chunks):
+    """GU[su] += b·q_i and GI[si] += b·p_u over the first n_chunks·W columns: one rating's share
+    of a batch's gradient (b = −2e; the λ part is added once per row at the step)."""
+    sig = types.void(GU, su, GI, si, P, u, Q, i, b, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        GU_ty, su_ty, GI_ty, si_ty, P_ty, u_ty, Q_ty, i_ty, b_ty, n_ty = signature.args
+        dt = P_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        rows = [
+            _as_intp(context, builder, args[k], t)
+            for k, t in ((1, su_ty), (3, si_ty), (5, u_ty), (7, i_ty))
+        ]
+        tys = (GU_ty, GI_ty, P_ty, Q_ty)
+        arrays = [
+            context.make_array(t)(context, builder, args[k]) for t, k in zip(tys, (0, 2, 4, 6))
+        ]
+        count = _as_intp(context, builder, args[9], n_ty)
+        bvec = _splat(context, builder, args[8], b_ty, dt, vty)
+        fma = _fma(builder, vty)
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, W))
+            ptrs = [
+                _row_ptr(context, builder, t, arr, row, col, vty)
+                for t, arr, row in zip(tys, arrays, rows)
+            ]
+            return ptrs, [builder.load(ptr, align=4) for ptr in ptrs]
+
+        def store(ptrs, vectors):
+            gu, gi, p, q = vectors
+            builder.store(builder.call(fma, [bvec, q, gu]), ptrs[0], align=4)
+            builder.store(builder.call(fma, [bvec, p, gi]), ptrs[1], align=4)
+
+        _each_chunk(builder, n_ty, count, load, store)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_grad_sumsq(typingctx, G, s, X, r, m, n_chunks):
+    """‖g_s + m·x_r‖² over the first n_chunks·W columns: the squared norm of a row's batch
+    gradient (m·x_r its λ part), in W lanes (two sets by chunk parity) and a fixed tree."""
+    sig = G.dtype(G, s, X, r, m, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        G_ty, s_ty, X_ty, r_ty, m_ty, n_ty = signature.args
+        dt = G_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        garr = context.make_array(G_ty)(context, builder, args[0])
+        xarr = context.make_array(X_ty)(context, builder, args[2])
+        slot = _as_intp(context, builder, args[1], s_ty)
+        row = _as_intp(context, builder, args[3], r_ty)
+        mvec = _splat(context, builder, args[4], m_ty, dt, vty)
+        count = _as_intp(context, builder, args[5], n_ty)
+        fma = _fma(builder, vty)
+        zero = ir.Constant(vty, [0.0] * W)
+        slots = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, W))
+            g = builder.load(_row_ptr(context, builder, G_ty, garr, slot, col, vty), align=4)
+            x = builder.load(_row_ptr(context, builder, X_ty, xarr, row, col, vty), align=4)
+            return index, builder.call(fma, [mvec, x, g])
+
+        def add(index, v):
+            # chunks alternate between the two sets, by the parity of their index
+            odd = builder.trunc(index, ir.IntType(1))
+            acc = builder.select(odd, slots[1], slots[0])
+            builder.store(builder.call(fma, [v, v, builder.load(acc)]), acc)
+
+        _each_chunk(builder, n_ty, count, load, add)
+        total = builder.fadd(builder.load(slots[0]), builder.load(slots[1]))
+        return _hsum_pair(builder, total, zero, W)[0]
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_step_and_clear(typingctx, X, r, G, s, c, a, n_chunks):
+    """x_r ← c·x_r + a·g_s and g_s ← 0 over the first n_chunks·W columns: one row's optimizer
+    step along its batch gradient, leaving the gradient row zero for the next batch."""
+    sig = types.void(X, r, G, s, c, a, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        vty, (X_ty, xarr, row), (G_ty, garr, slot), cvec, avec, count = _pair_operands(
+            context, builder, signature, args
+        )
+        n_ty = signature.args[6]
+        fma = _fma(builder, vty)
+        zero = ir.Constant(vty, [0.0] * vty.count)
+
+        def load(index):
+            col = builder.mul(index, ir.Constant(index.type, vty.count))
+            xp = _row_ptr(context, builder, X_ty, xarr, row, col, vty)
+            gp = _row_ptr(context, builder, G_ty, garr, slot, col, vty)
+            return xp, gp, builder.load(xp, align=4), builder.load(gp, align=4)
+
+        def store(xp, gp, x, g):
+            builder.store(builder.call(fma, [avec, g, builder.fmul(cvec, x)]), xp, align=4)
+            builder.store(zero, gp, align=4)
+
+        _each_chunk(builder, n_ty, count, load, store)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def prefetch_row(typingctx, A, r, n_chunks):
+    """Ask the processor to bring row r of the 2-d array A into the cache (a hint: it changes
+    no value). Used a few ratings ahead, so the rows are in L1 when their rating comes. With a
+    constant n_chunks the row is n_chunks·W wide and its cache lines are known at compile time;
+    otherwise the row's width is read from A."""
+    sig = types.void(A, r, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        A_ty, r_ty, n_ty = signature.args
+        arr = context.make_array(A_ty)(context, builder, args[0])
+        row = _as_intp(context, builder, args[1], r_ty)
+        shape = cgutils.unpack_tuple(builder, arr.shape)
+        ptr = cgutils.get_item_pointer2(
+            context, builder, data=arr.data, shape=shape,
+            strides=cgutils.unpack_tuple(builder, arr.strides), layout=A_ty.layout,
+            inds=[row, ir.Constant(row.type, 0)], wraparound=False,
+        )  # fmt: skip
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        name = "llvm.prefetch.p0" if str(i8p) == "ptr" else "llvm.prefetch.p0i8"
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), name
+        )
+        start = builder.bitcast(ptr, i8p)
+        item_bytes = A_ty.dtype.bitwidth // 8
+
+        def line(index):
+            at = builder.gep(start, [builder.mul(index, ir.Constant(row.type, 64))])
+            # read access, keep in all cache levels, data cache
+            builder.call(fn, [at, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
+        fixed = _fixed_count(n_ty)
+        if fixed is not None:
+            n_lines = -(-fixed * _lanes(A_ty.dtype) * item_bytes // 64)
+            for c in range(n_lines):
+                line(ir.Constant(row.type, c))
+            return context.get_dummy_value()
+        n_bytes = builder.mul(shape[1], ir.Constant(row.type, item_bytes))
+        n_lines = builder.sdiv(
+            builder.add(n_bytes, ir.Constant(row.type, 63)), ir.Constant(row.type, 64)
+        )
+        with cgutils.for_range(builder, n_lines) as loop:
+            line(loop.index)
+        return context.get_dummy_value()
+
+    return sig, codegen
