@@ -10,6 +10,7 @@ import pytest
 
 import fastmf
 from fastmf.cli import main
+from tests.data.test_movielens import zip_with_compression
 
 
 def test_train_prints_a_row_per_epoch_and_saves(tmp_path, capsys):
@@ -179,25 +180,11 @@ def test_divergence_is_one_line_and_exit_1(capsys):
 
 def test_an_unreadable_zip_names_the_file(tmp_path, capsys):
     path = tmp_path / "ratings.zip"
-    _zip_with_compression(path, method=99)
+    zip_with_compression(path, method=99)
     code = main(["train", "--dataset", str(path), "--n-epochs", "1"])
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("fastmf: error: ") and str(path) in err and err.count("\n") == 1
-
-
-def _zip_with_compression(path, method: int) -> None:
-    """A zip of a MovieLens-style ratings.csv whose member claims compression ``method``."""
-    import struct
-    import zipfile
-
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr("ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,9\n2,1,3.0,9\n")
-    data = bytearray(path.read_bytes())
-    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
-    data[local + 8 : local + 10] = struct.pack("<H", method)
-    data[central + 10 : central + 12] = struct.pack("<H", method)
-    path.write_bytes(bytes(data))
 
 
 # ------------------------------------------------------------------ formats and early stopping
