@@ -1,8 +1,6 @@
 """fastmf: biased matrix factorization of explicit ratings, with Numba kernels."""
 
 from fastmf import datasets, metrics, split, tune
-from fastmf._guard import ModelStateError
-from fastmf._model_lock import ModelBusyError
 from fastmf._validation import NonFiniteModelError
 from fastmf._version import __version__
 from fastmf.diagnose import Diagnosis, Finding, diagnose
@@ -11,6 +9,8 @@ from fastmf.plot import plot_history
 from fastmf.ratings import IdMap, Ratings
 from fastmf.recommend import FoldedUser, Recommendations
 from fastmf.serialize import ModelFileError, load, save
+from fastmf.train.guard import ModelStateError
+from fastmf.train.lock import ModelBusyError
 from fastmf.tune import SearchResult, grid_search, random_search
 
 __all__ = [

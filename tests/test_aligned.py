@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastmf._aligned import CACHE_LINE, aligned_empty, aligned_zeros, cache_aligned
+from fastmf.train.aligned import CACHE_LINE, aligned_empty, aligned_zeros, cache_aligned
 
 
 @pytest.mark.parametrize(

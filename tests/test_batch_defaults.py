@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 
 from fastmf import MatrixFactorization
-from fastmf._defaults import resolve_learning_rate, resolve_optimizer
+from fastmf.train.defaults import resolve_learning_rate, resolve_optimizer
 from tests.conftest import random_ratings
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastmf import MatrixFactorization
-from fastmf import _batch_points as bp
+from fastmf.train import batch_points as bp
 from tests.conftest import random_ratings
 
 COLUMNS = ["epoch", "batch", "n_ratings", "base_loss", "reg_loss", "total_loss"]

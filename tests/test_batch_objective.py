@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmf._schedule import Strata, build_blocks, choose_n_strata
+from fastmf.train.layout import Strata, build_blocks, choose_n_strata
 from tests import reference as ref
 from tests.test_kernels import _block_order, _blocks, _run_batch_epoch
 

@@ -249,7 +249,7 @@ def test_the_compile_notice_follows_the_cache(capsys, monkeypatch):
     capsys.readouterr()
     params = {"batch_size": 1, "optimizer": "sgd", "dtype": "float32"}
     assert train_cli.kernels_cached(params)  # the fit just compiled or loaded them
-    monkeypatch.setattr(train_cli, "kernels_cached", lambda params: False)
+    monkeypatch.setattr("fastmf.cli._compile.kernels_cached", lambda params: False)
     assert main(["train", "--n-epochs", "1", "--n-factors", "4", "--quiet"]) == 0
     assert "compiling fastmf's kernels (first run only" in capsys.readouterr().err
 

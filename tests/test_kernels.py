@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastmf._batch_points import block_points
+from fastmf.train.batch_points import block_points
 from fastmf._kernels import sorting as sk
 from fastmf._kernels import training as K
-from fastmf._schedule import Strata, balanced_strata, build_blocks
+from fastmf.train.layout import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
 
@@ -113,7 +113,7 @@ def _run_batch_epoch(
     points=None,
     points_out=None,
 ):
-    from fastmf.model import _new_optimizer_state
+    from fastmf.train.state import new_optimizer_state as _new_optimizer_state
 
     dtype = P.dtype
     s = blocks.n_strata
@@ -313,7 +313,7 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
 @pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
 def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
-    from fastmf.model import _new_optimizer_state
+    from fastmf.train.state import new_optimizer_state as _new_optimizer_state
 
     users, items, values, bu, bi, P, Q = _problem(n=350, k=k, seed=29, dtype=dtype)
     runs = []

@@ -96,7 +96,7 @@ def test_first_epoch_losses_are_those_of_the_initial_model(small_ratings):
     base = np.mean((r - pred) ** 2)
     reg = 0.1 * np.mean((P[u] ** 2).sum(1) + (Q[i] ** 2).sum(1))
     m._state.blocks = None  # force a single-stratum layout of the same data
-    from fastmf._schedule import Strata
+    from fastmf.train.layout import Strata
 
     m._state.user_strata = Strata(np.array([0, len(m.user_ids_)]))
     m._state.item_strata = Strata(np.array([0, len(m.item_ids_)]))

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastmf import MatrixFactorization, NonFiniteModelError
-from fastmf._guard import ModelStateError
-from fastmf._model_lock import ModelBusyError
+from fastmf.train.guard import ModelStateError
+from fastmf.train.lock import ModelBusyError
 from tests.conftest import random_ratings
 
 FAST = {"n_factors": 4, "n_epochs": 3, "random_state": 0, "verbose": 0}

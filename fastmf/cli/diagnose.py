@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             row.pop("figures")
         print_frame(pd.DataFrame(rows, columns=["code", "severity", "message", "advice"]), "csv")
     if args.plot:
-        from fastmf.plot import plot_history
+        from fastmf.evaluate.plot import plot_history
 
         plot_history(model, path=args.plot)
         info(f"\nplot written to {args.plot}", args.format)

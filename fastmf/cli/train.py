@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import sys
 import time
@@ -27,8 +26,10 @@ from fastmf.cli._common import (
     to_json,
     warn,
 )
+from fastmf.cli._compile import announce_compile, kernels_cached  # noqa: F401
 from fastmf.data.split import train_test_split
-from fastmf.model import BIASES, DTYPES, LR_SCHEDULES, OPTIMIZERS, MatrixFactorization
+from fastmf.train.estimator import MatrixFactorization
+from fastmf.train.params import BIASES, DTYPES, LR_SCHEDULES, OPTIMIZERS
 
 DEFAULT_DATASET = "synthetic-ml-100k"
 
@@ -60,10 +61,6 @@ _PARAMS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
 
 # a schedule or option that decides from the validation error: it must not see the test part
 _WATCHES_VALIDATION = ("plateau",)
-
-# A cold default fit on a 2-core Xeon spent 17 s of CPU compiling (31 s of wall time on a busy
-# machine); the epochs themselves take a fraction of a second.
-_COMPILE_SECONDS = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -146,7 +143,7 @@ def check(args: argparse.Namespace) -> None:
         name = str(exc).split(" ", 1)[0]
         flag = f"--{name.replace('_', '-')} {params[name]}: " if name in params else ""
         raise UsageError(f"{flag}{exc}") from None
-    from fastmf._training_checks import model_bytes, physical_memory
+    from fastmf.train.checks import model_bytes, physical_memory
 
     have = physical_memory()
     if have is not None and model_bytes(1, 1, checked) > have:
@@ -244,28 +241,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         fit_part, validation = train, test  # reported each epoch, decides nothing
     if not args.quiet:
-        info(
-            f"{args.dataset}: {len(df):,} ratings, {df['user'].nunique():,} users, "
-            f"{df['item'].nunique():,} items; training on {len(fit_part):,}, testing on "
-            f"{len(test):,} (loaded in {time.perf_counter() - t0:.1f} s)",
-            fmt,
-        )
-        watchers = " and ".join(
-            name
-            for name, on in (
-                ("early stopping", args.early_stopping),
-                ("the plateau schedule", args.lr_schedule in _WATCHES_VALIDATION),
-            )
-            if on
-        )
-        info(
-            f"val_rmse: a validation part of {len(validation):,} ratings carved from the "
-            f"training ratings ({watchers} {'watch' if ' and ' in watchers else 'watches'} it), "
-            "not the test part"
-            if carve
-            else "val_rmse: the test part (reported only; it decides nothing)",
-            fmt,
-        )
+        _describe_split(args, df, fit_part, validation, test, carve, time.perf_counter() - t0)
     params = _estimator_params(args)
     bar = not args.no_progress and sys.stderr.isatty()
     table = None if args.quiet or fmt == "json" else _EpochTable(fmt, bar)
@@ -302,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         model.save(args.save)
         info(f"model saved to {args.save}", fmt)
     if args.plot:
-        from fastmf.plot import plot_history
+        from fastmf.evaluate.plot import plot_history
 
         plot_history(model, path=args.plot)
         info(f"training curves written to {args.plot}", fmt)
@@ -314,26 +290,63 @@ def run(args: argparse.Namespace) -> int:
         if fmt != "json":
             info(str(diagnosis), fmt)
     if fmt == "json":
-        result: dict[str, Any] = {
-            "dataset": args.dataset,
-            "n_ratings": len(df),
-            "n_train": len(fit_part),
-            "n_validation": len(validation) if carve else 0,
-            "n_test": len(test),
-            "test_rmse": rmse,
-            "test_mae": mae,
-            "n_epochs_done": int(model.n_epochs_done_),
-            "best_epoch": best,
-            "fit_seconds": fit_seconds,
-            "params": params,
-            "history": model.history_.to_dict(orient="records"),
-            "saved": args.save,
-            "plot": args.plot,
-        }
-        if diagnosis is not None:
-            result["diagnosis"] = [f.code for f in diagnosis.findings]
-        print(to_json(result))
+        split = {"n_ratings": len(df), "n_train": len(fit_part), "n_test": len(test),
+                 "n_validation": len(validation) if carve else 0}  # fmt: skip
+        print(to_json(_json_result(args, model, split, rmse, mae, fit_seconds, params, diagnosis)))
     return 0
+
+
+def _describe_split(
+    args: argparse.Namespace, df: Any, fit_part: Any, validation: Any, test: Any, carve: bool,
+    seconds: float,
+) -> None:  # fmt: skip
+    """Say what the data is, how it was split, and what val_rmse is measured on."""
+    fmt = args.format
+    info(
+        f"{args.dataset}: {len(df):,} ratings, {df['user'].nunique():,} users, "
+        f"{df['item'].nunique():,} items; training on {len(fit_part):,}, testing on "
+        f"{len(test):,} (loaded in {seconds:.1f} s)",
+        fmt,
+    )
+    watchers = " and ".join(
+        name
+        for name, on in (
+            ("early stopping", args.early_stopping),
+            ("the plateau schedule", args.lr_schedule in _WATCHES_VALIDATION),
+        )
+        if on
+    )
+    info(
+        f"val_rmse: a validation part of {len(validation):,} ratings carved from the "
+        f"training ratings ({watchers} {'watch' if ' and ' in watchers else 'watches'} it), "
+        "not the test part"
+        if carve
+        else "val_rmse: the test part (reported only; it decides nothing)",
+        fmt,
+    )
+
+
+def _json_result(
+    args: argparse.Namespace, model: Any, split: dict[str, int], rmse: float, mae: float,
+    fit_seconds: float, params: dict[str, Any], diagnosis: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The run as one JSON document."""
+    result: dict[str, Any] = {
+        "dataset": args.dataset,
+        **split,
+        "test_rmse": rmse,
+        "test_mae": mae,
+        "n_epochs_done": int(model.n_epochs_done_),
+        "best_epoch": getattr(model, "best_epoch_", None),
+        "fit_seconds": fit_seconds,
+        "params": params,
+        "history": model.history_.to_dict(orient="records"),
+        "saved": args.save,
+        "plot": args.plot,
+    }
+    if diagnosis is not None:
+        result["diagnosis"] = [f.code for f in diagnosis.findings]
+    return result
 
 
 def _epochs(n: int) -> str:
@@ -356,32 +369,3 @@ def _save_interrupted(model: MatrixFactorization, path: str | None) -> None:
         return
     model.save(path)
     warn(f"interrupted: the model of epoch {done}, the last completed, is saved to {path}")
-
-
-def announce_compile(params: dict[str, Any]) -> None:
-    """Say on stderr that the kernels compile now, when Numba's cache holds no compiled training
-    kernel for this dtype (the first run, or the first after fastmf's kernels changed)."""
-    if kernels_cached(params):
-        return
-    print(
-        f"fastmf: compiling fastmf's kernels (first run only, about {_COMPILE_SECONDS} s)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def kernels_cached(params: dict[str, Any]) -> bool:
-    """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype,
-    and matching the kernel's current source. True when it cannot tell (nothing is announced)."""
-    try:
-        from fastmf._kernels import training as _kernels
-
-        per_rating = params["batch_size"] == 1 and params["optimizer"] == "sgd"
-        dispatcher = getattr(_kernels, "sgd_epoch" if per_rating else "batch_epoch")
-        index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
-        # the scalar mu has the model's dtype: it tells a float32 compile from a float64 one
-        at = list(inspect.signature(dispatcher.py_func).parameters).index("mu")
-        dtype = str(np.dtype(params["dtype"]))
-        return any(str(key[0][at]) == dtype for key in index)
-    except Exception:  # noqa: BLE001 - another Numba, or the kernel changed: cannot tell
-        return True

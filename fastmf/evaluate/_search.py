@@ -34,7 +34,7 @@ def search(
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r} is not known; use one of {SCORINGS}")
     if estimator is None:
-        from fastmf.model import MatrixFactorization
+        from fastmf.train.estimator import MatrixFactorization
 
         estimator = MatrixFactorization()
     base = estimator.get_params()

@@ -118,7 +118,7 @@ CODE = [
     "os:system",
     "subprocess:Popen",
     "fastmf.model:MatrixFactorization.fit",
-    "fastmf._schedule:Strata",  # a fastmf class, but not where a training state belongs
+    "fastmf.train.layout:Strata",  # a fastmf class, but not where a training state belongs
 ]
 
 
@@ -154,7 +154,7 @@ def test_strata_or_model_classes_naming_code_are_refused(tmp_path, entries, guar
     def top(m):
         m["class"] = target
 
-    if target != "fastmf._schedule:Strata":
+    if target != "fastmf.train.layout:Strata":
         refused(crafted(tmp_path, entries, strata, name="a"), "outside fastmf")
     if target != "fastmf.model:MatrixFactorization":
         refused(crafted(tmp_path, entries, top, name="b"), "outside fastmf")

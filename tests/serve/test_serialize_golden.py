@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fastmf import MatrixFactorization, load, save
-from fastmf._guard import optimizer_shapes
-from fastmf.model import _new_optimizer_state
+from fastmf.train.guard import optimizer_shapes
+from fastmf.train.state import new_optimizer_state as _new_optimizer_state
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "models-0.1.0"
 NAMES = sorted(p.stem for p in GOLDEN.glob("*.model"))

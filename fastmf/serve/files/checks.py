@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fastmf._guard import optimizer_shapes
 from fastmf.serve.files.schema import ARRAYS, BIT_GENERATORS, FIT_PARAMS, Invalid
 from fastmf.serve.files.values import is_finite, is_integer, is_real, kind_of, length_1d, short
+from fastmf.train.guard import optimizer_shapes
 
 if TYPE_CHECKING:
     from fastmf.serve.files.state import FittedState
@@ -52,7 +52,7 @@ def check_layout(f: FittedState) -> None:
 
 def _checked_params(f: FittedState) -> dict[str, Any]:
     """The parameters as the estimator checks them (a 0.1.0 file's dropped dtype restored)."""
-    from fastmf.model import MatrixFactorization
+    from fastmf.train.estimator import MatrixFactorization
 
     dtype_param = f.params.get("dtype", "float32")
     if "dtype" in f.dropped and "user_factors_" in f.arrays:
@@ -105,7 +105,7 @@ def _check_state_layout(
 def _structure(f: FittedState, p: dict[str, Any]) -> dict[str, Any]:
     """The shape of the fitted model: the shape parameters it was fitted with (0.1.0 files:
     the saved parameters) and the optimizer its state belongs to."""
-    from fastmf.model import BIASES, DTYPES, OPTIMIZERS
+    from fastmf.train.params import BIASES, DTYPES, OPTIMIZERS
 
     fit = dict(f.state["fit_params"]) if f.state else {}
     structure = {name: fit.get(name, p[name]) for name in FIT_PARAMS}

@@ -71,7 +71,7 @@ def fitted_from_manifest(manifest: dict, archive: Archive) -> FittedState:
 
 def _params(manifest: dict) -> tuple[dict[str, Any], list[str]]:
     """The saved parameters (names of the estimator only) and the names save left out."""
-    from fastmf.model import MatrixFactorization
+    from fastmf.train.estimator import MatrixFactorization
 
     known = MatrixFactorization._param_names()
     raw_params = field_of(manifest, "params", dict, "manifest")

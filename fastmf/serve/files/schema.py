@@ -14,6 +14,7 @@ MANIFEST = "manifest.json"
 MANIFEST_LIMIT = 1 << 28
 MANIFEST_RATIO = 32  # JSON expands in memory: a deflated manifest may not expand more than this
 ZIP_MAGIC = b"PK\x03\x04"
+# names that fastmf 0.1.0 wrote for its classes: labels of the format, never resolved as imports
 MODEL_CLASS = "fastmf.model:MatrixFactorization"
 STATE_CLASS = "fastmf.model:_TrainState"
 STRATA_CLASS = "fastmf._schedule:Strata"

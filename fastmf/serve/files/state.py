@@ -117,9 +117,9 @@ class FittedState:
     # ---------------------------------------------------------------- to a model
     def to_model(self) -> Any:
         """A fitted MatrixFactorization holding these parts (after the checks)."""
-        from fastmf._defaults import resolve_learning_rate
         from fastmf.data.ids import IdMap
-        from fastmf.model import MatrixFactorization
+        from fastmf.train.defaults import resolve_learning_rate
+        from fastmf.train.estimator import MatrixFactorization
 
         model = MatrixFactorization(**self.params)
         d = model.__dict__
@@ -147,8 +147,8 @@ class FittedState:
         return model
 
     def _train_state(self) -> Any:
-        from fastmf._schedule import Strata
-        from fastmf.model import _TrainState
+        from fastmf.train.layout import Strata
+        from fastmf.train.state import TrainState as _TrainState
 
         assert self.state is not None
         return _TrainState(
@@ -191,7 +191,7 @@ def _history_of(history: Any, arrays: dict[str, Any]) -> list[str]:
 
 def _train_state_of(st: Any, arrays: dict[str, Any]) -> dict[str, Any] | None:
     """The training state's scalars (None without one); its arrays go into ``arrays``."""
-    from fastmf.model import _TrainState
+    from fastmf.train.state import TrainState as _TrainState
 
     if st is None:
         return None

@@ -1,0 +1,377 @@
+"""``MatrixFactorization``: the estimator that trains the biased model r̂ = μ + b_u + b_i + p_u·q_i.
+
+The class holds the scikit-learn contract and the public calls; each call delegates: parameters
+to ``train.params``, the fitted state to ``train.state``, epochs to ``train.loop``, serving to
+``fastmf.serve`` (imported when called: serving sits above training).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastmf._threads import threads_for
+from fastmf._validation import check_fitted
+from fastmf.data.coerce import pairs, to_ratings, validation_frame
+from fastmf.train import guard
+from fastmf.train.checks import check_memory
+from fastmf.train.epoch import predict_rows
+from fastmf.train.lock import lock_of
+from fastmf.train.loop import train_epochs
+from fastmf.train.params import check_params, same
+from fastmf.train.serving import ServingMethods
+from fastmf.train.state import (
+    blocks_for,
+    check_continuation,
+    continue_optimizer,
+    hold_out,
+    initialize,
+    seen_csr,
+)
+from fastmf.train.transaction import Checkpoint
+
+Callback = Callable[["MatrixFactorization", dict], Any]
+
+
+class MatrixFactorization(ServingMethods):
+    """Biased matrix factorization of explicit ratings, trained batch by batch.
+
+    Prediction is ``r̂_ui = μ + b_u + b_i + p_u·q_i``. For a batch B the objective is
+    ``L_B = (Σ_B (r − r̂)² + λ Σ_B (‖p_u‖² + ‖q_i‖²)) / batch_size`` (plus ``reg_bias`` times the
+    squared biases, when asked), divided by the nominal ``batch_size`` also where a block's end
+    cuts a batch short, so every rating weighs the same. The first sum is the base loss, the
+    second the regularization loss.
+
+    Parameters
+    ----------
+    n_factors : int, default 64
+        Length k of the factor vectors p_u and q_i.
+    n_epochs : int, default 20
+        Passes over the training ratings made by ``fit``.
+    batch_size : int, default 1
+        Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
+        order. 1 is classical per-rating SGD (the fastest to a given accuracy on the ML-25M twin
+        in benchmarks/README.md).
+    learning_rate : float or None, default None
+        η in θ ← θ − η ∇θ L_B (the factor 2 of the square is kept), at the first epoch. None
+        resolves at ``fit`` into ``learning_rate_``: 0.03 for plain SGD per rating (``batch_size``
+        1, as ever), 0.03·batch_size for "sgd" and "damped_sgd" on batches (L_B divides by the
+        nominal batch size, so an epoch then moves as far as per-rating SGD's), 0.1 for
+        "row_adagrad" and "adagrad", 0.01 for "adam".
+    reg : float, default 0.05
+        λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
+    reg_bias : float, default 0.0
+        Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
+    optimizer : {"auto", "sgd", "damped_sgd", "adagrad", "adam", "row_adagrad"}, default "auto"
+        "auto" resolves at ``fit`` into ``optimizer_``: "sgd" at ``batch_size=1``, "damped_sgd"
+        for larger batches. A batch sums a heavy row's gradients at one point, where plain SGD at
+        0.03·batch_size diverges from batch 256 up; "damped_sgd" steps each row at the rate
+        η/(1 + η·h), h a bound on the row's curvature in L_B (its partners' squared norms and its
+        rating count in the batch): stable, as cheap as SGD, and plain SGD as η·h → 0, so the
+        same objective (within 0.5% of per-rating SGD's test RMSE on the ML-25M twin at batch 32
+        to 8192, benchmarks/README.md). Adaptive optimizers keep their state per row: only rows a
+        batch touches are updated. "adagrad" and "adam" keep it per element; "row_adagrad" keeps
+        one sum of squares per factor row (the mean square of its gradients, as LIBMF does),
+        much cheaper.
+    record_batches : bool, default False
+        Also record the loss through each epoch into ``batch_history_`` (a DataFrame: epoch,
+        batch (the index in the epoch of the point's first batch), n_ratings, base_loss,
+        reg_loss, total_loss as means per rating). Every batch is a point when an epoch has at
+        most 2000; otherwise runs of consecutive batches are summed into about 2000 points an
+        epoch (never spanning two blocks), so memory stays small at any batch size. Points come
+        in the epoch's order and sum to ``history_``; the model is the same with or without.
+    biases : {"learned", "fixed", "none"}, default "learned"
+        "fixed": damped mean deviations, b_i = Σ(r − μ)/(n_i + bias_damping), then b_u on what
+        is left, computed once before training; "none": no biases.
+    bias_damping : float, default 5.0
+    init_std : float, default 0.1
+        Factors start as draws from N(0, init_std²); biases start at 0.
+    lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "exponential"
+        "step" multiplies the rate by ``lr_decay`` (default 0.5) every ``lr_step_size`` epochs,
+        "exponential" by ``lr_decay`` (default 0.8) every epoch, "plateau" by ``lr_decay``
+        (default 0.5) when the monitored error did not improve by ``min_delta`` in an epoch.
+        A callable gets (epoch, learning_rate) and returns the epoch's rate.
+    lr_decay : float or None, default None
+    lr_step_size : int, default 10
+    validation_fraction : float or None, default None
+        Hold out this fraction of the training ratings (seeded) to report ``val_rmse`` and
+        ``val_mae`` each epoch, when ``fit`` gets no ``validation``.
+    early_stopping : bool, default False
+        Stop when the validation RMSE has not improved by ``min_delta`` for ``patience`` epochs and
+        restore the best epoch's model (uses 10% of the ratings when no validation is given).
+    patience : int, default 3
+    min_delta : float, default 1e-4
+    callbacks : sequence of callables or None
+        Each is called as ``cb(model, row)`` after every epoch with the epoch's history row;
+        returning True stops training.
+    duplicates : {"error", "last"}, default "error"
+        What to do with repeated (user, item) pairs.
+    random_state : int or None
+        Seed of every random draw; the same seed and settings give the same model, bit for bit,
+        whatever ``n_jobs`` is.
+    n_jobs : int, default -1
+        Threads; -1 for all cores.
+    dtype : {"float32", "float64"}, default "float32"
+    verbose : int, default 1
+        0 prints nothing; 1 shows a progress bar per epoch.
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 64,
+        n_epochs: int = 20,
+        batch_size: int = 1,
+        learning_rate: float | None = None,
+        reg: float = 0.05,
+        reg_bias: float = 0.0,
+        optimizer: str = "auto",
+        record_batches: bool = False,
+        biases: str = "learned",
+        bias_damping: float = 5.0,
+        init_std: float = 0.1,
+        lr_schedule: str | Callable[[int, float], float] = "exponential",
+        lr_decay: float | None = None,
+        lr_step_size: int = 10,
+        validation_fraction: float | None = None,
+        early_stopping: bool = False,
+        patience: int = 3,
+        min_delta: float = 1e-4,
+        callbacks: Sequence[Callback] | None = None,
+        duplicates: str = "error",
+        random_state: int | None = None,
+        n_jobs: int = -1,
+        dtype: str = "float32",
+        verbose: int = 1,
+    ):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.reg_bias = reg_bias
+        self.optimizer = optimizer
+        self.record_batches = record_batches
+        self.biases = biases
+        self.bias_damping = bias_damping
+        self.init_std = init_std
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_step_size = lr_step_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.callbacks = callbacks
+        self.duplicates = duplicates
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ scikit-learn contract
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, as scikit-learn's ``clone`` and searches expect."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> MatrixFactorization:
+        """Set constructor parameters by name; returns self."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"unknown parameter {name!r} for MatrixFactorization; valid: {sorted(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = MatrixFactorization().get_params()
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not same(v, defaults[k])]
+        return f"MatrixFactorization({', '.join(changed)})"
+
+    def __sklearn_tags__(self):  # pragma: no cover - exercised through scikit-learn
+        from sklearn.utils import RegressorTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True),
+            regressor_tags=RegressorTags(),
+        )
+
+    _estimator_type = "regressor"
+
+    def __getattr__(self, name: str) -> Any:
+        # seen_indptr_ / seen_items_ (each user's training items, as CSR) are built from the
+        # training layout on first use: fit does not pay for them unless they are needed
+        if name in ("seen_indptr_", "seen_items_"):
+            state = self.__dict__.get("_state")
+            blocks = getattr(state, "blocks", None)
+            if blocks is not None and "user_map_" in self.__dict__:
+                n_users = len(self.__dict__["user_map_"])
+                guard.check_layout(blocks, n_users, len(self.__dict__.get("item_map_", ())))
+                indptr, items = seen_csr(blocks, n_users)
+                self.__dict__["seen_indptr_"], self.__dict__["seen_items_"] = indptr, items
+                return self.__dict__[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        with lock_of(self).reading():
+            if "_state" in self.__dict__:
+                self.seen_indptr_  # noqa: B018 - built now: the pickled state has no layout
+            state = self.__dict__.copy()
+        state.pop("_lock", None)  # a copy or an unpickled model gets a lock of its own
+        return state
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> dict[str, Any]:
+        """Validated parameters, or a clear error naming the bad one (``train.params``)."""
+        return check_params(self)
+
+    def _check_fitted(self) -> None:
+        check_fitted(self)
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        validation: Any = None,
+        item_titles: Any = None,
+    ) -> MatrixFactorization:
+        """Train from scratch for ``n_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : DataFrame with columns user, item, rating[, timestamp], or array of shape (n, 2)
+            Raw (user, item) ids when an array; then ``y`` holds the ratings.
+        y : array-like of shape (n,), optional
+        validation : DataFrame, or a tuple (X_val, y_val), optional
+            Ratings scored after each epoch (``val_rmse``, ``val_mae`` in ``history_``). Users
+            or items not in the training data get the fallback prediction (μ plus known biases).
+        item_titles : mapping or Series from raw item id to title, optional
+            Kept as ``item_titles_`` for recommendations.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        The call completes or leaves the previous fitted state exactly as it was, whatever the
+        exception; Ctrl-C stops after the running epoch and keeps the epochs completed.
+        """
+        with lock_of(self).writing():
+            params = self._check_params()
+            ratings = to_ratings(X, y, duplicates=self.duplicates)
+            rng = np.random.default_rng(self.random_state)
+            val = None if validation is None else validation_frame(validation)
+            titles = None if item_titles is None else dict(pd.Series(item_titles))
+            if val is None and (self.validation_fraction is not None or self.early_stopping):
+                ratings, val = hold_out(ratings, self.validation_fraction, rng)
+            check_memory(ratings.n_users, ratings.n_items, params)
+            checkpoint = Checkpoint(self, in_place=False)
+            try:
+                initialize(self, ratings, params, rng)
+                self.item_titles_ = titles
+                train_epochs(self, self._state.blocks, val, params, params["n_epochs"], checkpoint)
+            except BaseException as exc:
+                checkpoint.settle(self, exc)
+                raise
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None, validation: Any = None) -> MatrixFactorization:
+        """One more epoch from the current state, on the same objective.
+
+        The optimizer state, the schedule and the random stream continue, so ``fit`` with 10
+        epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data. An
+        unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError
+        (fold new users in with ``fold_in``).
+
+        Parameters that shape the model (``n_factors``, ``dtype``, ``biases``, and
+        ``bias_damping`` with fixed biases) cannot change before ``partial_fit``: a changed one
+        raises ValueError naming it (``fit`` starts anew with it). The others apply from the
+        next epoch: a new ``optimizer`` continues from the current factors with fresh optimizer
+        state; ``batch_size``, ``learning_rate`` and its schedule, ``reg``, ``reg_bias``,
+        ``callbacks``, ``duplicates``, ``n_jobs`` and ``verbose`` are simply used.
+        ``init_std`` and ``random_state`` seed a fit: ``partial_fit`` continues the fit's
+        random stream. The call completes or leaves the model exactly as it was.
+        """
+        with lock_of(self).writing():
+            params = self._check_params()
+            if hasattr(self, "user_factors_") and not hasattr(self, "_state"):
+                raise ValueError(
+                    "this fitted model carries no training state (it was loaded from a file "
+                    "saved without it), so partial_fit cannot continue it; refit with fit"
+                )
+            ratings = to_ratings(X, y, duplicates=self.duplicates)
+            val = None if validation is None else validation_frame(validation)
+            fresh = not hasattr(self, "_state")
+            if fresh:
+                check_memory(ratings.n_users, ratings.n_items, params)
+            else:
+                check_continuation(self, params)
+            checkpoint = Checkpoint(self, in_place=not fresh)
+            try:
+                if fresh:
+                    initialize(self, ratings, params, np.random.default_rng(self.random_state))
+                    self.item_titles_ = None
+                    blocks = self._state.blocks
+                else:
+                    blocks = blocks_for(self, ratings, threads_for(self.n_jobs))
+                    continue_optimizer(self, params)
+                train_epochs(self, blocks, val, params, 1, checkpoint)
+            except BaseException as exc:
+                checkpoint.settle(self, exc)
+                raise
+        return self
+
+    def predict(self, X: Any, clip: bool = True) -> np.ndarray:
+        """Predicted ratings for raw (user, item) pairs.
+
+        Unknown users or items fall back to what is known: μ plus the known bias. Predictions are
+        clipped to the training rating scale unless ``clip=False``.
+
+        Parameters
+        ----------
+        X : DataFrame with columns user and item, or array of shape (n, 2) of raw ids
+
+        Returns
+        -------
+        ndarray of shape (n,), dtype float64
+        """
+        with lock_of(self).reading():
+            self._check_fitted()
+            users, items = pairs(X)
+            u = self.user_map_.lookup(users, column="user")
+            i = self.item_map_.lookup(items, column="item")
+            out = self._predict_rows(u, i)
+            if clip:
+                np.clip(out, self.rating_scale_[0], self.rating_scale_[1], out=out)
+        return out
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative RMSE of the clipped predictions (higher is better, as scikit-learn expects)."""
+        if y is None:
+            if not isinstance(X, pd.DataFrame) or "rating" not in X.columns:
+                raise ValueError("score needs ratings: pass y, or a DataFrame with a rating column")
+            y = X["rating"].to_numpy()
+        pred = self.predict(X)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != pred.shape:
+            raise ValueError(f"y has {y.shape[0]} ratings but X has {pred.shape[0]} pairs")
+        return -float(np.sqrt(np.mean((pred - y) ** 2)))
+
+    # ------------------------------------------------------------------ training
+
+    def _predict_rows(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """r̂ (float64) for model rows ``u``, ``i`` (-1: unknown), through the guarded kernel."""
+        return predict_rows(self, u, i)

@@ -1,0 +1,221 @@
+"""The epoch loop: history, validation, early stopping, callbacks, Ctrl-C and the progress bar."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastmf._threads import numba_threads
+from fastmf.data.coerce import pairs
+from fastmf.train.aligned import cache_aligned
+from fastmf.train.checks import check_divergence
+from fastmf.train.epoch import (
+    after_epoch_schedule,
+    epoch_learning_rate,
+    run_epoch,
+    scratch_for,
+    uses_batch_kernel,
+)
+from fastmf.train.layout import BlockSchedule
+from fastmf.train.transaction import Checkpoint, install
+
+
+def train_epochs(
+    model: Any,
+    blocks: BlockSchedule,
+    val: pd.DataFrame | None,
+    params: dict,
+    n_epochs: int,
+    checkpoint: Checkpoint,
+) -> None:
+    """Run ``n_epochs`` epochs over ``blocks``, recording history, validation, callbacks and
+    early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded."""
+    n_threads = blocks.n_workers
+    # the defaults that follow the batch size, as resolved by _check_params
+    install(model, {"optimizer_": params["optimizer"], "learning_rate_": params["learning_rate"]})
+    dtype = np.dtype(model.dtype)
+    # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
+    install(
+        model,
+        {
+            "user_factors_": cache_aligned(model.user_factors_),
+            "item_factors_": cache_aligned(model.item_factors_),
+        },
+    )
+    val_rows = None if val is None else validation_rows(model, val)
+    monitor_best = math.inf
+    best_snapshot = None
+    wait = 0
+    scratch = (
+        scratch_for(params, blocks, len(model.user_map_), len(model.item_map_), dtype)
+        if uses_batch_kernel(params)
+        else None
+    )
+    progress = Progress(n_epochs, model.verbose)
+    try:
+        with numba_threads(n_threads), deferred_interrupt() as interrupt:
+            for _ in range(n_epochs):
+                epoch = model.n_epochs_done_
+                lr = epoch_learning_rate(model, epoch, params)
+                interrupt.hold = checkpoint.in_epoch = True  # until the epoch is recorded
+                t0 = time.perf_counter()
+                base, regl, points = run_epoch(model, blocks, params, lr, dtype, scratch)
+                seconds = time.perf_counter() - t0
+                check_divergence(model, blocks, base, regl, epoch, lr, params)
+                row = history_row(model, epoch, base, regl, len(blocks.values), val_rows)
+                row["learning_rate"] = lr
+                row["seconds"] = seconds
+                model.n_epochs_done_ = epoch + 1
+                model.history_ = append_history(model.history_, row)
+                if epoch == 0:  # a fresh fit starts a new record
+                    model.__dict__.pop("batch_history_", None)
+                if points is not None:
+                    earlier = model.__dict__.get("batch_history_")
+                    both = [points] if earlier is None else [earlier, points]
+                    model.batch_history_ = pd.concat(both, ignore_index=True)
+                checkpoint.completed_epochs += 1
+                interrupt.hold = checkpoint.in_epoch = False
+                progress.update(row)
+                monitored = row.get("val_rmse", row["total_loss"])
+                after_epoch_schedule(model, monitored, params)
+                stop = False
+                if model.early_stopping and val_rows is not None:
+                    if monitored < monitor_best - model.min_delta:
+                        monitor_best, wait = monitored, 0
+                        best_snapshot = snapshot(model)
+                    else:
+                        wait += 1
+                        stop = wait >= model.patience
+                for cb in model.callbacks or ():
+                    if cb(model, dict(row)) is True:
+                        stop = True
+                if interrupt.hit:
+                    raise KeyboardInterrupt
+                if stop:
+                    break
+    finally:
+        progress.close()
+    if best_snapshot is not None:
+        restore(model, best_snapshot)
+
+
+def validation_rows(model: Any, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation ratings as model rows (-1 for ids unseen in training) and values."""
+    vu, vi = pairs(val)
+    return (
+        model.user_map_.lookup(vu),
+        model.item_map_.lookup(vi),
+        val["rating"].to_numpy(dtype=np.float64),
+    )
+
+
+def history_row(
+    model: Any, epoch: int, base: float, regl: float, n_train: int, val_rows: tuple | None
+) -> dict[str, Any]:
+    """The epoch's losses (sums over the training ratings, as means) and validation errors."""
+    row: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "base_loss": base / n_train,
+        "reg_loss": regl / n_train,
+        "total_loss": (base + regl) / n_train,
+        "train_rmse": math.sqrt(base / n_train),
+    }
+    if val_rows is not None:
+        pred = model._predict_rows(val_rows[0], val_rows[1])
+        np.clip(pred, model.rating_scale_[0], model.rating_scale_[1], out=pred)
+        err = pred - val_rows[2]
+        row["val_rmse"] = float(np.sqrt(np.mean(err * err)))
+        row["val_mae"] = float(np.mean(np.abs(err)))
+    return row
+
+
+def snapshot(model: Any) -> dict:
+    return {
+        "user_bias_": model.user_bias_.copy(),
+        "item_bias_": model.item_bias_.copy(),
+        "user_factors_": model.user_factors_.copy(),
+        "item_factors_": model.item_factors_.copy(),
+        "best_epoch_": model.n_epochs_done_,
+    }
+
+
+def restore(model: Any, snapshot: dict) -> None:
+    """Put the best epoch's parameters back into the live arrays (training state stays aligned)."""
+    for name in ("user_bias_", "item_bias_", "user_factors_", "item_factors_"):
+        getattr(model, name)[...] = snapshot[name]
+    model.best_epoch_ = snapshot["best_epoch_"]
+
+
+HISTORY_COLUMNS = ["epoch", "base_loss", "reg_loss", "total_loss", "train_rmse"]
+
+
+def empty_history() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == "epoch" else "float64") for c in HISTORY_COLUMNS}
+    )
+
+
+def append_history(history: pd.DataFrame, row: dict) -> pd.DataFrame:
+    new = pd.DataFrame([row])
+    if len(history) == 0:
+        return new.reset_index(drop=True)
+    return pd.concat([history, new], ignore_index=True)
+
+
+class Interrupt:
+    """Ctrl-C seen during training: ``hit`` once pressed; ``hold`` while an epoch is in flight."""
+
+    hit = False
+    hold = False
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[Interrupt]:
+    """Hold a Ctrl-C until the running epoch is recorded. A second Ctrl-C between epochs (in a
+    callback, say) interrupts at once; during an epoch nothing interrupts, so the model is never
+    left between two epochs."""
+    flag = Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag.hit and not flag.hold:
+            raise KeyboardInterrupt
+        flag.hit = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Progress:
+    """A per-epoch progress bar (tqdm) showing the losses; silent when verbose is 0."""
+
+    def __init__(self, total: int, verbose: int):
+        self.bar = None
+        if verbose and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="epoch", desc="fastmf", leave=True)
+
+    def update(self, row: dict) -> None:
+        if self.bar is not None:
+            shown = {k: f"{row[k]:.4f}" for k in ("base_loss", "reg_loss", "val_rmse") if k in row}
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,244 @@
+"""The model a fit starts from and what training carries between epochs: strata, layout,
+factors, biases and optimizer state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fastmf._biases import damped_biases
+from fastmf._kernels import sorting as sk
+from fastmf._kernels.hashing import hash_arrays
+from fastmf._threads import KERNEL_LOCK, threads_for
+from fastmf.data.ids import IdMap
+from fastmf.data.ratings import Ratings
+from fastmf.train.aligned import aligned_empty
+from fastmf.train.layout import (
+    BlockSchedule,
+    Strata,
+    balanced_strata,
+    build_blocks,
+    choose_n_strata,
+)
+from fastmf.train.loop import empty_history
+from fastmf.train.params import SET_AT_FIT, same
+from fastmf.train.transaction import install
+
+
+@dataclass
+class TrainState:
+    """What training carries from one epoch (and one ``partial_fit``) to the next."""
+
+    rng: np.random.Generator
+    user_strata: Strata
+    item_strata: Strata
+    optimizer: dict[str, np.ndarray]
+    learning_rate: float
+    plateau_best: float = math.inf
+    blocks: BlockSchedule | None = None
+    blocks_key: tuple = ()
+    optimizer_name: str = ""  # the optimizer whose state ``optimizer`` holds
+    fit_params: dict = field(default_factory=dict)  # the SET_AT_FIT parameters at fit
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["blocks"] = None  # rebuilt on demand; not worth a pickle's size
+        state["blocks_key"] = ()
+        return state
+
+
+def initialize(model, ratings: Ratings, params: dict, rng: np.random.Generator) -> None:
+    """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
+    dtype = np.dtype(model.dtype)
+    n_users, n_items = ratings.n_users, ratings.n_items
+    s = choose_n_strata(len(ratings), n_users, n_items)
+    u_counts = sk.key_counts(ratings.users, n_users)
+    i_counts = sk.key_counts(ratings.items, n_items)
+    u_pos, u_strata = balanced_strata(u_counts, s, rng)
+    i_pos, i_strata = balanced_strata(i_counts, s, rng)
+    u_ids = np.empty_like(ratings.user_map.ids)
+    u_ids[u_pos] = ratings.user_map.ids
+    i_ids = np.empty_like(ratings.item_map.ids)
+    i_ids[i_pos] = ratings.item_map.ids
+    k = params["n_factors"]
+    std = params["init_std"]
+    P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
+    P *= dtype.type(std)
+    Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
+    Q *= dtype.type(std)
+    mu = float(np.mean(ratings.values, dtype=np.float64))
+    bu = np.zeros(n_users, dtype=dtype)
+    bi = np.zeros(n_items, dtype=dtype)
+    if params["biases"] == "fixed":
+        fb_u, fb_i = fixed_biases(ratings, mu, params["bias_damping"])
+        bu[u_pos] = fb_u
+        bi[i_pos] = fb_i
+    state = TrainState(
+        rng=rng,
+        user_strata=u_strata,
+        item_strata=i_strata,
+        optimizer=new_optimizer_state(params["optimizer"], P, Q),
+        learning_rate=params["learning_rate"],
+        optimizer_name=params["optimizer"],
+        fit_params={name: params[name] for name in SET_AT_FIT},
+    )
+    # the training data in model rows, laid out in blocks (kept for partial_fit)
+    state.blocks = layout_of(state, ratings, u_pos, i_pos, threads_for(model.n_jobs))
+    state.blocks_key = fingerprint(ratings)
+    # seen_indptr_ and seen_items_ are built from these blocks when first asked for
+    install(
+        model,
+        {
+            "global_mean_": mu,
+            "user_bias_": bu,
+            "item_bias_": bi,
+            "user_factors_": P,
+            "item_factors_": Q,
+            "user_map_": IdMap(u_ids),
+            "item_map_": IdMap(i_ids),
+            "rating_scale_": (float(ratings.values.min()), float(ratings.values.max())),
+            "item_titles_": None,
+            "history_": empty_history(),
+            "n_epochs_done_": 0,
+            "best_epoch_": None,
+            "_state": state,
+        },
+        clear=True,
+    )
+
+
+def blocks_for(model, ratings: Ratings, n_workers: int) -> BlockSchedule:
+    """The block layout of ``ratings`` in model rows, reused when the data is the same."""
+    st = model._state
+    key = fingerprint(ratings)
+    if st.blocks is not None and st.blocks_key == key:
+        return st.blocks.with_workers(n_workers)
+    getattr(model, "seen_indptr_", None)  # keep the fitted data's seen items: a new layout
+    u_rows = model.user_map_.lookup(ratings.user_map.ids)
+    i_rows = model.item_map_.lookup(ratings.item_map.ids)
+    for name, rows, ids in (
+        ("user", u_rows, ratings.user_map.ids),
+        ("item", i_rows, ratings.item_map.ids),
+    ):
+        if (rows < 0).any():
+            unknown = ids[rows < 0]
+            raise ValueError(
+                f"{unknown.size} {name} ids were not seen at fit (first: "
+                f"{unknown[:3].tolist()}); partial_fit trains the users and items of the fitted "
+                f"model only: refit, or fold new users in with fold_in"
+            )
+    blocks = layout_of(st, ratings, u_rows, i_rows, n_workers)
+    st.blocks, st.blocks_key = blocks, key
+    return blocks
+
+
+def check_continuation(model, params: dict) -> None:
+    """Refuse a parameter set at fit that was changed since (continuing makes no sense)."""
+    at_fit = model._state.fit_params
+    for name in SET_AT_FIT:
+        if name not in at_fit:
+            continue
+        now = params.get(name, getattr(model, name))
+        if name == "bias_damping" and at_fit.get("biases") != "fixed":
+            continue
+        if not same(now, at_fit[name]):
+            raise ValueError(
+                f"{name} was {at_fit[name]!r} at fit and is now {now!r}: {name} is set when "
+                f"the model is made, so partial_fit cannot continue with the new value; "
+                f"call fit to train anew with it, or set it back to {at_fit[name]!r}"
+            )
+
+
+def continue_optimizer(model, params: dict) -> None:
+    """Fresh optimizer state when the optimizer changed since the last epoch."""
+    st = model._state
+    if st.optimizer_name != params["optimizer"]:
+        st.optimizer = new_optimizer_state(
+            params["optimizer"], model.user_factors_, model.item_factors_
+        )
+        st.optimizer_name = params["optimizer"]
+
+
+def layout_of(
+    state: TrainState, ratings: Ratings, user_row: np.ndarray, item_row: np.ndarray, n_workers: int
+) -> BlockSchedule:
+    """The block layout of ``ratings`` whose users and items sit at rows ``user_row``/``item_row``."""
+    return build_blocks(
+        ratings.users, ratings.items, ratings.values, user_row, item_row,
+        state.user_strata, state.item_strata, n_workers,
+    )  # fmt: skip
+
+
+def fixed_biases(ratings: Ratings, mu: float, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """Damped mean deviations: b_i = Σ(r − μ)/(n_i + damping), then b_u on what is left (one
+    sweep of ``fastmf._biases.damped_biases``)."""
+    r = ratings
+    return damped_biases(
+        r.users, r.items, r.values, mu, damping, 1, n_users=r.n_users, n_items=r.n_items
+    )
+
+
+def new_optimizer_state(optimizer: str, P: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row optimizer state: AdaGrad's sums of squares, Adam's moments and step counts."""
+    dtype = P.dtype
+    n_u, k = P.shape
+    n_i = Q.shape[0]
+    n1 = 1 if optimizer in ("adagrad", "adam", "row_adagrad") else 0
+    n2 = 1 if optimizer == "adam" else 0
+    row_state = optimizer == "row_adagrad"  # one sum of squares per factor row
+    return {
+        "bu_s1": np.zeros(n_u * n1, dtype),
+        "bu_s2": np.zeros(n_u * n2, dtype),
+        "bi_s1": np.zeros(n_i * n1, dtype),
+        "bi_s2": np.zeros(n_i * n2, dtype),
+        "P_s1": np.zeros((n_u * n1, 1 if row_state else k), dtype),
+        "P_s2": np.zeros((n_u * n2, k), dtype),
+        "Q_s1": np.zeros((n_i * n1, 1 if row_state else k), dtype),
+        "Q_s2": np.zeros((n_i * n2, k), dtype),
+        "u_steps": np.zeros(n_u * n2, np.int64),
+        "i_steps": np.zeros(n_i * n2, np.int64),
+    }
+
+
+def hold_out(
+    ratings: Ratings, fraction: float | None, rng: np.random.Generator
+) -> tuple[Ratings, pd.DataFrame]:
+    """A seeded share of the ratings (``fraction``, 10% when None) held out for validation."""
+    fraction = fraction if fraction is not None else 0.1
+    hold = rng.random(len(ratings)) < fraction
+    if hold.all() or not hold.any():
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no ratings for training or none "
+            f"for validation with {len(ratings)} ratings"
+        )
+    return ratings.subset(~hold), ratings.subset(hold).to_dataframe()
+
+
+def seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's training items, sorted, as CSR (indptr int64, items int32).
+
+    Blocks come in (user stratum, item stratum) order and item rows are numbered stratum by
+    stratum, so a stable bucketing by user yields every user's items nearly sorted: only a user
+    whose ratings in a block span two of its interleaved runs needs sorting.
+    """
+    with KERNEL_LOCK:
+        order, indptr = sk.stable_bucket_order(blocks.users, n_users)
+        items = blocks.items[order]
+        sk.sort_unsorted_segments(items, indptr)
+    return indptr, items
+
+
+def fingerprint(ratings: Ratings) -> tuple:
+    """The identity of a ratings set, to reuse its block layout: a hash of every triple (the
+    raw ids through the id maps, the indices and the ratings), at memory speed."""
+    return (
+        len(ratings),
+        ratings.n_users,
+        ratings.n_items,
+        hash_arrays(
+            ratings.user_map.ids, ratings.item_map.ids, ratings.users, ratings.items, ratings.values
+        ),
+    )
