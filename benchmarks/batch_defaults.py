@@ -113,8 +113,11 @@ def main(argv: list[str] | None = None) -> None:
             res = {"data": name, **fit_once(train, test, args.threads, args.epochs, **kw)}
             results.append(res)
             if "error" in res:
-                print(f"| {name} | {kw['batch_size']} | {kw.get('optimizer', 'auto')} | "
-                      f"{kw.get('learning_rate', 'default')} | {res['error']} | | | |", flush=True)  # fmt: skip
+                print(
+                    f"| {name} | {kw['batch_size']} | {kw.get('optimizer', 'auto')} | "
+                    f"{kw.get('learning_rate', 'default')} | {res['error']} | | | |",
+                    flush=True,
+                )
                 continue
             if ref is None:
                 ref = res

@@ -23,7 +23,10 @@ from benchmarks.batch_defaults import load
 CONFIGS = [
     ("per-rating SGD (default)", {"batch_size": 1}),
     ("batch kernel at batch 1, damped_sgd", {"batch_size": 1, "optimizer": "damped_sgd"}),
-    ("batch 1024, plain sgd (η = 1, finite for an epoch)", {"batch_size": 1024, "optimizer": "sgd", "learning_rate": 1.0}),
+    (
+        "batch 1024, plain sgd (η = 1, finite for an epoch)",
+        {"batch_size": 1024, "optimizer": "sgd", "learning_rate": 1.0},
+    ),
     ("batch 1024, damped_sgd (default)", {"batch_size": 1024}),
     ("batch 1024, row_adagrad η = 0.1", {"batch_size": 1024, "optimizer": "row_adagrad"}),
     ("batch 256, damped_sgd (default)", {"batch_size": 256}),
@@ -53,14 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     times: list[list[float]] = [[] for _ in configs]
     for _ in range(args.reps):
-        for m, t in zip(models, times):
+        for m, t in zip(models, times, strict=True):
             m.partial_fit(train)
             t.append(float(m.history_["seconds"].iloc[-1]))
     ref = np.median(times[0])
     print(f"{args.data}, {args.factors} factors, {args.threads} threads, {args.reps} epochs each")
     print("| configuration | s/epoch (median) | fastest | × per-rating (median) |")
     print("|---|---|---|---|")
-    for (label, _), t in zip(configs, times):
+    for (label, _), t in zip(configs, times, strict=True):
         med = float(np.median(t))
         print(f"| {label} | {med:.3f} | {min(t):.3f} | {med / ref:.2f}× |")
     print(f"load at end: {os.getloadavg()}")

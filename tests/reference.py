@@ -71,7 +71,9 @@ class ReferenceOptimizer:
         for side in (0, 1):
             if self.name == "adam":
                 self.steps[side][rows[side]] += 1
-        for k, (x, g, s1, s2, rr) in enumerate(zip(params, grads, self.s1, self.s2, rows)):
+        for k, (x, g, s1, s2, rr) in enumerate(
+            zip(params, grads, self.s1, self.s2, rows, strict=True)
+        ):
             if k < 2 and not learn_bias:
                 continue
             if self.name == "sgd":

@@ -124,7 +124,7 @@ def _kernel_and_reference(blocks, batch_size, optimizer="sgd", seed=1, lr=0.05):
     losses = _run_batch_epoch(
         blocks, batch_size, 3.0, *params, lr, LAM, 0.02, optimizer, shift_order
     )
-    for got, want in zip(params, ref_params):
+    for got, want in zip(params, ref_params, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
 

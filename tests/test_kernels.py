@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastmf.train.batch_points import block_points
 from fastmf._kernels import sorting as sk
 from fastmf._kernels import training as K
+from fastmf.train.batch_points import block_points
 from fastmf.train.layout import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
@@ -45,7 +45,7 @@ def test_reference_gradient_matches_finite_differences():
     lam, lam_b, mu = 0.07, 0.03, 3.2
     grads = ref.batch_gradient(r, users, items, mu, bu, bi, P, Q, lam, lam_b)
     rng = np.random.default_rng(1)
-    for arr, g in zip((bu, bi, P, Q), grads):
+    for arr, g in zip((bu, bi, P, Q), grads, strict=True):
         for _ in range(6):
             idx = tuple(rng.integers(0, s) for s in arr.shape)
             h = 1e-6
@@ -86,9 +86,9 @@ def test_one_batch_step_is_minus_learning_rate_times_gradient():
     base_ref, reg_ref = ref.batch_loss(
         r, blocks.users, blocks.items, mu, bu_m, bi_m, P_m, Q_m, lam, lam_b
     )
-    expected = [x - lr * g for x, g in zip((bu_m, bi_m, P_m, Q_m), grads)]
+    expected = [x - lr * g for x, g in zip((bu_m, bi_m, P_m, Q_m), grads, strict=True)]
     losses = _run_batch_epoch(blocks, len(values), mu, bu_m, bi_m, P_m, Q_m, lr, lam, lam_b, "sgd")
-    for got, want in zip((bu_m, bi_m, P_m, Q_m), expected):
+    for got, want in zip((bu_m, bi_m, P_m, Q_m), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert losses[0] == pytest.approx(base_ref, rel=1e-12)
     assert losses[1] == pytest.approx(reg_ref, rel=1e-12)
@@ -163,7 +163,7 @@ def test_batch_epoch_matches_reference(optimizer, batch_size):
     losses = _run_batch_epoch(
         blocks, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, optimizer, shift_order
     )
-    for got, want in zip((bu, bi, P, Q), ref_params):
+    for got, want in zip((bu, bi, P, Q), ref_params, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
 
@@ -189,7 +189,7 @@ def test_per_rating_sgd_epoch_matches_reference(dtype, tol):
         blocks.assign_offsets, blocks.assign_blocks, dtype(mu), bu, bi, P, Q, dtype(lr), dtype(lam),
         dtype(lam_b), True, block_losses,
     )  # fmt: skip
-    for got, want in zip((bu, bi, P, Q), ref_params):
+    for got, want in zip((bu, bi, P, Q), ref_params, strict=True):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     np.testing.assert_allclose(block_losses.sum(axis=0), ref_losses, rtol=tol)
 
@@ -201,10 +201,23 @@ def test_sgd_epoch_equals_batch_kernel_with_batch_size_one():
     b = [x.copy() for x in (bu, bi, P, Q)]
     la = _run_batch_epoch(blocks, 1, 3.0, *a, 0.01, 0.02, 0.0, "sgd")
     lb = np.zeros((4, 2))
-    K.sgd_epoch(blocks.users, blocks.items, blocks.values, *block_points(blocks.block_offsets),
-                np.arange(2),
-                blocks.assign_offsets, blocks.assign_blocks, 3.0, *b, 0.01, 0.02, 0.0, True, lb)  # fmt: skip
-    for x, y in zip(a, b):
+    K.sgd_epoch(
+        blocks.users,
+        blocks.items,
+        blocks.values,
+        *block_points(blocks.block_offsets),
+        np.arange(2),
+        blocks.assign_offsets,
+        blocks.assign_blocks,
+        3.0,
+        *b,
+        0.01,
+        0.02,
+        0.0,
+        True,
+        lb,
+    )
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(la, lb.sum(axis=0), rtol=1e-12)
 
@@ -305,7 +318,7 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     lb = K.sgd_ratings(
         0, len(values), *args, *b, *rates, k // (32 // np.dtype(dtype).itemsize), False
     )
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert la == lb
 
@@ -341,7 +354,7 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
             )
         runs.append((params, state, losses))
     (pa, sa, la), (pb, sb, lb) = runs
-    for x, y in zip(pa + list(sa), pb + list(sb)):
+    for x, y in zip(pa + list(sa), pb + list(sb), strict=True):
         np.testing.assert_array_equal(x, y)
     assert la == lb
 

@@ -38,8 +38,10 @@ def test_small_problem_nears_the_noise_floor():
                           scale=None, random_state=1, return_truth=True)  # fmt: skip
     df = df.sample(frac=1.0, random_state=0)
     train, test = df.iloc[:36_000], df.iloc[36_000:]
-    full = MatrixFactorization(n_factors=4, n_epochs=40, learning_rate=0.01, reg=0.02, lr_schedule="constant",
-                               random_state=0, verbose=0).fit(train)  # fmt: skip
+    full = MatrixFactorization(
+        n_factors=4, n_epochs=40, learning_rate=0.01, reg=0.02, lr_schedule="constant",
+        random_state=0, verbose=0,
+    ).fit(train)  # fmt: skip
     mean_only = np.sqrt(np.mean((test.rating - train.rating.mean()) ** 2))
     assert -full.score(test) < 0.5 * mean_only
     assert -full.score(test) < 1.15 * truth.rmse(test)

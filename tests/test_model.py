@@ -1,4 +1,5 @@
-"""The estimator: the scikit-learn contract, history, partial_fit, schedules, stopping, fallbacks."""
+"""The estimator: the scikit-learn contract, history, partial_fit, schedules, stopping and
+fallbacks."""
 
 from __future__ import annotations
 
@@ -315,8 +316,16 @@ def test_callback_error_leaves_the_previous_model(small_ratings):
 def test_early_stopping_restores_best_epoch():
     df = random_ratings(80, 60, 2500, seed=4)
     train, val = df.iloc[:2000], df.iloc[2000:]
-    m = MatrixFactorization(n_factors=32, n_epochs=60, learning_rate=0.03, reg=0.0, random_state=0,
-                            verbose=0, early_stopping=True, patience=3).fit(train, validation=val)  # fmt: skip
+    m = MatrixFactorization(
+        n_factors=32,
+        n_epochs=60,
+        learning_rate=0.03,
+        reg=0.0,
+        random_state=0,
+        verbose=0,
+        early_stopping=True,
+        patience=3,
+    ).fit(train, validation=val)
     h = m.history_
     assert len(h) < 60  # noise ratings: validation error turns up and training stops
     best = int(h.val_rmse.idxmin())

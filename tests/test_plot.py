@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fastmf.plot import plot_history
+
 matplotlib = pytest.importorskip("matplotlib", reason="matplotlib (fastmf[plot]) not installed")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from fastmf.plot import plot_history
+plt = pytest.importorskip("matplotlib.pyplot")
 
 EPOCHS = np.arange(1, 21)
 TRAIN = 0.6 + 0.5 * np.exp(-EPOCHS / 4)

@@ -214,7 +214,9 @@ def run_fastmf(ctx: Context, **preset) -> dict:
     if isinstance(hist, pd.DataFrame) and "val_rmse" in hist.columns:
         secs = _history_seconds(curve_model) or [fit_seconds / len(hist)] * len(hist)
         elapsed = setup
-        for e, (s, row) in enumerate(zip(secs, hist.itertuples(index=False)), start=1):
+        for e, (s, row) in enumerate(
+            zip(secs, hist.itertuples(index=False), strict=False), start=1
+        ):
             elapsed += s
             ctx.epoch(e, elapsed, row.val_rmse, getattr(row, "val_mae", None))
     return {
@@ -379,7 +381,7 @@ def run_surprise(ctx: Context) -> dict:
         fit_seconds = time.perf_counter() - clock.start
     starts = [t for t, line in clock.lines if line.startswith("Processing epoch")]
     ends = starts[1:] + [fit_seconds]
-    epoch_seconds = [b - a for a, b in zip(starts, ends)]
+    epoch_seconds = [b - a for a, b in zip(starts, ends, strict=False)]
     users = _inner_ids(trainset._raw2inner_id_users, ctx.split.n_users)
     items = _inner_ids(trainset._raw2inner_id_items, ctx.split.n_items)
     te = ctx.split.test
@@ -435,7 +437,7 @@ def run_cornac(ctx: Context) -> dict:
     tr, te = ctx.split.train, ctx.split.test
     t0 = time.perf_counter()
     train_set = Dataset.from_uir(
-        zip(tr["user"].tolist(), tr["item"].tolist(), tr["rating"].tolist())
+        zip(tr["user"].tolist(), tr["item"].tolist(), tr["rating"].tolist(), strict=False)
     )
     prepare_seconds = time.perf_counter() - t0
     model = MF(

@@ -178,7 +178,7 @@ def _dot_sqnorm_lanes(context, builder, signature, args):
         slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in range(2)]
 
         def chunk(index, accs):
-            for a, (x, y) in zip(accs, load_chunk(index)):
+            for a, (x, y) in zip(accs, load_chunk(index), strict=True):
                 builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
 
         two = ir.Constant(count.type, 2)
@@ -269,7 +269,8 @@ def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, b, n_chunks):
         ]
         tys = (GU_ty, GI_ty, P_ty, Q_ty)
         arrays = [
-            context.make_array(t)(context, builder, args[k]) for t, k in zip(tys, (0, 2, 4, 6))
+            context.make_array(t)(context, builder, args[k])
+            for t, k in zip(tys, (0, 2, 4, 6), strict=True)
         ]
         count = _as_intp(context, builder, args[9], n_ty)
         bvec = _splat(context, builder, args[8], b_ty, dt, vty)
@@ -279,7 +280,7 @@ def simd_accumulate_pair(typingctx, GU, su, GI, si, P, u, Q, i, b, n_chunks):
             col = builder.mul(index, ir.Constant(index.type, W))
             ptrs = [
                 _row_ptr(context, builder, t, arr, row, col, vty)
-                for t, arr, row in zip(tys, arrays, rows)
+                for t, arr, row in zip(tys, arrays, rows, strict=True)
             ]
             return ptrs, [builder.load(ptr, align=4) for ptr in ptrs]
 

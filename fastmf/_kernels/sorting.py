@@ -228,7 +228,9 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
 
 
 @njit(parallel=True, **JIT)
-def _bucket_by_block(order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):  # fmt: skip
+def _bucket_by_block(
+    order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata
+):
     """Stable bucketing of ``order`` by block, in N_CHUNKS parallel pieces: each piece counts
     and then writes its own ratings, at positions that make the result the serial one, with each
     block's runs interleaved (``interleaved_position``)."""

@@ -320,7 +320,8 @@ def step_touched_rows(
     row‖² over the row's ratings: with ``DAMPED_SGD`` the row's curvature in L_batch is at most
     h = (2·H[s] + c·2λ)/B (h_b = c·(2 + 2λ_b)/B for its bias), and its rate is η/(1 + η·h)."""
     if opt == SGD or opt == DAMPED_SGD:
-        step_touched_rows_sgd(n, rows, slot_of, counts, b, X, G, Gb, H, learn_bias, opt == DAMPED_SGD,
+        damped = opt == DAMPED_SGD
+        step_touched_rows_sgd(n, rows, slot_of, counts, b, X, G, Gb, H, learn_bias, damped,
                               lr, scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         return
     for s in range(n):
@@ -421,7 +422,8 @@ def batch_block(
     bu, bi, P, Q and the optimizer state in place; returns the sums of the base and regularization
     loss over the ratings. The calling thread's scratch holds, per side, a batch's gradient slots
     gU, gI (gUb, gIb for the biases; hU, hI for the partners' squared norms; zero between
-    batches), each slot's rating count and model row; ``slot_u``/``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8
+    batches), each slot's rating count and model row; ``slot_u``/``slot_i`` give each model
+    row's slot (-1 when free). As in ``sgd_block``, 8
     chunks of W (64 float32 factors, 32 float64) run a body compiled for that width; the other
     widths share the general body (each unrolled body adds seconds of compile time, and the
     batch kernel has many optimizers' code).

@@ -174,7 +174,7 @@ def load_dataset(name: str, seed: int = 0) -> tuple[pd.DataFrame, dict | None]:
         movies = load_movies(name)
     except (FileNotFoundError, ValueError):
         movies = None
-    titles = None if movies is None else dict(zip(movies["item"], movies["title"]))
+    titles = None if movies is None else dict(zip(movies["item"], movies["title"], strict=True))
     return ratings, titles
 
 
@@ -220,7 +220,11 @@ class _EpochTable:
             ]
             self._write(",".join(cells))
         else:
-            self._write(" ".join(f"{v:>{w}{spec}}" for v, (_, w, spec) in zip(values, _COLUMNS)))
+            self._write(
+                " ".join(
+                    f"{v:>{w}{spec}}" for v, (_, w, spec) in zip(values, _COLUMNS, strict=True)
+                )
+            )
 
 
 def run(args: argparse.Namespace) -> int:

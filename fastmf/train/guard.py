@@ -27,7 +27,8 @@ def check_array(a: Any, name: str, dtype: np.dtype, shape: tuple[int | None, ...
     _expect(isinstance(a, np.ndarray), f"{name} is a {type(a).__name__}, not a numpy array")
     _expect(a.dtype == dtype, f"{name} has dtype {a.dtype}, expected {np.dtype(dtype)}")
     _expect(
-        a.ndim == len(shape) and all(w is None or w == n for w, n in zip(shape, a.shape)),
+        a.ndim == len(shape)
+        and all(w is None or w == n for w, n in zip(shape, a.shape, strict=True)),
         f"{name} has shape {a.shape}, expected {tuple('any' if w is None else w for w in shape)}",
     )
     _expect(a.flags.c_contiguous, f"{name} is not C-contiguous")

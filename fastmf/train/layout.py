@@ -4,9 +4,9 @@ Users and items are each split into S strata balanced by rating count, and the m
 numbered stratum by stratum, so the rows a block touches are contiguous in memory. Block (a, b)
 holds the ratings of user stratum a and item stratum b, sorted by (user, item) and cut into a few
 runs that are interleaved (``_kernels.sorting.STREAMS``), so consecutive ratings belong to different
-users. A sub-epoch with shift t trains the S blocks (a, (a + t) mod S) at once: they share no user and no item, so each runs
-alone on one thread and the result does not depend on the number of threads. Each epoch visits the
-S shifts in an order drawn from the training's random generator.
+users. A sub-epoch with shift t trains the S blocks (a, (a + t) mod S) at once: they share no user
+and no item, so each runs alone on one thread and the result does not depend on the number of
+threads. Each epoch visits the S shifts in an order drawn from the training's random generator.
 """
 
 from __future__ import annotations

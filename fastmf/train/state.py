@@ -165,7 +165,7 @@ def continue_optimizer(model, params: dict) -> None:
 def layout_of(
     state: TrainState, ratings: Ratings, user_row: np.ndarray, item_row: np.ndarray, n_workers: int
 ) -> BlockSchedule:
-    """The block layout of ``ratings`` whose users and items sit at rows ``user_row``/``item_row``."""
+    """The block layout of ``ratings``, whose users and items sit at ``user_row``/``item_row``."""
     return build_blocks(
         ratings.users, ratings.items, ratings.values, user_row, item_row,
         state.user_strata, state.item_strata, n_workers,

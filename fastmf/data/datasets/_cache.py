@@ -37,7 +37,8 @@ from fastmf.data.datasets.releases import Scale
 # Bump when the parser or the cache layout changes: older caches are then parsed again.
 CACHE_VERSION = 2
 
-# The checksum's name in meta.json (fastmf._kernels.hashing.hash_words): a new name discards older caches.
+# The checksum's name in meta.json (fastmf._kernels.hashing.hash_words): a new name discards
+# older caches.
 CHECKSUM = "fastmf-keyed-sum-fmix64-1"
 
 COLUMNS = {"user": "int32", "item": "int32", "rating": "float32", "timestamp": "int64"}

@@ -1,4 +1,4 @@
-"""Read MovieLens ratings bytes into checked column arrays, with the kernels of ``fastmf._kernels.parsing``.
+"""Read MovieLens ratings bytes into checked column arrays (kernels: ``fastmf._kernels.parsing``).
 
 The three ratings formats (``u.data``, ``ratings.dat``, ``ratings.csv``) differ only in their
 separator and header, so one parser serves them all. The bytes are cut into chunks at line

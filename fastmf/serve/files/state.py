@@ -56,7 +56,8 @@ class FittedState:
         """The parts of a live model, each checked for its kind (not yet for consistency)."""
         build_seen(model)
         d = vars(model)
-        extra = [n for n in d if n.endswith("_") and not n.startswith("_") and n not in ATTRIBUTES + DERIVED]
+        known = ATTRIBUTES + DERIVED
+        extra = [n for n in d if n.endswith("_") and not n.startswith("_") and n not in known]
         if extra:
             warnings.warn(
                 f"save: attributes {', '.join(extra)} are not part of a fitted MatrixFactorization "
