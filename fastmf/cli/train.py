@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fastmf._stats import root_mean_square
 from fastmf.cli._common import (
     UNNAMED_READ_ERRORS,
     UsageError,
@@ -268,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     model.set_params(callbacks=None)  # the table printer is this command's, not the model's
     pred = model.predict(test)
     err = pred - test["rating"].to_numpy(dtype=np.float64)
-    rmse, mae = float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
+    rmse, mae = root_mean_square(err), float(np.mean(np.abs(err)))
     best = getattr(model, "best_epoch_", None)
     summary = (
         f"test RMSE {rmse:.4f}  MAE {mae:.4f}  ({_epochs(model.n_epochs_done_)} in "

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fastmf._stats import root_mean_square
 from fastmf._validation import NonFiniteModelError
 
 _DIVERGENCE_SAMPLE = 4096  # training ratings re-scored after each epoch
@@ -83,4 +84,4 @@ def _sample_rmse(model: Any, blocks: Any) -> float:
     rows = np.linspace(0, n - 1, min(n, _DIVERGENCE_SAMPLE)).astype(np.int64)
     pred = model._predict_rows(blocks.users[rows], blocks.items[rows])
     err = pred - blocks.values[rows]
-    return float(np.sqrt(np.mean(err * err)))
+    return root_mean_square(err)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fastmf._stats import root_mean_square
 from fastmf._threads import threads_for
 from fastmf._validation import check_fitted
 from fastmf.data.coerce import pairs, to_ratings, validation_frame
@@ -368,7 +369,7 @@ class MatrixFactorization(ServingMethods):
         y = np.asarray(y, dtype=np.float64)
         if y.shape != pred.shape:
             raise ValueError(f"y has {y.shape[0]} ratings but X has {pred.shape[0]} pairs")
-        return -float(np.sqrt(np.mean((pred - y) ** 2)))
+        return -root_mean_square(pred - y)
 
     # ------------------------------------------------------------------ training
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fastmf._stats import root_mean_square
 from fastmf._threads import numba_threads
 from fastmf.data.coerce import pairs
 from fastmf.train.aligned import cache_aligned
@@ -132,7 +133,7 @@ def history_row(
         pred = model._predict_rows(val_rows[0], val_rows[1])
         np.clip(pred, model.rating_scale_[0], model.rating_scale_[1], out=pred)
         err = pred - val_rows[2]
-        row["val_rmse"] = float(np.sqrt(np.mean(err * err)))
+        row["val_rmse"] = root_mean_square(err)
         row["val_mae"] = float(np.mean(np.abs(err)))
     return row
 

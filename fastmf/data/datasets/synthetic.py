@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fastmf._random import as_generator
+from fastmf._stats import root_mean_square
 from fastmf._validation import check_float, check_int
 from fastmf.data.datasets._synthetic_draws import timestamps, who_rates_what
 from fastmf.data.datasets._synthetic_sizes import resolve_sizes
@@ -125,7 +126,7 @@ class SyntheticTruth:
             raise ValueError("df is empty; pass at least one rating")
         pred = self.predict(df["user"].to_numpy(), df["item"].to_numpy())
         err = df["rating"].to_numpy(dtype=np.float64) - pred
-        return float(np.sqrt(np.mean(err * err)))
+        return root_mean_square(err)
 
 
 def synthetic(
