@@ -61,7 +61,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_fresh_compile_and_cached_compile_give_identical_models(tmp_path: Path):
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     script = tmp_path / "fit.py"
     script.write_text(_SCRIPT.format(root=root))
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from fastmf.train.layout import Strata, build_blocks, choose_n_strata
 from tests import reference as ref
-from tests.test_kernels import _block_order, _blocks, _run_batch_epoch
+from tests.kernels.test_training_kernels import _block_order, _blocks, _run_batch_epoch
 
 LAM = 0.05
 

@@ -384,7 +384,7 @@ def test_threads_never_enter_parallel_kernels_together_on_any_layer():
     from pathlib import Path
 
     env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", CONCURRENT], env=env, cwd=root, capture_output=True, text=True,
         timeout=600,

@@ -61,7 +61,7 @@ def test_per_rating_default_is_plain_sgd_at_0_03_to_the_bit():
 
 @pytest.fixture(scope="module")
 def ml_small(movielens_small):
-    rng = np.random.default_rng(20240501)  # the split of tests/test_defaults.py
+    rng = np.random.default_rng(20240501)  # the split of tests/train/test_defaults.py
     test = rng.permutation(len(movielens_small))[: len(movielens_small) // 10]
     mask = np.zeros(len(movielens_small), dtype=bool)
     mask[test] = True
