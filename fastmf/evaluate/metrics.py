@@ -123,7 +123,7 @@ def _list_metrics(recommended: Any, relevant: Any, k: int) -> dict[str, float]:
         if len(r):
             items = np.empty(len(r), dtype=object)
             items[:] = list(r)
-            rec[u, : len(r)] = index.get_indexer(items)
+            rec[u, : len(r)] = index.get_indexer(pd.Index(items, dtype=object))
     n_relevant = np.diff(indptr)
     return ranking.summarize(*ranking.counts(rec, indptr, rel_items, n_relevant, k), n_relevant, k)
 

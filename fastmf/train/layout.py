@@ -56,7 +56,7 @@ def balanced_strata(
     Returns ``position`` (the new row number of each old row, int32) and the strata of new rows.
     """
     n = counts.shape[0]
-    tie = rng.random(n)
+    tie = np.asarray(rng.random(n))
     ranked = np.lexsort((tie, -counts))
     rank = np.empty(n, dtype=np.int64)
     rank[ranked] = np.arange(n)
