@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fastmf._stats import root_mean_square
 from fastmf._validation import NonFiniteModelError
+
+if TYPE_CHECKING:
+    from fastmf.train.params import Params
 
 _DIVERGENCE_SAMPLE = 4096  # training ratings re-scored after each epoch
 
@@ -22,29 +25,29 @@ def physical_memory() -> int | None:
         return None
 
 
-def model_bytes(n_users: int, n_items: int, params: dict[str, Any]) -> int:
+def model_bytes(n_users: int, n_items: int, params: Params) -> int:
     """Bytes the model's factors and biases take, with the optimizer's state."""
-    itemsize = np.dtype(params["dtype"]).itemsize
+    itemsize = np.dtype(params.dtype).itemsize
     rows = n_users + n_items
-    per_row = params["n_factors"] + 1
-    copies = {"adagrad": 2, "adam": 3}.get(params["optimizer"], 1)
+    per_row = params.n_factors + 1
+    copies = {"adagrad": 2, "adam": 3}.get(params.optimizer, 1)
     return rows * per_row * itemsize * copies
 
 
-def check_memory(n_users: int, n_items: int, params: dict[str, Any]) -> None:
+def check_memory(n_users: int, n_items: int, params: Params) -> None:
     """Refuse, before allocating, a model larger than this machine's memory."""
     need = model_bytes(n_users, n_items, params)
     have = physical_memory()
     if have is not None and need > have:
         raise ValueError(
-            f"n_factors={params['n_factors']} for {n_users} users and {n_items} items needs "
+            f"n_factors={params.n_factors} for {n_users} users and {n_items} items needs "
             f"{need / 2**30:.1f} GiB for the factors alone, and this machine has "
             f"{have / 2**30:.1f} GiB; lower n_factors"
         )
 
 
 def check_divergence(
-    model: Any, blocks: Any, base: float, regl: float, epoch: int, lr: float, params: dict
+    model: Any, blocks: Any, base: float, regl: float, epoch: int, lr: float, params: Params
 ) -> None:
     """Raise NonFiniteModelError when the epoch diverged: a non-finite loss, parameter or
     optimizer state, or a training error larger than the ratings' whole range (during the epoch,
@@ -68,7 +71,7 @@ def check_divergence(
         raise NonFiniteModelError(
             f"training diverged at epoch {epoch + 1}: {what} (base loss {base / n:.4g}, "
             f"regularization loss {regl / n:.4g}); lower learning_rate (now {lr:g}) or raise "
-            f"reg (now {params['reg']:g}); the previous fitted state is kept"
+            f"reg (now {params.reg:g}); the previous fitted state is kept"
         )
 
 

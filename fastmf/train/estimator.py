@@ -23,7 +23,7 @@ from fastmf.train.checks import check_memory
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import train_epochs
-from fastmf.train.params import check_params, same
+from fastmf.train.params import Params, check_params, same
 from fastmf.train.serving import ServingMethods
 from fastmf.train.state import (
     blocks_for,
@@ -233,7 +233,7 @@ class MatrixFactorization(ServingMethods):
         return state
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self) -> dict[str, Any]:
+    def _check_params(self) -> Params:
         """Validated parameters, or a clear error naming the bad one (``train.params``)."""
         return check_params(self)
 
@@ -272,18 +272,18 @@ class MatrixFactorization(ServingMethods):
         """
         with lock_of(self).writing():
             params = self._check_params()
-            ratings = to_ratings(X, y, duplicates=self.duplicates)
-            rng = np.random.default_rng(self.random_state)
+            ratings = to_ratings(X, y, duplicates=params.duplicates)
+            rng = np.random.default_rng(params.random_state)
             val = None if validation is None else validation_frame(validation)
             titles = None if item_titles is None else dict(pd.Series(item_titles))
-            if val is None and (self.validation_fraction is not None or self.early_stopping):
-                ratings, val = hold_out(ratings, self.validation_fraction, rng)
+            if val is None and (params.validation_fraction is not None or params.early_stopping):
+                ratings, val = hold_out(ratings, params.validation_fraction, rng)
             check_memory(ratings.n_users, ratings.n_items, params)
             checkpoint = Checkpoint(self, in_place=False)
             try:
                 initialize(self, ratings, params, rng)
                 self.item_titles_ = titles
-                train_epochs(self, self._state.blocks, val, params, params["n_epochs"], checkpoint)
+                train_epochs(self, self._state.blocks, val, params, params.n_epochs, checkpoint)
             except BaseException as exc:
                 checkpoint.settle(self, exc)
                 raise
@@ -313,7 +313,7 @@ class MatrixFactorization(ServingMethods):
                     "this fitted model carries no training state (it was loaded from a file "
                     "saved without it), so partial_fit cannot continue it; refit with fit"
                 )
-            ratings = to_ratings(X, y, duplicates=self.duplicates)
+            ratings = to_ratings(X, y, duplicates=params.duplicates)
             val = None if validation is None else validation_frame(validation)
             fresh = not hasattr(self, "_state")
             if fresh:
@@ -323,11 +323,11 @@ class MatrixFactorization(ServingMethods):
             checkpoint = Checkpoint(self, in_place=not fresh)
             try:
                 if fresh:
-                    initialize(self, ratings, params, np.random.default_rng(self.random_state))
+                    initialize(self, ratings, params, np.random.default_rng(params.random_state))
                     self.item_titles_ = None
                     blocks = self._state.blocks
                 else:
-                    blocks = blocks_for(self, ratings, threads_for(self.n_jobs))
+                    blocks = blocks_for(self, ratings, threads_for(params.n_jobs))
                     continue_optimizer(self, params)
                 train_epochs(self, blocks, val, params, 1, checkpoint)
             except BaseException as exc:

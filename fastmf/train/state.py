@@ -24,7 +24,7 @@ from fastmf.train.layout import (
     choose_n_strata,
 )
 from fastmf.train.loop import empty_history
-from fastmf.train.params import SET_AT_FIT, same
+from fastmf.train.params import SET_AT_FIT, Params, same
 from fastmf.train.transaction import install
 
 
@@ -50,7 +50,7 @@ class TrainState:
         return state
 
 
-def initialize(model, ratings: Ratings, params: dict, rng: np.random.Generator) -> None:
+def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator) -> None:
     """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
     dtype = np.dtype(model.dtype)
     n_users, n_items = ratings.n_users, ratings.n_items
@@ -63,8 +63,8 @@ def initialize(model, ratings: Ratings, params: dict, rng: np.random.Generator) 
     u_ids[u_pos] = ratings.user_map.ids
     i_ids = np.empty_like(ratings.item_map.ids)
     i_ids[i_pos] = ratings.item_map.ids
-    k = params["n_factors"]
-    std = params["init_std"]
+    k = params.n_factors
+    std = params.init_std
     P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
     P *= dtype.type(std)
     Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
@@ -72,21 +72,21 @@ def initialize(model, ratings: Ratings, params: dict, rng: np.random.Generator) 
     mu = float(np.mean(ratings.values, dtype=np.float64))
     bu = np.zeros(n_users, dtype=dtype)
     bi = np.zeros(n_items, dtype=dtype)
-    if params["biases"] == "fixed":
-        fb_u, fb_i = fixed_biases(ratings, mu, params["bias_damping"])
+    if params.biases == "fixed":
+        fb_u, fb_i = fixed_biases(ratings, mu, params.bias_damping)
         bu[u_pos] = fb_u
         bi[i_pos] = fb_i
     state = TrainState(
         rng=rng,
         user_strata=u_strata,
         item_strata=i_strata,
-        optimizer=new_optimizer_state(params["optimizer"], P, Q),
-        learning_rate=params["learning_rate"],
-        optimizer_name=params["optimizer"],
-        fit_params={name: params[name] for name in SET_AT_FIT},
+        optimizer=new_optimizer_state(params.optimizer, P, Q),
+        learning_rate=params.learning_rate,
+        optimizer_name=params.optimizer,
+        fit_params={name: getattr(params, name) for name in SET_AT_FIT},
     )
     # the training data in model rows, laid out in blocks (kept for partial_fit)
-    state.blocks = layout_of(state, ratings, u_pos, i_pos, threads_for(model.n_jobs))
+    state.blocks = layout_of(state, ratings, u_pos, i_pos, threads_for(params.n_jobs))
     state.blocks_key = fingerprint(ratings)
     # seen_indptr_ and seen_items_ are built from these blocks when first asked for
     install(
@@ -135,13 +135,13 @@ def blocks_for(model, ratings: Ratings, n_workers: int) -> BlockSchedule:
     return blocks
 
 
-def check_continuation(model, params: dict) -> None:
+def check_continuation(model, params: Params) -> None:
     """Refuse a parameter set at fit that was changed since (continuing makes no sense)."""
     at_fit = model._state.fit_params
     for name in SET_AT_FIT:
         if name not in at_fit:
             continue
-        now = params.get(name, getattr(model, name))
+        now = getattr(params, name)
         if name == "bias_damping" and at_fit.get("biases") != "fixed":
             continue
         if not same(now, at_fit[name]):
@@ -152,14 +152,14 @@ def check_continuation(model, params: dict) -> None:
             )
 
 
-def continue_optimizer(model, params: dict) -> None:
+def continue_optimizer(model, params: Params) -> None:
     """Fresh optimizer state when the optimizer changed since the last epoch."""
     st = model._state
-    if st.optimizer_name != params["optimizer"]:
+    if st.optimizer_name != params.optimizer:
         st.optimizer = new_optimizer_state(
-            params["optimizer"], model.user_factors_, model.item_factors_
+            params.optimizer, model.user_factors_, model.item_factors_
         )
-        st.optimizer_name = params["optimizer"]
+        st.optimizer_name = params.optimizer
 
 
 def layout_of(
