@@ -239,6 +239,8 @@ def seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarra
     stratum, so a stable bucketing by user yields every user's items nearly sorted: only a user
     whose ratings in a block span two of its interleaved runs needs sorting.
     """
+    if getattr(blocks, "streamed", False):  # a store's blocks, read from disk
+        return blocks.seen_csr(n_users)
     with KERNEL_LOCK:
         order, indptr = sk.stable_bucket_order(blocks.users, n_users)
         items = blocks.items[order]
