@@ -8,6 +8,7 @@ ratings, and the model is bit for bit the one ``fit`` trains on the same ratings
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -58,6 +59,7 @@ class StreamedBlocks:
     items: np.ndarray
     values: np.ndarray
     streamed: bool = True
+    wait_seconds: float = 0.0  # time the trainer waited for reads (the first shift's included)
 
     @classmethod
     def of(cls, store: RatingStore, n_workers: int) -> StreamedBlocks:
@@ -89,7 +91,9 @@ class StreamedBlocks:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmf-read") as pool:
             ahead = pool.submit(self._read, pieces[0])
             for j, piece in enumerate(pieces):
+                t0 = time.perf_counter()
                 arrays = ahead.result()
+                self.wait_seconds += time.perf_counter() - t0
                 if j + 1 < len(pieces):
                     ahead = pool.submit(self._read, pieces[j + 1])
                 yield piece, arrays

@@ -20,6 +20,8 @@ counts, sizes and checksums)::
     store.fixed_biases(damping)                # (b_u, b_i) float64 in model rows, as fit sets them
     store.rating_scale                         # (low, high)
 
+    train, test = split_store(store, train_path, test_path, test_size=0.1)  # block by block
+
 A model trained from a store is bit for bit the one ``fit`` gives for the same ratings in
 memory: both lay ratings out with ``fastmf.data.blocks`` and sum μ and the biases block by block.
 Files: ``manifest.json``, ``users.i32``, ``items.i32``, ``values.f32``, ``timestamps.i64``
@@ -33,6 +35,14 @@ from fastmf.data.store._errors import (
     StoreError,
     StoreVersionError,
 )
+from fastmf.data.store.split import split_store
 from fastmf.data.store.store import RatingStore
 
-__all__ = ["RatingStore", "StoreBuildError", "StoreCorruptError", "StoreError", "StoreVersionError"]
+__all__ = [
+    "RatingStore",
+    "StoreBuildError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreVersionError",
+    "split_store",
+]
