@@ -60,6 +60,7 @@ class StreamedBlocks:
     values: np.ndarray
     streamed: bool = True
     wait_seconds: float = 0.0  # time the trainer waited for reads (the first shift's included)
+    _sample: tuple | None = None
 
     @classmethod
     def of(cls, store: RatingStore, n_workers: int) -> StreamedBlocks:
@@ -103,6 +104,14 @@ class StreamedBlocks:
         out = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.float32))
         self.store.read_blocks_into(piece.blocks, out)
         return out
+
+    def sample(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ratings at global positions ``rows``, read once with readahead off (the
+        divergence check's sample; a page fault per row of a memory map reads far more)."""
+        key = rows.tobytes()
+        if self._sample is None or self._sample[0] != key:
+            self._sample = (key, self.store.read_positions(rows))
+        return self._sample[1]
 
     def seen_csr(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
         return store_seen_csr(self.store)
