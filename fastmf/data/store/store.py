@@ -187,8 +187,12 @@ class RatingStore:
         self._check_rows(out[0], out[1], b)
         return out
 
-    def read_blocks_into(self, blocks: Sequence[int], out: Triple) -> None:
-        """Blocks ``blocks`` laid end to end into the arrays ``out`` (sized to fit)."""
+    def read_blocks_into(
+        self, blocks: Sequence[int], out: Triple, *, drop_cache: bool = False
+    ) -> None:
+        """Blocks ``blocks`` laid end to end into the arrays ``out`` (sized to fit). With
+        ``drop_cache`` the pages read leave the page cache at once: for a store larger than
+        memory, which would only evict them later under pressure."""
         pos = 0
         for b in blocks:
             lo, hi = self.block_range(int(b))
@@ -196,6 +200,10 @@ class RatingStore:
             parts = [arr[pos : pos + n] for arr in out]
             for column, part in zip(("users", "items", "values"), parts, strict=True):
                 self._read(column, lo, hi, part)
+                if drop_cache and n:
+                    size = F.COLUMNS[column][1].itemsize
+                    os.posix_fadvise(self._fd(column), lo * size, n * size,
+                                     os.POSIX_FADV_DONTNEED)  # fmt: skip
             self._check_rows(parts[0], parts[1], int(b))
             pos += n
 
