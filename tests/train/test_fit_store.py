@@ -181,3 +181,13 @@ def test_two_million_ratings_from_frame_and_chunks_bit_for_bit(tmp_path):
     )
     assert_same_model(memory, MatrixFactorization(**params).fit(whole))
     assert_same_model(memory, MatrixFactorization(**params).fit(chunked))
+
+
+def test_reading_past_the_page_cache_trains_the_same_model(data, monkeypatch):
+    df, whole, _ = data
+    from fastmf.train import from_store
+
+    monkeypatch.setattr(from_store, "available_memory", lambda: 1 << 20)
+    model = MatrixFactorization(**BASE).fit(whole)
+    assert model._state.blocks.drop_cache
+    assert_same_model(MatrixFactorization(**BASE).fit(df), model)
