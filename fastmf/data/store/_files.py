@@ -17,7 +17,7 @@ FORMAT = "fastmf-rating-store"
 VERSION = 1
 MANIFEST = "manifest.json"
 # the big arrays: one raw little-endian file each
-COLUMNS = {
+COLUMNS: dict[str, tuple[str, np.dtype]] = {
     "users": ("users.i32", np.dtype("<i4")),
     "items": ("items.i32", np.dtype("<i4")),
     "values": ("values.f32", np.dtype("<f4")),
@@ -39,7 +39,7 @@ class ColumnWriter:
 
     def write(self, arr: np.ndarray) -> None:
         data = np.ascontiguousarray(arr, dtype=self.dtype)
-        view = memoryview(data).cast("B")
+        view = memoryview(data).cast("B")  # type: ignore[arg-type]  # arrays are buffers
         self.file.write(view)
         self.crc = zlib.crc32(view, self.crc)
         self.size += view.nbytes

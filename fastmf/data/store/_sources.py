@@ -8,7 +8,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -131,7 +131,7 @@ def _parse(buf, start, sep, fmt, where, release, scale) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def _open_stream(src: Any, member: str | None) -> Iterator[BinaryIO]:
+def _open_stream(src: Any, member: str | None) -> Iterator[IO[bytes]]:
     if src.kind == "zip":
         assert member is not None
         with open_zip(src.path) as zf, _zip.open_member(zf, zf.getinfo(member)) as stream:

@@ -183,6 +183,7 @@ def spill_source(chunks, folder: Path) -> Spill:
     if n == 0:
         raise ValueError("the source holds no ratings; a store needs at least one")
     files = {name: w.path for name, w in writers.items()}
+    assert users.ids is not None and items.ids is not None  # n > 0: both have ids
     return Spill(folder, users.ids, items.ids, cu, ci, n, bool(has_ts), low, high, files)
 
 
@@ -306,7 +307,7 @@ def partition(spill: Spill, plan: Plan, folder: Path, chunk_size: int) -> Bucket
                 recs["t"] = cols["timestamps"][order]
             edges = np.searchsorted(block[order], np.arange(s * s + 1))
             for b in np.flatnonzero(np.diff(edges)):
-                out[b].write(memoryview(recs[edges[b] : edges[b + 1]]).cast("B"))
+                out[b].write(memoryview(recs[edges[b] : edges[b + 1]]).cast("B"))  # type: ignore[arg-type]
         for f in out:
             f.flush()
     finally:

@@ -231,7 +231,9 @@ class RatingStore:
         lo, hi = self.block_range(b)
         return self._read("timestamps", lo, hi)
 
-    def iter_blocks(self, blocks: Sequence[int] | None = None) -> Iterator[tuple[int, ...]]:
+    def iter_blocks(
+        self, blocks: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """(b, users, items, values) for each block in ``blocks`` (default: all, in order),
         the next block read on a thread while the caller works on this one."""
         order = list(range(self.n_strata**2)) if blocks is None else [int(b) for b in blocks]
