@@ -31,7 +31,10 @@ def kernels_cached(params: dict[str, Any]) -> bool:
     try:
         from fastmf._kernels import training as _kernels
 
-        per_rating = params["batch_size"] == 1 and params["optimizer"] == "sgd"
+        from fastmf.train.defaults import resolve_optimizer
+
+        optimizer = resolve_optimizer(params.get("optimizer", "auto"), params["batch_size"])
+        per_rating = params["batch_size"] == 1 and optimizer == "sgd"
         dispatcher = getattr(_kernels, "sgd_epoch" if per_rating else "batch_epoch")
         index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
         # the scalar mu has the model's dtype: it tells a float32 compile from a float64 one
