@@ -30,7 +30,6 @@ def kernels_cached(params: dict[str, Any]) -> bool:
     and matching the kernel's current source. True when it cannot tell (nothing is announced)."""
     try:
         from fastmf._kernels import training as _kernels
-
         from fastmf.train.defaults import resolve_optimizer
 
         optimizer = resolve_optimizer(params.get("optimizer", "auto"), params["batch_size"])
