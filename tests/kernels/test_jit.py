@@ -70,6 +70,7 @@ def test_a_sized_kernel_calls_callees_of_its_own_kind():
         assert scope["_bucket_by_block"] is sorting._bucket_by_block.variant(parallel)
 
 
+@pytest.mark.slow
 def test_setup_kernels_give_the_same_result_either_way(monkeypatch, triples):
     users, items, values, n_users, n_items = triples
     _equal(*_both(monkeypatch, sorting.dense_int_codes, users + 3, np.int64(3), np.int64(200)))
