@@ -10,6 +10,7 @@ read once beforehand, so every reader finds it in the page cache.
 ```
 python -m benchmarks.parse_compare /tmp/ratings.csv
 python -m benchmarks.parse_compare --write-twin /tmp/fastmf-twin/synth_25M.npz /tmp/ratings.csv
+python -m benchmarks.parse_compare --zip /tmp/ratings.csv   # zipped (ratings.zip beside it)
 ```
 """
 
@@ -22,15 +23,18 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 READERS = ("fastmf", "pandas", "pyarrow")
 
 _CHILD = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys, time, zipfile
     import numpy as np
     reader, path, out = sys.argv[1:4]
+    member = "ml-25m/ratings.csv"
+    source = zipfile.ZipFile(path).open if path.endswith(".zip") else None
     t0 = time.perf_counter()
     c0 = time.process_time()
 
@@ -39,8 +43,18 @@ _CHILD = textwrap.dedent(
         from fastmf.data.datasets.releases import CSV, HALF_STARS
 
         def read():
-            buf = np.memmap(path, dtype=np.uint8, mode="r")
-            cols = parse_ratings(buf, CSV, path, scale=HALF_STARS)
+            if source is not None:  # what load_movielens does with a zip: parse as it inflates
+                from fastmf.data.datasets import _zip
+                from fastmf.data.datasets._parse import parse_ratings_stream
+
+                with zipfile.ZipFile(path) as zf:
+                    info = zf.getinfo(member)
+                    with _zip.open_member(zf, info) as stream:
+                        cols = parse_ratings_stream(stream, info.file_size, CSV, path,
+                                                    scale=HALF_STARS)
+            else:
+                buf = np.memmap(path, dtype=np.uint8, mode="r")
+                cols = parse_ratings(buf, CSV, path, scale=HALF_STARS)
             return cols["user"], cols["item"], cols["rating"], cols["timestamp"]
     elif reader == "pandas":
         import pandas as pd
@@ -48,7 +62,7 @@ _CHILD = textwrap.dedent(
                  "timestamp": np.int64}
 
         def read():
-            df = pd.read_csv(path, dtype=types, engine="c")
+            df = pd.read_csv(source(member) if source else path, dtype=types, engine="c")
             return tuple(df[c].to_numpy() for c in types)
     else:
         import pyarrow as pa
@@ -57,7 +71,8 @@ _CHILD = textwrap.dedent(
                  "timestamp": pa.int64()}
 
         def read():
-            table = pc.read_csv(path, convert_options=pc.ConvertOptions(column_types=types))
+            options = pc.ConvertOptions(column_types=types)
+            table = pc.read_csv(source(member) if source else path, convert_options=options)
             return tuple(table.column(c).to_numpy() for c in types)
 
     cols = read()
@@ -126,9 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("csv", type=Path, help="a ratings.csv in ML-25M's format")
     parser.add_argument("--write-twin", type=Path, help="first write csv from this twin's npz")
     parser.add_argument("--readers", default=",".join(READERS))
+    parser.add_argument(
+        "--zip", action="store_true", help="read csv zipped as GroupLens ships ml-25m.zip"
+    )
     args = parser.parse_args(argv)
     if args.write_twin:
         write_twin(args.write_twin, args.csv)
+    if args.zip:
+        zipped = args.csv.with_suffix(".zip")
+        if not zipped.exists():
+            with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+                zf.write(args.csv, "ml-25m/ratings.csv")
+        args.csv = zipped
     with open(args.csv, "rb") as f:  # into the page cache, for every reader alike
         while f.read(64 << 20):
             pass
