@@ -72,9 +72,10 @@ class SizedKernel:
         func.__doc__ = self.py_func.__doc__
         return njit(parallel=parallel, **self._options)(func)
 
-    def __call__(self, *args: Any) -> Any:
-        size = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
-        return self.variant(size >= SERIAL_BELOW)(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        arrays = [a for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
+        size = max((a.size for a in arrays), default=0)
+        return self.variant(size >= SERIAL_BELOW)(*args, **kwargs)
 
     @property
     def signatures(self) -> list:
