@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._kernels.jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
 from fastmf._threads import KERNEL_LOCK
 
 N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def dense_int_codes(ids, low, high):
     """Codes 0..m-1 of integer ids in [low, high], in sorted id order, and the m distinct ids.
 
@@ -45,7 +45,7 @@ def dense_int_codes(ids, low, high):
     return codes, uniques
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def chunk_counts(keys, n_keys):
     """How often each key in 0..n_keys-1 occurs in each of the N_CHUNKS pieces of ``keys``:
     int64 (N_CHUNKS, n_keys), each piece counted by one thread."""
@@ -81,7 +81,7 @@ def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
         return chunk_counts(keys, n_keys).sum(axis=0)
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def stable_bucket_order(keys, n_keys):
     """The permutation that sorts ``keys`` stably (counting sort), and the bucket offsets.
 
@@ -98,7 +98,7 @@ def stable_bucket_order(keys, n_keys):
     return order, offsets
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def sort_segments_by_item(order, offsets, items):
     """Within each segment ``order[offsets[s]:offsets[s+1]]``, sort the rows by item and then by
     row number (so duplicates are adjacent, earliest row first). Rewrites ``order`` in place;
@@ -125,7 +125,7 @@ def sort_segments_by_item(order, offsets, items):
     return repeats.sum()
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def sort_unsorted_segments(values, offsets):
     """Sort each segment ``values[offsets[s]:offsets[s+1]]`` in place, skipping the segments that
     are already sorted (each segment is owned by one thread)."""
@@ -191,7 +191,7 @@ def interleaved_position(rank, n, n_streams):
     return run * n_streams + (within - run)
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def gather(values, order):
     """``values[order]`` in parallel (each thread writes its own slice of the output)."""
     out = np.empty(order.shape[0], dtype=values.dtype)
@@ -200,7 +200,7 @@ def gather(values, order):
     return out
 
 
-@njit(**JIT)
+@sized_kernel(**JIT)
 def block_layout(users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):
     """Ratings laid out block by block for training, in model rows.
 
@@ -227,7 +227,7 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
                             item_stratum, n_strata)  # fmt: skip
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def _bucket_by_block(
     order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata
 ):

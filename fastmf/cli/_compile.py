@@ -11,9 +11,10 @@ import numpy as np
 if TYPE_CHECKING:
     from fastmf.train.params import Params
 
-# A cold default fit on a 2-core Xeon spent 17 s of CPU compiling (31 s of wall time on a busy
-# machine); the epochs themselves take a fraction of a second.
-_COMPILE_SECONDS = 20
+# `python -m benchmarks.compile_time` on a 2-core Xeon: a cold `fastmf train --n-epochs 2`
+# spends 8.7 s of CPU compiling (10.0 s in all on a quiet machine, 1.3 s once the cache is
+# filled); the epochs themselves take a fraction of a second.
+_COMPILE_SECONDS = 10
 
 
 def announce_compile(params: Params) -> None:
@@ -34,7 +35,7 @@ def kernels_cached(params: Params) -> bool:
     try:
         from fastmf._kernels import training as _kernels
 
-        per_rating = params.batch_size == 1 and params.optimizer == "sgd"
+        per_rating = params.batch_size == 1 and params.optimizer == "sgd"  # "auto" resolved
         dispatcher = getattr(_kernels, "sgd_epoch" if per_rating else "batch_epoch")
         index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
         # the scalar mu has the model's dtype: it tells a float32 compile from a float64 one
