@@ -31,13 +31,13 @@ from fastmf._kernels.simd import (
     fma,
     prefetch_row,
     simd_accumulate_pair,
+    simd_dot,
     simd_dot_sqnorm,
     simd_dot_sqnorms,
     simd_grad_sumsq,
     simd_shrink_and_swap,
     simd_step_and_clear,
 )
-from fastmf._kernels.sorting import STREAMS
 
 SGD, ADAGRAD, ADAM, ROW_ADAGRAD, DAMPED_SGD = 0, 1, 2, 3, 4
 OPTIMIZER_CODES = {
@@ -52,6 +52,9 @@ ADAM_BETA2 = 0.999
 EPS = 1e-8
 
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
+# the runs a block's ratings are interleaved in (``_kernels.sorting.STREAMS``, which lays them
+# out; a test checks the two agree): defined here, as Numba's cache does not see another file
+STREAMS = 3
 
 
 @njit(**JIT_INLINE)
@@ -98,7 +101,8 @@ def dot(P, u, Q, i):
 
 @njit(**JIT_INLINE)
 def sgd_ratings(
-    lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, n_chunks, has_rest
+    lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias, n_chunks,
+    has_rest,
 ):  # fmt: skip
     """The body of ``sgd_block``: the row is n_chunks SIMD chunks, plus the columns left over
     when ``has_rest``."""
@@ -121,12 +125,17 @@ def sgd_ratings(
             prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
         b_u = bu[u]
         b_i = bi[i]
+        n_u = NU[u]
+        n_i = NI[i]
         # the part of the error that does not wait for the dot product
         r0 = values[j] - mu - b_u - b_i
-        d, sq = chunked_dot_and_sqnorm(P, u, Q, i, n_chunks, has_rest)
+        d = simd_dot(P, u, Q, i, n_chunks)
+        if has_rest:
+            for f in range(n_chunks * W, k):
+                d += P[u, f] * Q[i, f]
         e = r0 - d
         base += e * e
-        regl += lam * sq + lam_b * (b_u * b_u + b_i * b_i)
+        regl += lam * (n_u + n_i) + lam_b * (b_u * b_u + b_i * b_i)
         se = step * e
         # the factors step first, with no store in between, so the rows the dot product loaded
         # are still in registers
@@ -137,37 +146,55 @@ def sgd_ratings(
                 qf = Q[i, f]
                 P[u, f] = shrink * pf + se * qf
                 Q[i, f] = shrink * qf + se * pf
+        # the new squared norms, ‖c·p + s·q‖² = c²‖p‖² + 2cs·p·q + s²‖q‖², in float64 from the
+        # step's own c and s (as the intrinsic rounds them to the rows' dtype)
+        c = cast_like(cast_like(shrink, d), n_u)
+        s = cast_like(cast_like(se, d), n_u)
+        cd2 = (c + c) * cast_like(d, n_u)
+        NU[u] = fma(c * c, n_u, s * fma(s, n_i, cd2))
+        NI[i] = fma(c * c, n_i, s * fma(s, n_u, cd2))
         if learn_bias:
             bu[u] = b_u + step * (e - lam_b * b_u)
             bi[i] = b_i + step * (e - lam_b * b_i)
     return base, regl
 
 
+@njit(**JIT_INLINE)
+def row_sqnorms(X, N, r):
+    """N[r] = ‖x_r‖², summed as ``dot`` sums."""
+    N[r] = dot(X, r, X, r)
+
+
 @njit(**JIT)
-def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias):
+def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias):
     """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
 
-    Updates bu, bi (when ``learn_bias``), P and Q in place; returns the sums of the base and the
-    regularization loss, each rating's taken at the parameters before its step. The common factor
-    counts (2, 4, 8 or 16 chunks of W) run a body compiled for their width, with every loop over
-    the row unrolled; the arithmetic, and so every bit of the result, is the same as the general
-    body's.
+    ``NU[u]`` and ``NI[i]`` (float64) hold ‖p_u‖² and ‖q_i‖² and are carried from step to step:
+    a step's new norms follow from the old ones, p_u·q_i and the step's two coefficients (three
+    scalar fused multiply-adds, where summing the norms afresh took two vector ones a factor);
+    they enter only the regularization loss, never the parameters.
+
+    Updates bu, bi (when ``learn_bias``), P, Q, NU and NI in place; returns the sums of the base
+    and the regularization loss, each rating's taken at the parameters before its step. The
+    common factor counts (2, 4, 8 or 16 chunks of W) run a body compiled for their width, with
+    every loop over the row unrolled; the arithmetic, and so every bit of the result, is the same
+    as the general body's.
     """
     n_chunks = P.shape[1] // lanes_of(P)
     whole = P.shape[1] % lanes_of(P) == 0
     if whole and n_chunks == 8:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 8, False)  # fmt: skip
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 8, False)  # fmt: skip
     if whole and n_chunks == 4:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 4, False)  # fmt: skip
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 4, False)  # fmt: skip
     if whole and n_chunks == 16:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 16, False)  # fmt: skip
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 16, False)  # fmt: skip
     if whole and n_chunks == 2:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 2, False)  # fmt: skip
-    return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 2, False)  # fmt: skip
+    return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b,
                        learn_bias, n_chunks, not whole)  # fmt: skip
 
 
@@ -453,8 +480,16 @@ def sgd_epoch(
     Block b owns the loss points ``block_points[b]:block_points[b + 1]``; point p is the run of
     ratings ``point_bounds[p]:point_bounds[p + 1]`` (with one point per block, the block itself).
     Updates bu, bi, P, Q in place (rows are owned by one block at a time: no races) and writes
-    each point's base and regularization loss sums into ``point_losses[p]``.
+    each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
+    norms that ``sgd_block`` carries are summed at the epoch's start, each row on its own, so
+    the losses too are the same however many threads run and however blocks are cut into points.
     """
+    NU = np.empty(P.shape[0], np.float64)
+    NI = np.empty(Q.shape[0], np.float64)
+    for u in prange(P.shape[0]):
+        row_sqnorms(P, NU, u)
+    for i in prange(Q.shape[0]):
+        row_sqnorms(Q, NI, i)
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -464,7 +499,7 @@ def sgd_epoch(
                 for p in range(block_points[b], block_points[b + 1]):
                     base, regl = sgd_block(
                         point_bounds[p], point_bounds[p + 1], users, items, values,
-                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
+                        mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias,
                     )  # fmt: skip
                     point_losses[p, 0] = base
                     point_losses[p, 1] = regl

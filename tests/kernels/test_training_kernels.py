@@ -311,6 +311,8 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     users, items, values, bu, bi, P, Q = _problem(n=350, k=k, seed=19, dtype=dtype)
     a = [x.copy() for x in (bu, bi, P, Q)]
     b = [x.copy() for x in (bu, bi, P, Q)]
+    a += [_sqnorms(P), _sqnorms(Q)]
+    b += [_sqnorms(P), _sqnorms(Q)]
     args = (users, items, values, dtype(3.4))
     rates = (dtype(0.02), dtype(0.05), dtype(0.01), True)
     # sgd_block picks the body unrolled for k; called from Python the body takes k at run time
@@ -321,6 +323,29 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert la == lb
+
+
+def _sqnorms(X):
+    """‖x_r‖² of every row, in float64 (the norms ``sgd_block`` carries)."""
+    return np.einsum("ij,ij->i", X.astype(np.float64), X.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype,k,tol", [(np.float64, 19, 1e-12), (np.float32, 64, 1e-5)])
+def test_carried_norms_stay_the_rows_norms(dtype, k, tol):
+    users, items, values, bu, bi, P, Q = _problem(30, 25, n=400, k=k, seed=31, dtype=dtype)
+    NU, NI = _sqnorms(P), _sqnorms(Q)
+    K.sgd_block(0, len(values), users, items, values, dtype(3.4), bu, bi, P, Q, NU, NI,
+                dtype(0.05), dtype(0.05), dtype(0.01), True)  # fmt: skip
+    # every row stepped many times: the norms were carried, not summed again
+    assert np.bincount(users).max() > 10
+    np.testing.assert_allclose(NU, _sqnorms(P), rtol=tol)
+    np.testing.assert_allclose(NI, _sqnorms(Q), rtol=tol)
+
+
+def test_training_kernels_know_the_layouts_interleave():
+    # a cached kernel does not see a constant of another file change, so training.py keeps its
+    # own copy of the number of interleaved runs the layout builds
+    assert K.STREAMS == sk.STREAMS
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
