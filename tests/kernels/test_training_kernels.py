@@ -8,6 +8,7 @@ import pytest
 from fastmf._kernels import sorting as sk
 from fastmf._kernels import training as K
 from fastmf.train.batch_points import block_points
+from fastmf.train.kernel_state import kernel_state
 from fastmf.train.layout import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
@@ -119,17 +120,8 @@ def _run_batch_epoch(
     s = blocks.n_strata
     shift_order = np.arange(s) if shift_order is None else shift_order
     st = state if state is not None else _new_optimizer_state(optimizer, P, Q)
-    w = blocks.n_workers
-    scratch = tuple(
-        x
-        for n_rows in (P.shape[0], Q.shape[0])
-        for x in (
-            np.zeros((w, batch_size, P.shape[1]), dtype), np.zeros((w, batch_size), dtype),
-            np.zeros((w, batch_size), dtype),
-            np.zeros((w, batch_size), np.int32), np.zeros((w, batch_size), np.int32),
-            np.full(n_rows, -1, np.int32),
-        )
-    )  # fmt: skip
+    grouped = kernel_state(st, optimizer, dtype, P.shape[0], Q.shape[0], P.shape[1])
+    scratch = _scratch(blocks.n_workers, batch_size, P, Q)
     if scratch_out is not None:
         scratch_out.extend(scratch)
     bounds, owned = points if points is not None else block_points(blocks.block_offsets)
@@ -138,13 +130,28 @@ def _run_batch_epoch(
         blocks.users, blocks.items, blocks.values, bounds, owned,
         np.asarray(shift_order, np.int64), blocks.assign_offsets, blocks.assign_blocks,
         batch_size, dtype.type(mu), bu, bi, P, Q, dtype.type(lr), dtype.type(lam),
-        dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer],
-        st["bu_s1"], st["bu_s2"], st["bi_s1"], st["bi_s2"], st["P_s1"], st["P_s2"],
-        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, point_losses,
+        dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer], *grouped, *scratch,
+        point_losses,
     )  # fmt: skip
     if points_out is not None:
         points_out.append(point_losses)
     return point_losses.sum(axis=0)
+
+
+def _scratch(n_workers, n_slots, P, Q):
+    """The batch kernel's scratch, per side: gradient slots, (bias gradient, partner norms) and
+    (count, row) of each slot, and each model row's slot."""
+    dtype = P.dtype
+    return tuple(
+        x
+        for n_rows in (P.shape[0], Q.shape[0])
+        for x in (
+            np.zeros((n_workers, n_slots, P.shape[1]), dtype),
+            np.zeros((n_workers, n_slots, 2), dtype),
+            np.zeros((n_workers, n_slots, 2), np.int32),
+            np.full(n_rows, -1, np.int32),
+        )
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad", "damped_sgd"])
@@ -230,8 +237,8 @@ def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     _run_batch_epoch(
         blocks, 16, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.01, optimizer, scratch_out=scratch
     )
-    g_u, gb_u, h_u, counts_u, _, slot_u, g_i, gb_i, h_i, counts_i, _, slot_i = scratch
-    for arr in (g_u, gb_u, h_u, counts_u, g_i, gb_i, h_i, counts_i):
+    g_u, gh_u, cr_u, slot_u, g_i, gh_i, cr_i, slot_i = scratch
+    for arr in (g_u, gh_u, cr_u[..., 0], g_i, gh_i, cr_i[..., 0]):
         assert not arr.any()
     assert (slot_u == -1).all() and (slot_i == -1).all()
 
@@ -358,17 +365,8 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
     for unrolled in (True, False):
         params = [x.copy() for x in (bu, bi, P, Q)]
         st = _new_optimizer_state(optimizer, params[2], params[3])
-        state = tuple(st[name] for name in ("bu_s1", "bu_s2", "bi_s1", "bi_s2", "P_s1", "P_s2",
-                                            "Q_s1", "Q_s2", "u_steps", "i_steps"))  # fmt: skip
-        scratch = tuple(
-            x
-            for n_rows in (P.shape[0], Q.shape[0])
-            for x in (
-                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, dtype),
-                np.zeros(16, np.int32),
-                np.zeros(16, np.int32), np.full(n_rows, -1, np.int32),
-            )
-        )  # fmt: skip
+        state = kernel_state(st, optimizer, np.dtype(dtype), P.shape[0], Q.shape[0], k)
+        scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, 16, P, Q))
         args = (0, len(values), 16, users, items, values, dtype(3.4), *params, dtype(0.05),
                 dtype(0.05), dtype(0.01), True, K.OPTIMIZER_CODES[optimizer])  # fmt: skip
         if unrolled:  # batch_block picks the body unrolled for k
