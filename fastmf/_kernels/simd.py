@@ -209,6 +209,19 @@ def simd_dot_sqnorm(typingctx, P, u, Q, i, n_chunks):
 
 
 @intrinsic(prefer_literal=True)
+def simd_dot(typingctx, P, u, Q, i, n_chunks):
+    """p_u·q_i over the first n_chunks·W columns, summed as ``simd_dot_sqnorm`` sums it (the
+    accumulators of the norms, left unused, are dropped by the compiler)."""
+    sig = P.dtype(P, u, Q, i, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        dots, _, _, W = _dot_sqnorm_lanes(context, builder, signature, args)
+        return _hsum_pair(builder, dots, dots, W)[0]
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
 def simd_dot_sqnorms(typingctx, P, u, Q, i, n_chunks):
     """(p_u·q_i, ‖p_u‖², ‖q_i‖²) over the first n_chunks·W columns, summed as in
     ``simd_dot_sqnorm`` but the two squared norms apart."""

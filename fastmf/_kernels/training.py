@@ -31,13 +31,13 @@ from fastmf._kernels.simd import (
     fma,
     prefetch_row,
     simd_accumulate_pair,
+    simd_dot,
     simd_dot_sqnorm,
     simd_dot_sqnorms,
     simd_grad_sumsq,
     simd_shrink_and_swap,
     simd_step_and_clear,
 )
-from fastmf._kernels.sorting import STREAMS
 
 SGD, ADAGRAD, ADAM, ROW_ADAGRAD, DAMPED_SGD = 0, 1, 2, 3, 4
 OPTIMIZER_CODES = {
@@ -52,6 +52,9 @@ ADAM_BETA2 = 0.999
 EPS = 1e-8
 
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
+# the runs a block's ratings are interleaved in (``_kernels.sorting.STREAMS``, which lays them
+# out; a test checks the two agree): defined here, as Numba's cache does not see another file
+STREAMS = 3
 
 
 @njit(**JIT_INLINE)
@@ -98,7 +101,8 @@ def dot(P, u, Q, i):
 
 @njit(**JIT_INLINE)
 def sgd_ratings(
-    lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, n_chunks, has_rest
+    lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias, n_chunks,
+    has_rest,
 ):  # fmt: skip
     """The body of ``sgd_block``: the row is n_chunks SIMD chunks, plus the columns left over
     when ``has_rest``."""
@@ -121,12 +125,17 @@ def sgd_ratings(
             prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
         b_u = bu[u]
         b_i = bi[i]
+        n_u = NU[u]
+        n_i = NI[i]
         # the part of the error that does not wait for the dot product
         r0 = values[j] - mu - b_u - b_i
-        d, sq = chunked_dot_and_sqnorm(P, u, Q, i, n_chunks, has_rest)
+        d = simd_dot(P, u, Q, i, n_chunks)
+        if has_rest:
+            for f in range(n_chunks * W, k):
+                d += P[u, f] * Q[i, f]
         e = r0 - d
         base += e * e
-        regl += lam * sq + lam_b * (b_u * b_u + b_i * b_i)
+        regl += lam * (n_u + n_i) + lam_b * (b_u * b_u + b_i * b_i)
         se = step * e
         # the factors step first, with no store in between, so the rows the dot product loaded
         # are still in registers
@@ -137,46 +146,65 @@ def sgd_ratings(
                 qf = Q[i, f]
                 P[u, f] = shrink * pf + se * qf
                 Q[i, f] = shrink * qf + se * pf
+        # the new squared norms, ‖c·p + s·q‖² = c²‖p‖² + 2cs·p·q + s²‖q‖², in float64 from the
+        # step's own c and s (as the intrinsic rounds them to the rows' dtype)
+        c = cast_like(cast_like(shrink, d), n_u)
+        s = cast_like(cast_like(se, d), n_u)
+        cd2 = (c + c) * cast_like(d, n_u)
+        NU[u] = fma(c * c, n_u, s * fma(s, n_i, cd2))
+        NI[i] = fma(c * c, n_i, s * fma(s, n_u, cd2))
         if learn_bias:
             bu[u] = b_u + step * (e - lam_b * b_u)
             bi[i] = b_i + step * (e - lam_b * b_i)
     return base, regl
 
 
+@njit(**JIT_INLINE)
+def row_sqnorms(X, N, r):
+    """N[r] = ‖x_r‖², summed as ``dot`` sums."""
+    N[r] = dot(X, r, X, r)
+
+
 @njit(**JIT)
-def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias):
+def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias):
     """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
 
-    Updates bu, bi (when ``learn_bias``), P and Q in place; returns the sums of the base and the
-    regularization loss, each rating's taken at the parameters before its step. The common factor
-    counts (2, 4, 8 or 16 chunks of W) run a body compiled for their width, with every loop over
-    the row unrolled; the arithmetic, and so every bit of the result, is the same as the general
-    body's.
+    ``NU[u]`` and ``NI[i]`` (float64) hold ‖p_u‖² and ‖q_i‖² and are carried from step to step:
+    a step's new norms follow from the old ones, p_u·q_i and the step's two coefficients (three
+    scalar fused multiply-adds, where summing the norms afresh took two vector ones a factor);
+    they enter only the regularization loss, never the parameters.
+
+    Updates bu, bi (when ``learn_bias``), P, Q, NU and NI in place; returns the sums of the base
+    and the regularization loss, each rating's taken at the parameters before its step. The
+    common factor counts (2, 4, 8 or 16 chunks of W) run a body compiled for their width, with
+    every loop over the row unrolled; the arithmetic, and so every bit of the result, is the same
+    as the general body's.
     """
     n_chunks = P.shape[1] // lanes_of(P)
     whole = P.shape[1] % lanes_of(P) == 0
     if whole and n_chunks == 8:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 8, False)  # fmt: skip
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 8, False)  # fmt: skip
     if whole and n_chunks == 4:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 4, False)  # fmt: skip
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 4, False)  # fmt: skip
     if whole and n_chunks == 16:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 16, False)  # fmt: skip
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 16, False)  # fmt: skip
     if whole and n_chunks == 2:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-                           learn_bias, 2, False)  # fmt: skip
-    return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, 2, False)  # fmt: skip
+    return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b,
                        learn_bias, n_chunks, not whole)  # fmt: skip
 
 
 @njit(**JIT_INLINE)
-def step_row(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
+def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
     """Row r of X takes one optimizer step along its batch gradient ``(G[s] + m·X[r]) * scale``
-    (m·X[r] is the λ part, from the row's rating count), and G[s] is zeroed. S1 and S2 hold the
-    row's optimizer state (AdaGrad's sum of squares; Adam's two moments). The row is n_chunks
-    SIMD chunks, plus the columns left over when ``has_rest``."""
+    (m·X[r] is the λ part, from the row's rating count), and G[s] is zeroed. ``S[:, r]`` holds
+    the row's optimizer state (AdaGrad's sums of squares; Adam's two moments; see
+    ``train.kernel_state``). The row is n_chunks SIMD chunks, plus the columns left over when
+    ``has_rest``."""
     k = X.shape[1]
     if opt == SGD or opt == ROW_ADAGRAD or opt == DAMPED_SGD:
         rate = lr
@@ -187,8 +215,8 @@ def step_row(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_
                 for f in range(n_chunks * lanes_of(X), k):
                     g = G[s, f] + m * X[r, f]
                     sq += g * g
-            acc = S1[r, 0] + sq * (scale * scale) / k
-            S1[r, 0] = acc
+            acc = S[0, r, 0] + sq * (scale * scale) / k
+            S[0, r, 0] = acc
             rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
         a = -(rate * scale)
         c = 1 + a * m
@@ -198,11 +226,11 @@ def step_row(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_
                 X[r, f] = c * X[r, f] + a * G[s, f]
                 G[s, f] = 0
     else:
-        step_row_elementwise(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2)
+        step_row_elementwise(X, S, r, G, s, m, opt, lr, scale, corr1, corr2)
 
 
 @njit(**JIT)
-def step_row_elementwise(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2):
+def step_row_elementwise(X, S, r, G, s, m, opt, lr, scale, corr1, corr2):
     """``step_row`` for the optimizers with state per element (AdaGrad, Adam). Compiled once and
     called, not inlined: each unrolled body of the batch kernel would otherwise carry its own
     copy, and compiling them took seconds."""
@@ -212,8 +240,8 @@ def step_row_elementwise(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2):
         for f in range(k):
             g = (G[s, f] + m * X[r, f]) * scale
             G[s, f] = 0
-            acc = S1[r, f] + g * g
-            S1[r, f] = acc
+            acc = S[0, r, f] + g * g
+            S[0, r, f] = acc
             X[r, f] = X[r, f] - lr * g / (np.sqrt(acc) + eps)
     else:
         b1 = cast_like(ADAM_BETA1, lr)
@@ -223,39 +251,42 @@ def step_row_elementwise(X, S1, S2, r, G, s, m, opt, lr, scale, corr1, corr2):
         for f in range(k):
             g = (G[s, f] + m * X[r, f]) * scale
             G[s, f] = 0
-            mom = b1 * S1[r, f] + c1 * g
-            v = b2 * S2[r, f] + c2 * g * g
-            S1[r, f] = mom
-            S2[r, f] = v
+            mom = b1 * S[0, r, f] + c1 * g
+            v = b2 * S[1, r, f] + c2 * g * g
+            S[0, r, f] = mom
+            S[1, r, f] = v
             X[r, f] = X[r, f] - lr * (mom / corr1) / (np.sqrt(v / corr2) + eps)
 
 
 @njit(**JIT_INLINE)
-def step_scalar(x, S1, S2, r, g, opt, lr, corr1, corr2):
-    """The new value of one bias x = b[r] after an optimizer step along g (state updated)."""
+def step_scalar(x, S, r, g, opt, lr, corr1, corr2):
+    """The new value of one bias x = b[r] after an optimizer step along g (its state, in the
+    last column of ``S[:, r]``, updated)."""
     if opt == SGD:
         return x - lr * g
     eps = cast_like(EPS, lr)
+    c = S.shape[2] - 1
     if opt == ADAGRAD or opt == ROW_ADAGRAD:
-        S1[r] = S1[r] + g * g
-        return x - lr * g / (np.sqrt(S1[r]) + eps)
-    S1[r] = cast_like(ADAM_BETA1, lr) * S1[r] + cast_like(1 - ADAM_BETA1, lr) * g
-    S2[r] = cast_like(ADAM_BETA2, lr) * S2[r] + cast_like(1 - ADAM_BETA2, lr) * g * g
-    return x - lr * (S1[r] / corr1) / (np.sqrt(S2[r] / corr2) + eps)
+        S[0, r, c] = S[0, r, c] + g * g
+        return x - lr * g / (np.sqrt(S[0, r, c]) + eps)
+    S[0, r, c] = cast_like(ADAM_BETA1, lr) * S[0, r, c] + cast_like(1 - ADAM_BETA1, lr) * g
+    S[1, r, c] = cast_like(ADAM_BETA2, lr) * S[1, r, c] + cast_like(1 - ADAM_BETA2, lr) * g * g
+    return x - lr * (S[0, r, c] / corr1) / (np.sqrt(S[1, r, c] / corr2) + eps)
 
 
 @njit(**JIT_INLINE)
-def claim_slot(slot_of, rows, counts, r, n):
-    """Row r's slot in the batch's gradient rows, counting the rating: a new slot, n, the first
-    time the batch meets r (slots are zero until then). Returns the slot and the number of slots
-    in use. Branch-free: whether a row is new is a coin toss the processor would often guess
-    wrong, so the row is always written to ``rows[n]`` and n grows only for a new one."""
+def claim_slot(slot_of, CR, r, n):
+    """Row r's slot in the batch's gradient rows, counting the rating in ``CR[slot, 0]``: a new
+    slot, n, the first time the batch meets r (slots are zero until then), whose model row goes
+    to ``CR[n, 1]``. Returns the slot and the number of slots in use. Branch-free: whether a row
+    is new is a coin toss the processor would often guess wrong, so the row is always written to
+    ``CR[n, 1]`` and n grows only for a new one."""
     old = slot_of[r]
     new = old < 0
     s = old + (n - old) * new
     slot_of[r] = s
-    rows[n] = r
-    counts[s] += 1
+    CR[n, 1] = r
+    CR[s, 0] += 1
     return s, n + new
 
 
@@ -271,8 +302,7 @@ def bias_corrections(steps, r, opt, like):
 
 @njit(**JIT_INLINE)
 def step_touched_rows_sgd(
-    n, rows, slot_of, counts, b, X, G, Gb, H, learn_bias, damped, lr, scale, lam2, lam_b2,
-    n_chunks, has_rest,
+    n, CR, slot_of, b, X, G, GH, learn_bias, damped, lr, scale, lam2, lam_b2, n_chunks, has_rest,
 ):  # fmt: skip
     """``step_touched_rows`` for plain and damped SGD, which keep no optimizer state. A loop of
     its own, with no reference to the state arrays, runs the step of a batch of 1024 about half
@@ -283,22 +313,23 @@ def step_touched_rows_sgd(
     ls = lr * scale
     k_b = one + one + lam_b2  # a bias's curvature a rating, 2 + 2λ_b
     for s in range(n):
-        r = rows[s]
+        r = CR[s, 1]
         slot_of[r] = -1
-        c = cast_like(counts[s], lr)
-        counts[s] = 0
+        c = cast_like(CR[s, 0], lr)
+        CR[s, 0] = 0
         m = c * lam2
         rate = lr
+        h = GH[s, 1]
         if damped:
-            rate = lr / fma(ls, fma(c, lam2, H[s] + H[s]), one)
-        H[s] = 0
+            rate = lr / fma(ls, fma(c, lam2, h + h), one)
+        GH[s, 1] = 0
         if learn_bias:
             rate_b = lr
             if damped:
                 rate_b = lr / fma(ls * c, k_b, one)
-            g = fma(c * lam_b2, b[r], Gb[s]) * scale
+            g = fma(c * lam_b2, b[r], GH[s, 0]) * scale
             b[r] = fma(-rate_b, g, b[r])
-        Gb[s] = 0
+        GH[s, 0] = 0
         a = -(rate * scale)
         shrink = fma(a, m, one)
         simd_step_and_clear(X, r, G, s, shrink, a, n_chunks)
@@ -310,42 +341,34 @@ def step_touched_rows_sgd(
 
 @njit(**JIT_INLINE)
 def step_touched_rows(
-    n, rows, slot_of, counts, steps, b, b_s1, b_s2, X, X_s1, X_s2, G, Gb, H, learn_bias, opt, lr,
-    scale, lam2, lam_b2, n_chunks, has_rest,
+    n, CR, slot_of, steps, b, X, S, G, GH, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
+    has_rest,
 ):  # fmt: skip
     """The batch's step for the n rows it touched (one side: users or items). The row in slot s,
-    with c ratings in the batch, has the gradient Σ −2e·(other row) gathered in ``G[s]``
-    (``Gb[s]`` for its bias) plus c times its own penalty's, 2λ·x_r (2λ_b·b_r): its bias and
-    factors step along that, and its slot goes back to zero and free. ``H[s]`` holds Σ ‖other
-    row‖² over the row's ratings: with ``DAMPED_SGD`` the row's curvature in L_batch is at most
-    h = (2·H[s] + c·2λ)/B (h_b = c·(2 + 2λ_b)/B for its bias), and its rate is η/(1 + η·h)."""
+    with c = ``CR[s, 0]`` ratings in the batch, has the gradient Σ −2e·(other row) gathered in
+    ``G[s]`` (``GH[s, 0]`` for its bias) plus c times its own penalty's, 2λ·x_r (2λ_b·b_r): its
+    bias and factors step along that, and its slot goes back to zero and free. ``GH[s, 1]``
+    holds Σ ‖other row‖² over the row's ratings: with ``DAMPED_SGD`` the row's curvature in
+    L_batch is at most h = (2·GH[s, 1] + c·2λ)/B (h_b = c·(2 + 2λ_b)/B for its bias), and its
+    rate is η/(1 + η·h). ``S`` and ``steps`` are the side's optimizer state."""
     if opt == SGD or opt == DAMPED_SGD:
         damped = opt == DAMPED_SGD
-        step_touched_rows_sgd(n, rows, slot_of, counts, b, X, G, Gb, H, learn_bias, damped,
-                              lr, scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
+        step_touched_rows_sgd(n, CR, slot_of, b, X, G, GH, learn_bias, damped, lr, scale,
+                              lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         return
     for s in range(n):
-        r = rows[s]
+        r = CR[s, 1]
         slot_of[r] = -1
-        c = cast_like(counts[s], lr)
-        counts[s] = 0
+        c = cast_like(CR[s, 0], lr)
+        CR[s, 0] = 0
         corr1, corr2 = bias_corrections(steps, r, opt, lr)
-        rate = lr
-        rate_b = lr
-        if opt == DAMPED_SGD:
-            one = cast_like(1.0, lr)
-            rate = lr / (one + lr * scale * (H[s] + H[s] + c * lam2))
-            rate_b = lr / (one + lr * scale * c * (one + one + lam_b2))
-        H[s] = 0
+        GH[s, 1] = 0
         if learn_bias:
-            g = (Gb[s] + c * lam_b2 * b[r]) * scale
-            if opt == DAMPED_SGD:
-                b[r] = b[r] - rate_b * g
-            else:
-                b[r] = step_scalar(b[r], b_s1, b_s2, r, g, opt, lr, corr1, corr2)
-        Gb[s] = 0
+            g = (GH[s, 0] + c * lam_b2 * b[r]) * scale
+            b[r] = step_scalar(b[r], S, r, g, opt, lr, corr1, corr2)
+        GH[s, 0] = 0
         m = c * lam2
-        step_row(X, X_s1, X_s2, r, G, s, m, opt, rate, scale, corr1, corr2, n_chunks, has_rest)
+        step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
 
 
 @njit(**JIT_INLINE)
@@ -353,11 +376,10 @@ def batch_ratings(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     state, scratch, n_chunks, has_rest,
 ):  # fmt: skip
-    """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples (a
-    call of more than 30 arguments cannot be inlined): the row is n_chunks SIMD chunks, plus the
-    columns left over when ``has_rest``."""
-    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps = state
-    gU, gUb, hU, counts_u, rows_u, slot_u, gI, gIb, hI, counts_i, rows_i, slot_i = scratch
+    """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples:
+    the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``."""
+    SU, u_steps, SI, i_steps = state
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     k = P.shape[1]
     W = lanes_of(P)
     base = 0.0
@@ -379,8 +401,8 @@ def batch_ratings(
                 if ahead != users[j + PREFETCH_AHEAD - STREAMS]:  # as in sgd_ratings
                     prefetch_row(P, ahead, n_chunks)
                 prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
-            su, n_u = claim_slot(slot_u, rows_u, counts_u, u, n_u)
-            si, n_i = claim_slot(slot_i, rows_i, counts_i, i, n_i)
+            su, n_u = claim_slot(slot_u, CRU, u, n_u)
+            si, n_i = claim_slot(slot_i, CRI, i, n_i)
             b_u = bu[u]
             b_i = bi[i]
             r0 = values[j] - mu - b_u - b_i
@@ -388,22 +410,21 @@ def batch_ratings(
             e = r0 - d
             base += e * e
             regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
-            hU[su] += sq  # the squared norms of each row's partners, for DAMPED_SGD's rate
-            hI[si] += sp
+            # the squared norms of each row's partners, for DAMPED_SGD's rate
+            GHU[su, 1] += sq
+            GHI[si, 1] += sp
             e2 = e + e
-            simd_accumulate_pair(gU, su, gI, si, P, u, Q, i, -e2, n_chunks)
+            simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, n_chunks)
             if has_rest:
                 for f in range(n_chunks * W, k):
-                    gU[su, f] -= e2 * Q[i, f]
-                    gI[si, f] -= e2 * P[u, f]
-            gUb[su] -= e2
-            gIb[si] -= e2
-        step_touched_rows(n_u, rows_u, slot_u, counts_u, u_steps, bu, bu_s1, bu_s2, P, P_s1, P_s2,
-                          gU, gUb, hU, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
-                          has_rest)  # fmt: skip
-        step_touched_rows(n_i, rows_i, slot_i, counts_i, i_steps, bi, bi_s1, bi_s2, Q, Q_s1, Q_s2,
-                          gI, gIb, hI, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
-                          has_rest)  # fmt: skip
+                    GU[su, f] -= e2 * Q[i, f]
+                    GI[si, f] -= e2 * P[u, f]
+            GHU[su, 0] -= e2
+            GHI[si, 0] -= e2
+        step_touched_rows(n_u, CRU, slot_u, u_steps, bu, P, SU, GU, GHU, learn_bias, opt, lr,
+                          scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
+        step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, SI, GI, GHI, learn_bias, opt, lr,
+                          scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         start = stop
     return base, regl
 
@@ -411,25 +432,25 @@ def batch_ratings(
 @njit(**JIT)
 def batch_block(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, hU, counts_u, rows_u, slot_u, gI, gIb, hI, counts_i, rows_i, slot_i,
+    SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i,
 ):  # fmt: skip
     """Mini-batches of ``batch_size`` consecutive ratings over ratings lo..hi of one block.
 
     Each batch's gradient of L_batch (divided by ``batch_size``, also for the short batch at
     the end) is taken at the parameters at the batch's start, then every row
     the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
-    bu, bi, P, Q and the optimizer state in place; returns the sums of the base and regularization
-    loss over the ratings. The calling thread's scratch holds, per side, a batch's gradient slots
-    gU, gI (gUb, gIb for the biases; hU, hI for the partners' squared norms; zero between
-    batches), each slot's rating count and model row; ``slot_u``/``slot_i`` give each model
-    row's slot (-1 when free). As in ``sgd_block``, 8
+    bu, bi, P, Q and the optimizer state (``SU``, ``u_steps``, ``SI``, ``i_steps``: see
+    ``train.kernel_state``) in place; returns the sums of the base and regularization loss over
+    the ratings. The calling thread's scratch holds, per side, a batch's gradient slots GU, GI
+    and in ``GHU``/``GHI`` each slot's bias gradient and its partners' squared norms (all zero
+    between batches), in ``CRU``/``CRI`` each slot's rating count and model row; ``slot_u``/
+    ``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8
     chunks of W (64 float32 factors, 32 float64) run a body compiled for that width; the other
     widths share the general body (each unrolled body adds seconds of compile time, and the
     batch kernel has many optimizers' code).
     """
-    state = (bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps)
-    scratch = (gU, gUb, hU, counts_u, rows_u, slot_u, gI, gIb, hI, counts_i, rows_i, slot_i)
+    state = (SU, u_steps, SI, i_steps)
+    scratch = (GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i)
     n_chunks = P.shape[1] // lanes_of(P)
     whole = P.shape[1] % lanes_of(P) == 0
     if whole and n_chunks == 8:
@@ -453,8 +474,16 @@ def sgd_epoch(
     Block b owns the loss points ``block_points[b]:block_points[b + 1]``; point p is the run of
     ratings ``point_bounds[p]:point_bounds[p + 1]`` (with one point per block, the block itself).
     Updates bu, bi, P, Q in place (rows are owned by one block at a time: no races) and writes
-    each point's base and regularization loss sums into ``point_losses[p]``.
+    each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
+    norms that ``sgd_block`` carries are summed at the epoch's start, each row on its own, so
+    the losses too are the same however many threads run and however blocks are cut into points.
     """
+    NU = np.empty(P.shape[0], np.float64)
+    NI = np.empty(Q.shape[0], np.float64)
+    for u in prange(P.shape[0]):
+        row_sqnorms(P, NU, u)
+    for i in prange(Q.shape[0]):
+        row_sqnorms(Q, NI, i)
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -464,7 +493,7 @@ def sgd_epoch(
                 for p in range(block_points[b], block_points[b + 1]):
                     base, regl = sgd_block(
                         point_bounds[p], point_bounds[p + 1], users, items, values,
-                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
+                        mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias,
                     )  # fmt: skip
                     point_losses[p, 0] = base
                     point_losses[p, 1] = regl
@@ -473,16 +502,15 @@ def sgd_epoch(
 @njit(parallel=True, **JIT)
 def batch_epoch(
     users, items, values, point_bounds, block_points, shift_order, assign_offsets, assign_blocks,
-    batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-    bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-    gU, gUb, hU, counts_u, rows_u, slot_u, gI, gIb, hI, counts_i, rows_i, slot_i, point_losses,
+    batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt, SU, u_steps, SI, i_steps,
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i, point_losses,
 ):  # fmt: skip
     """One epoch of mini-batch training with optimizer ``opt``; the parallel twin of
     ``sgd_epoch`` for any batch size and optimizer. Every point starts a batch (its bounds are
     whole batches from its block's start), so the batches are the same however the block is cut
-    into points. The gradient slots, their counts and rows have one slice per worker; the slot of
-    each model row is shared (a block owns its rows). Updates parameters and optimizer state in
-    place (no races, as in ``sgd_epoch``)."""
+    into points. The gradient slots (``GU``, ``GHU``, ``CRU`` and the items' likewise) have one
+    slice per worker; the slot of each model row is shared (a block owns its rows). Updates
+    parameters and optimizer state in place (no races, as in ``sgd_epoch``)."""
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -492,10 +520,8 @@ def batch_epoch(
                 for p in range(block_points[b], block_points[b + 1]):
                     base, regl = batch_block(
                         point_bounds[p], point_bounds[p + 1], batch_size, users, items, values,
-                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-                        bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
-                        gU[w], gUb[w], hU[w], counts_u[w], rows_u[w], slot_u,
-                        gI[w], gIb[w], hI[w], counts_i[w], rows_i[w], slot_i,
+                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt, SU, u_steps, SI,
+                        i_steps, GU[w], GHU[w], CRU[w], slot_u, GI[w], GHI[w], CRI[w], slot_i,
                     )  # fmt: skip
                     point_losses[p, 0] = base
                     point_losses[p, 1] = regl

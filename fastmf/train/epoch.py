@@ -13,6 +13,7 @@ from fastmf._validation import check_float
 from fastmf.train import batch_points as bp
 from fastmf.train import guard
 from fastmf.train.aligned import aligned_zeros
+from fastmf.train.kernel_state import kernel_state
 from fastmf.train.layout import BlockSchedule
 
 if TYPE_CHECKING:
@@ -76,17 +77,16 @@ def _train(
         with KERNEL_LOCK:
             K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, point_losses)
     else:
-        o = st.optimizer
-        k = P.shape[1]
-        guard.check_optimizer_state(o, params.optimizer, dtype, n_users, n_items, k)
+        opt, k = params.optimizer, P.shape[1]
+        guard.check_optimizer_state(st.optimizer, opt, dtype, n_users, n_items, k)
+        state = kernel_state(st.optimizer, opt, dtype, n_users, n_items, k)
+        guard.check_kernel_state(state, opt, dtype, n_users, n_items, k)
         slots = slots_per_batch(params.batch_size, blocks)
         guard.check_scratch(scratch, blocks.n_workers, slots, k, dtype, n_users, n_items)
         with KERNEL_LOCK:
             K.batch_epoch(
                 *common, params.batch_size, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
-                K.OPTIMIZER_CODES[params.optimizer],
-                o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
-                o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, point_losses,
+                K.OPTIMIZER_CODES[opt], *state, *scratch, point_losses,
             )  # fmt: skip
 
 
@@ -144,8 +144,8 @@ def scratch_for(
     params: Params, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
 ) -> tuple:
     """The mini-batch kernel's scratch, per side (users, then items): each worker's gradient
-    slots and bias gradients, the squared norms of each slot's partners (all zero between
-    batches), their rating counts and rows, and the slot of every model row
+    slots, each slot's bias gradient and its partners' squared norms (all zero between
+    batches), each slot's rating count and model row, and the slot of every model row
     (-1 when free; rows are owned by one block at a time, so the workers share it)."""
     w, b, k = blocks.n_workers, slots_per_batch(params.batch_size, blocks), params.n_factors
     return tuple(
@@ -153,10 +153,8 @@ def scratch_for(
         for n_rows in (n_users, n_items)
         for x in (
             aligned_zeros((w, b, k), dtype),
-            np.zeros((w, b), dtype),
-            np.zeros((w, b), dtype),
-            np.zeros((w, b), np.int32),
-            np.zeros((w, b), np.int32),
+            np.zeros((w, b, 2), dtype),
+            np.zeros((w, b, 2), np.int32),
             np.full(n_rows, -1, np.int32),
         )
     )

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fastmf.errors import ModelStateError  # noqa: F401 - re-exported here too
+from fastmf.train.kernel_state import state_shape
 
 
 def _expect(cond: bool, message: str) -> None:
@@ -22,8 +23,11 @@ def _expect(cond: bool, message: str) -> None:
         raise ModelStateError(message + "; nothing was run: refit the model, or load it again")
 
 
-def check_array(a: Any, name: str, dtype: np.dtype, shape: tuple[int | None, ...]) -> None:
-    """``a`` is a C-contiguous ndarray of ``dtype`` whose shape matches ``shape`` (None: any)."""
+def check_array(
+    a: Any, name: str, dtype: np.dtype, shape: tuple[int | None, ...], contiguous: bool = True
+) -> None:
+    """``a`` is an ndarray of ``dtype`` whose shape matches ``shape`` (None: any), C-contiguous
+    unless ``contiguous`` is False."""
     _expect(isinstance(a, np.ndarray), f"{name} is a {type(a).__name__}, not a numpy array")
     _expect(a.dtype == dtype, f"{name} has dtype {a.dtype}, expected {np.dtype(dtype)}")
     _expect(
@@ -31,7 +35,7 @@ def check_array(a: Any, name: str, dtype: np.dtype, shape: tuple[int | None, ...
         and all(w is None or w == n for w, n in zip(shape, a.shape, strict=True)),
         f"{name} has shape {a.shape}, expected {tuple('any' if w is None else w for w in shape)}",
     )
-    _expect(a.flags.c_contiguous, f"{name} is not C-contiguous")
+    _expect(not contiguous or a.flags.c_contiguous, f"{name} is not C-contiguous")
 
 
 def check_parameters(
@@ -105,11 +109,28 @@ def optimizer_shapes(
 def check_optimizer_state(
     state: Mapping[str, Any], optimizer: str, dtype: np.dtype, n_users: int, n_items: int, k: int
 ) -> None:
-    """The optimizer state has the arrays ``optimizer`` reads, in the model's shapes."""
+    """The optimizer state has the arrays ``optimizer`` reads, in the model's shapes (views of
+    the kernel's grouped state after a first epoch, so not necessarily contiguous)."""
     for name, shape in optimizer_shapes(optimizer, n_users, n_items, k).items():
         _expect(name in state, f"the optimizer state has no {name}")
         want = np.dtype(np.int64) if name.endswith("steps") else dtype
-        check_array(state[name], f"the optimizer state's {name}", want, shape)
+        check_array(state[name], f"the optimizer state's {name}", want, shape, contiguous=False)
+
+
+def check_kernel_state(
+    state: Sequence[np.ndarray], optimizer: str, dtype: np.dtype, n_users: int, n_items: int,
+    k: int,
+) -> None:  # fmt: skip
+    """The grouped optimizer state the batch kernel takes (``train.kernel_state``): per side a
+    (moments, rows, width + 1) array of the model's dtype and the int64 step counts."""
+    shapes = optimizer_shapes(optimizer, n_users, n_items, k)
+    _expect(len(state) == 4, "the grouped optimizer state is incomplete")
+    for side, n_rows, (S, steps), name in (
+        ("user", n_users, state[:2], "u_steps"),
+        ("item", n_items, state[2:], "i_steps"),
+    ):
+        check_array(S, f"the {side} optimizer state", dtype, state_shape(optimizer, n_rows, k))
+        check_array(steps, f"the {side} step counts", np.dtype(np.int64), shapes[name])
 
 
 def check_scratch(
@@ -117,18 +138,18 @@ def check_scratch(
     n_users: int, n_items: int,
 ) -> None:  # fmt: skip
     """The mini-batch kernel's scratch has room for ``slots`` rows a batch on every worker."""
-    _expect(len(scratch) == 12, "the mini-batch scratch is incomplete")
-    for side, n_rows, part in (("user", n_users, scratch[:6]), ("item", n_items, scratch[6:])):
-        grads, bias_grads, partner_norms, counts, rows, slot_of = part
+    _expect(len(scratch) == 8, "the mini-batch scratch is incomplete")
+    for side, n_rows, part in (("user", n_users, scratch[:4]), ("item", n_items, scratch[4:])):
+        grads, bias_and_norms, counts_and_rows, slot_of = part
         check_array(grads, f"the {side} gradient slots", dtype, (None, None, k))
         _expect(
             grads.shape[0] >= n_workers and grads.shape[1] >= slots,
             f"the {side} gradient slots hold {grads.shape[:2]}, need ({n_workers}, {slots})",
         )
-        check_array(bias_grads, f"the {side} bias slots", dtype, grads.shape[:2])
-        check_array(partner_norms, f"the {side} partner norms", dtype, grads.shape[:2])
-        check_array(counts, f"the {side} slot counts", np.dtype(np.int32), grads.shape[:2])
-        check_array(rows, f"the {side} slot rows", np.dtype(np.int32), grads.shape[:2])
+        check_array(bias_and_norms, f"the {side} bias slots", dtype, (*grads.shape[:2], 2))
+        check_array(
+            counts_and_rows, f"the {side} slot counts", np.dtype(np.int32), (*grads.shape[:2], 2)
+        )
         check_array(slot_of, f"the {side} slot table", np.dtype(np.int32), (n_rows,))
 
 

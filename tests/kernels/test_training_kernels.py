@@ -8,6 +8,7 @@ import pytest
 from fastmf._kernels import sorting as sk
 from fastmf._kernels import training as K
 from fastmf.train.batch_points import block_points
+from fastmf.train.kernel_state import kernel_state
 from fastmf.train.layout import Strata, balanced_strata, build_blocks
 from tests import reference as ref
 
@@ -118,17 +119,8 @@ def _run_batch_epoch(
     s = blocks.n_strata
     shift_order = np.arange(s) if shift_order is None else shift_order
     st = state if state is not None else _new_optimizer_state(optimizer, P, Q)
-    w = blocks.n_workers
-    scratch = tuple(
-        x
-        for n_rows in (P.shape[0], Q.shape[0])
-        for x in (
-            np.zeros((w, batch_size, P.shape[1]), dtype), np.zeros((w, batch_size), dtype),
-            np.zeros((w, batch_size), dtype),
-            np.zeros((w, batch_size), np.int32), np.zeros((w, batch_size), np.int32),
-            np.full(n_rows, -1, np.int32),
-        )
-    )  # fmt: skip
+    grouped = kernel_state(st, optimizer, dtype, P.shape[0], Q.shape[0], P.shape[1])
+    scratch = _scratch(blocks.n_workers, batch_size, P, Q)
     if scratch_out is not None:
         scratch_out.extend(scratch)
     bounds, owned = points if points is not None else block_points(blocks.block_offsets)
@@ -137,13 +129,28 @@ def _run_batch_epoch(
         blocks.users, blocks.items, blocks.values, bounds, owned,
         np.asarray(shift_order, np.int64), blocks.assign_offsets, blocks.assign_blocks,
         batch_size, dtype.type(mu), bu, bi, P, Q, dtype.type(lr), dtype.type(lam),
-        dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer],
-        st["bu_s1"], st["bu_s2"], st["bi_s1"], st["bi_s2"], st["P_s1"], st["P_s2"],
-        st["Q_s1"], st["Q_s2"], st["u_steps"], st["i_steps"], *scratch, point_losses,
+        dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer], *grouped, *scratch,
+        point_losses,
     )  # fmt: skip
     if points_out is not None:
         points_out.append(point_losses)
     return point_losses.sum(axis=0)
+
+
+def _scratch(n_workers, n_slots, P, Q):
+    """The batch kernel's scratch, per side: gradient slots, (bias gradient, partner norms) and
+    (count, row) of each slot, and each model row's slot."""
+    dtype = P.dtype
+    return tuple(
+        x
+        for n_rows in (P.shape[0], Q.shape[0])
+        for x in (
+            np.zeros((n_workers, n_slots, P.shape[1]), dtype),
+            np.zeros((n_workers, n_slots, 2), dtype),
+            np.zeros((n_workers, n_slots, 2), np.int32),
+            np.full(n_rows, -1, np.int32),
+        )
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam", "row_adagrad", "damped_sgd"])
@@ -229,8 +236,8 @@ def test_batch_gradient_slots_are_zero_and_free_between_batches(optimizer):
     _run_batch_epoch(
         blocks, 16, 3.0, bu, bi, P, Q, 0.05, 0.02, 0.01, optimizer, scratch_out=scratch
     )
-    g_u, gb_u, h_u, counts_u, _, slot_u, g_i, gb_i, h_i, counts_i, _, slot_i = scratch
-    for arr in (g_u, gb_u, h_u, counts_u, g_i, gb_i, h_i, counts_i):
+    g_u, gh_u, cr_u, slot_u, g_i, gh_i, cr_i, slot_i = scratch
+    for arr in (g_u, gh_u, cr_u[..., 0], g_i, gh_i, cr_i[..., 0]):
         assert not arr.any()
     assert (slot_u == -1).all() and (slot_i == -1).all()
 
@@ -310,6 +317,8 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     users, items, values, bu, bi, P, Q = _problem(n=350, k=k, seed=19, dtype=dtype)
     a = [x.copy() for x in (bu, bi, P, Q)]
     b = [x.copy() for x in (bu, bi, P, Q)]
+    a += [_sqnorms(P), _sqnorms(Q)]
+    b += [_sqnorms(P), _sqnorms(Q)]
     args = (users, items, values, dtype(3.4))
     rates = (dtype(0.02), dtype(0.05), dtype(0.01), True)
     # sgd_block picks the body unrolled for k; called from Python the body takes k at run time
@@ -322,6 +331,29 @@ def test_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     assert la == lb
 
 
+def _sqnorms(X):
+    """‖x_r‖² of every row, in float64 (the norms ``sgd_block`` carries)."""
+    return np.einsum("ij,ij->i", X.astype(np.float64), X.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype,k,tol", [(np.float64, 19, 1e-12), (np.float32, 64, 1e-5)])
+def test_carried_norms_stay_the_rows_norms(dtype, k, tol):
+    users, items, values, bu, bi, P, Q = _problem(30, 25, n=400, k=k, seed=31, dtype=dtype)
+    NU, NI = _sqnorms(P), _sqnorms(Q)
+    K.sgd_block(0, len(values), users, items, values, dtype(3.4), bu, bi, P, Q, NU, NI,
+                dtype(0.05), dtype(0.05), dtype(0.01), True)  # fmt: skip
+    # every row stepped many times: the norms were carried, not summed again
+    assert np.bincount(users).max() > 10
+    np.testing.assert_allclose(NU, _sqnorms(P), rtol=tol)
+    np.testing.assert_allclose(NI, _sqnorms(Q), rtol=tol)
+
+
+def test_training_kernels_know_the_layouts_interleave():
+    # a cached kernel does not see a constant of another file change, so training.py keeps its
+    # own copy of the number of interleaved runs the layout builds
+    assert K.STREAMS == sk.STREAMS
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
 @pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
 def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
@@ -332,17 +364,8 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
     for unrolled in (True, False):
         params = [x.copy() for x in (bu, bi, P, Q)]
         st = _new_optimizer_state(optimizer, params[2], params[3])
-        state = tuple(st[name] for name in ("bu_s1", "bu_s2", "bi_s1", "bi_s2", "P_s1", "P_s2",
-                                            "Q_s1", "Q_s2", "u_steps", "i_steps"))  # fmt: skip
-        scratch = tuple(
-            x
-            for n_rows in (P.shape[0], Q.shape[0])
-            for x in (
-                np.zeros((16, k), dtype), np.zeros(16, dtype), np.zeros(16, dtype),
-                np.zeros(16, np.int32),
-                np.zeros(16, np.int32), np.full(n_rows, -1, np.int32),
-            )
-        )  # fmt: skip
+        state = kernel_state(st, optimizer, np.dtype(dtype), P.shape[0], Q.shape[0], k)
+        scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, 16, P, Q))
         args = (0, len(values), 16, users, items, values, dtype(3.4), *params, dtype(0.05),
                 dtype(0.05), dtype(0.01), True, K.OPTIMIZER_CODES[optimizer])  # fmt: skip
         if unrolled:  # batch_block picks the body unrolled for k
