@@ -41,7 +41,8 @@ def run_epoch(
     if getattr(blocks, "streamed", False):
         # from disk: one kernel run per sub-epoch over that shift's blocks, read ahead
         one = np.zeros(1, dtype=np.int64)
-        for piece, (users, items, values) in blocks.shift_pieces(shift_order, bounds, owned):
+        streamed: Any = blocks  # train.from_store.StreamedBlocks
+        for piece, (users, items, values) in streamed.shift_pieces(shift_order, bounds, owned):
             guard.check_points(piece.bounds, piece.owned, len(values), blocks.n_strata)
             local = np.zeros((piece.points.shape[0], 2), dtype=np.float64)
             run = (users, items, values, piece.bounds, piece.owned, one, piece.assign_offsets,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -240,7 +241,8 @@ def seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarra
     whose ratings in a block span two of its interleaved runs needs sorting.
     """
     if getattr(blocks, "streamed", False):  # a store's blocks, read from disk
-        return blocks.seen_csr(n_users)
+        streamed: Any = blocks  # train.from_store.StreamedBlocks
+        return streamed.seen_csr(n_users)
     with KERNEL_LOCK:
         order, indptr = sk.stable_bucket_order(blocks.users, n_users)
         items = blocks.items[order]
