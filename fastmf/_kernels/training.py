@@ -516,3 +516,41 @@ def predict(users, items, mu, bu, bi, P, Q, out):
         if u >= 0 and i >= 0:
             r += dot(P, u, Q, i)
         out[j] = r
+
+
+@njit(**JIT)
+def sgd_block_points(
+    users, items, values, point_bounds, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, point_losses
+):  # fmt: skip
+    """``sgd_block`` over each point of one block held apart: point p is ratings
+    ``point_bounds[p]:point_bounds[p + 1]`` of ``users``/``items``/``values`` (the block's own
+    arrays, rows relative to the slices ``bu``, ``bi``, ``P``, ``Q`` of its two strata), its
+    loss sums into ``point_losses[p]``. The same operations in the same order as ``sgd_epoch``
+    on that block, so the same bits, on whichever process trains it."""
+    for p in range(point_bounds.shape[0] - 1):
+        base, regl = sgd_block(
+            point_bounds[p], point_bounds[p + 1], users, items, values,
+            mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
+        )  # fmt: skip
+        point_losses[p, 0] = base
+        point_losses[p, 1] = regl
+
+
+@njit(**JIT)
+def batch_block_points(
+    users, items, values, point_bounds, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
+    opt, bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
+    gU, gUb, hU, counts_u, rows_u, slot_u, gI, gIb, hI, counts_i, rows_i, slot_i, point_losses,
+):  # fmt: skip
+    """``batch_block`` over each point of one block held apart, as ``sgd_block_points``: the
+    optimizer state and the slot maps are the slices of the block's two strata, the scratch is
+    one worker's (``batch_epoch``'s ``gU[w]``, ...)."""
+    for p in range(point_bounds.shape[0] - 1):
+        base, regl = batch_block(
+            point_bounds[p], point_bounds[p + 1], batch_size, users, items, values,
+            mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
+            bu_s1, bu_s2, bi_s1, bi_s2, P_s1, P_s2, Q_s1, Q_s2, u_steps, i_steps,
+            gU, gUb, hU, counts_u, rows_u, slot_u, gI, gIb, hI, counts_i, rows_i, slot_i,
+        )  # fmt: skip
+        point_losses[p, 0] = base
+        point_losses[p, 1] = regl

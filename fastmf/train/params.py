@@ -8,6 +8,7 @@ import numpy as np
 
 from fastmf._random import check_random_state
 from fastmf._validation import check_choice, check_float, check_int
+from fastmf.train.checkpoint import check_checkpoint_dir
 from fastmf.train.defaults import resolve_learning_rate, resolve_optimizer
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
@@ -62,6 +63,7 @@ def check_params(model) -> dict[str, Any]:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {model.dtype!r}") from None
     p["dtype"] = check_choice(dtype_name, "dtype", DTYPES)
     p["random_state"] = model.random_state
+    p["checkpoint_dir"] = check_checkpoint_dir(getattr(model, "checkpoint_dir", None))
     check_int(model.verbose, "verbose", low=0)
     return p
 
