@@ -27,7 +27,15 @@ FORMAT = 1
 _MODEL = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
 # what may change between a fit and its resumption (n_epochs: a resumed fit may go further; the
 # cluster and its time-outs: a fit may resume on another)
-_NOT_IDENTITY = ("callbacks", "verbose", "n_jobs", "checkpoint_dir", "n_epochs", "client", "timeout")
+_NOT_IDENTITY = (
+    "callbacks",
+    "verbose",
+    "n_jobs",
+    "checkpoint_dir",
+    "n_epochs",
+    "client",
+    "timeout",
+)
 
 
 def check_checkpoint_dir(value: Any) -> Path | None:
