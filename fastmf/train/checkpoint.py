@@ -120,6 +120,15 @@ def read(folder: Path) -> dict[str, Any] | None:
     return out
 
 
+def epochs_left(model: Any, params: dict, resume_fit: bool) -> tuple[int, dict]:
+    """The epochs a fit runs and early stopping's state: all of ``n_epochs`` from scratch, or
+    what the checkpoint leaves with ``resume_fit``."""
+    monitor: dict = {}
+    if not resume_fit:
+        return params["n_epochs"], monitor
+    return resume(model, params["checkpoint_dir"], params["n_epochs"], monitor), monitor
+
+
 def resume(model: Any, folder: Path | None, n_epochs: int, monitor: dict) -> int:
     """Put the checkpoint in ``folder`` over the freshly initialized ``model`` and return the
     epochs left of ``n_epochs`` (all of them when there is no checkpoint yet)."""

@@ -34,10 +34,40 @@ def run_epoch(
         bounds, owned = bp.block_points(blocks.block_offsets)
     point_losses = np.zeros((bounds.shape[0] - 1, 2), dtype=np.float64)
     guard.check_points(bounds, owned, len(blocks.values), blocks.n_strata**2)
+    if getattr(blocks, "streamed", False):
+        # from disk: one kernel run per sub-epoch over that shift's blocks, read ahead
+        one = np.zeros(1, dtype=np.int64)
+        for piece, (users, items, values) in blocks.shift_pieces(shift_order, bounds, owned):
+            guard.check_points(piece.bounds, piece.owned, len(values), blocks.n_strata)
+            local = np.zeros((piece.points.shape[0], 2), dtype=np.float64)
+            run = (users, items, values, piece.bounds, piece.owned, one, piece.assign_offsets,
+                   piece.assign_blocks)  # fmt: skip
+            _train(model, blocks, params, lr, dtype, scratch, run, local)
+            point_losses[piece.points] = local
+    else:
+        run = (blocks.users, blocks.items, blocks.values, bounds, owned, shift_order,
+               blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
+        _train(model, blocks, params, lr, dtype, scratch, run, point_losses)
+    points = None
+    if model.record_batches:
+        order = bp.execution_order(owned, shift_order, blocks.n_strata)
+        epoch = model.n_epochs_done_ + 1
+        points = bp.points_frame(epoch, bounds, order, point_losses, params["batch_size"])
+        point_losses = point_losses[order]
+    totals = point_losses.sum(axis=0)  # fixed order: point by point
+    return float(totals[0]), float(totals[1]), points
+
+
+def _train(
+    model: Any, blocks: Any, params: dict, lr: float, dtype: np.dtype, scratch, common: tuple,
+    point_losses: np.ndarray,
+) -> None:  # fmt: skip
+    """The epoch kernel over the ratings and schedule in ``common`` (every shift it lists)."""
+    st = model._state
+    bu, bi, P, Q = model.user_bias_, model.item_bias_, model.user_factors_, model.item_factors_
+    n_users, n_items = len(model.user_map_), len(model.item_map_)
     learn_bias = params["biases"] == "learned"
     mu = dtype.type(model.global_mean_)
-    common = (blocks.users, blocks.items, blocks.values, bounds, owned, shift_order,
-              blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
     lr_, lam, lam_b = dtype.type(lr), dtype.type(params["reg"]), dtype.type(params["reg_bias"])
     if not uses_batch_kernel(params):
         with KERNEL_LOCK:
@@ -55,14 +85,6 @@ def run_epoch(
                 o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
                 o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, point_losses,
             )  # fmt: skip
-    points = None
-    if model.record_batches:
-        order = bp.execution_order(owned, shift_order, blocks.n_strata)
-        epoch = model.n_epochs_done_ + 1
-        points = bp.points_frame(epoch, bounds, order, point_losses, params["batch_size"])
-        point_losses = point_losses[order]
-    totals = point_losses.sum(axis=0)  # fixed order: point by point
-    return float(totals[0]), float(totals[1]), points
 
 
 def predict_rows(model, u: np.ndarray, i: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ from fastmf._stats import root_mean_square
 from fastmf._threads import threads_for
 from fastmf._validation import check_fitted
 from fastmf.data.coerce import pairs, to_ratings, validation_frame
-from fastmf.train import guard
-from fastmf.train.checkpoint import resume as resume_fit
+from fastmf.train import from_store, guard
+from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import check_memory
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
@@ -260,10 +260,12 @@ class MatrixFactorization(ServingMethods):
 
         Parameters
         ----------
-        X : DataFrame with columns user, item, rating[, timestamp], or array of shape (n, 2)
-            Raw (user, item) ids when an array; then ``y`` holds the ratings.
+        X : DataFrame with columns user, item, rating[, timestamp], array of shape (n, 2), or
+            RatingStore
+            Raw (user, item) ids when an array; then ``y`` holds the ratings. A store is read
+            block by block from disk and trains the same model, bit for bit.
         y : array-like of shape (n,), optional
-        validation : DataFrame, or a tuple (X_val, y_val), optional
+        validation : DataFrame, a tuple (X_val, y_val), or RatingStore, optional
             Ratings scored after each epoch (``val_rmse``, ``val_mae`` in ``history_``). Users
             or items not in the training data get the fallback prediction (μ plus known biases).
         item_titles : mapping or Series from raw item id to title, optional
@@ -281,6 +283,8 @@ class MatrixFactorization(ServingMethods):
         The call completes or leaves the previous fitted state exactly as it was, whatever the
         exception; Ctrl-C stops after the running epoch and keeps the epochs completed.
         """
+        if from_store.is_store(X):
+            return from_store.fit(self, X, validation, item_titles, resume=resume)
         with lock_of(self).writing():
             params = self._check_params()
             ratings = to_ratings(X, y, duplicates=self.duplicates)
@@ -289,15 +293,12 @@ class MatrixFactorization(ServingMethods):
             titles = None if item_titles is None else dict(pd.Series(item_titles))
             if val is None and (self.validation_fraction is not None or self.early_stopping):
                 ratings, val = hold_out(ratings, self.validation_fraction, rng)
-            check_memory(ratings.n_users, ratings.n_items, params)
+            check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
             checkpoint = Checkpoint(self, in_place=False)
             try:
                 initialize(self, ratings, params, rng)
                 self.item_titles_ = titles
-                monitor: dict = {}
-                n_epochs = params["n_epochs"]
-                if resume:
-                    n_epochs = resume_fit(self, params["checkpoint_dir"], n_epochs, monitor)
+                n_epochs, monitor = epochs_left(self, params, resume)
                 train_epochs(self, self._state.blocks, val, params, n_epochs, checkpoint, monitor)
             except BaseException as exc:
                 checkpoint.settle(self, exc)
@@ -321,6 +322,8 @@ class MatrixFactorization(ServingMethods):
         ``init_std`` and ``random_state`` seed a fit: ``partial_fit`` continues the fit's
         random stream. The call completes or leaves the model exactly as it was.
         """
+        if from_store.is_store(X):
+            return from_store.partial_fit(self, X, validation)
         with lock_of(self).writing():
             params = self._check_params()
             if hasattr(self, "user_factors_") and not hasattr(self, "_state"):
@@ -332,7 +335,7 @@ class MatrixFactorization(ServingMethods):
             val = None if validation is None else validation_frame(validation)
             fresh = not hasattr(self, "_state")
             if fresh:
-                check_memory(ratings.n_users, ratings.n_items, params)
+                check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
             else:
                 check_continuation(self, params)
             checkpoint = Checkpoint(self, in_place=not fresh)
@@ -358,12 +361,15 @@ class MatrixFactorization(ServingMethods):
 
         Parameters
         ----------
-        X : DataFrame with columns user and item, or array of shape (n, 2) of raw ids
+        X : DataFrame with columns user and item, array of shape (n, 2) of raw ids, or
+            RatingStore (predictions for its ratings, in the store's block order)
 
         Returns
         -------
         ndarray of shape (n,), dtype float64
         """
+        if from_store.is_store(X):
+            return from_store.predict_store(self, X, clip)
         with lock_of(self).reading():
             self._check_fitted()
             users, items = pairs(X)
