@@ -4,6 +4,7 @@ bit for bit."""
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,6 +15,23 @@ from fastmf.train.estimator import MatrixFactorization
 from fastmf.train.params import same
 
 _OWN = ("client", "timeout")
+
+
+def as_source(X: Any, store_path: Any) -> Any:
+    """A store for a store's path or a Dask DataFrame; anything else as it is."""
+    from fastmf.data.store import RatingStore
+
+    if isinstance(X, (str, os.PathLike)):
+        return RatingStore.open(X)
+    if type(X).__module__.startswith("dask.") and hasattr(X, "to_delayed"):
+        if store_path is None:
+            raise ValueError(
+                "a Dask DataFrame is built into a rating store first: pass store_path=, a new "
+                "folder on storage every worker reads"
+            )
+        chunks = (part.compute() for part in X.to_delayed())
+        return RatingStore.build(store_path, chunks)
+    return X
 
 
 class DaskMatrixFactorization(MatrixFactorization):
@@ -70,12 +88,20 @@ class DaskMatrixFactorization(MatrixFactorization):
         validation: Any = None,
         item_titles: Any = None,
         resume: bool = False,
+        store_path: str | os.PathLike | None = None,
     ) -> DaskMatrixFactorization:
-        """Train on the cluster from scratch (or from the checkpoint, with ``resume``); the
-        arguments are ``MatrixFactorization.fit``'s. Returns self, fitted."""
+        """Train on the cluster from scratch (or from the checkpoint, with ``resume``).
+
+        ``X`` is a ``RatingStore`` or the path of one, on storage every worker reads under the
+        same path (each worker reads its own blocks); a ``dask.dataframe`` with user, item,
+        rating columns, built into a store at ``store_path`` first (partition by partition;
+        give a shared folder on a cluster of several machines); or anything
+        ``MatrixFactorization.fit`` takes (the client lays it out and hands each worker its
+        blocks). The other arguments are ``MatrixFactorization.fit``'s. Returns self, fitted."""
         from fastmf.dask.runner import ClusterRun
 
         client = self._client()
+        X = as_source(X, store_path)
         temporary = None
         if self.checkpoint_dir is None:
             if resume:

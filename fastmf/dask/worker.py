@@ -52,15 +52,15 @@ def open_fit(fit_id: str, config: dict, user_states: dict, blocks: dict | None) 
 
 def read_store_blocks(config: dict, strata: list[int]) -> dict:
     """This worker's blocks from the rating store, read in order."""
-    from fastmf.data.store import RatingStore
+    from fastmf.data.store import RatingStore, StoreError
 
     path = config["store"]
     try:
         store = RatingStore.open(path)
-    except FileNotFoundError as exc:
+    except (OSError, StoreError) as exc:
         raise ClusterError(
-            f"a worker cannot find the rating store at {path}: the store must be on storage "
-            f"every worker reads under the same path (a shared folder)"
+            f"a worker cannot read the rating store at {path} ({exc}): the store must be on "
+            f"storage every worker reads under the same path (a shared folder)"
         ) from exc
     s = config["n_strata"]
     wanted = [a * s + c for a in strata for c in range(s)]

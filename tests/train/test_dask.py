@@ -168,3 +168,44 @@ def test_parameters_are_those_of_the_estimator_and_the_cluster():
     assert params["n_factors"] == 5 and params["timeout"] == 9.0 and params["client"] is None
     assert set(params) == {"client", "timeout"} | set(MatrixFactorization().get_params())
     assert "n_factors=5" in repr(model)
+
+
+def test_a_store_trains_on_the_cluster_as_in_memory(client, tmp_path):
+    from fastmf import RatingStore
+
+    df = ratings(6000)
+    RatingStore.build(tmp_path / "store", df)
+    local = MatrixFactorization(n_factors=8, n_epochs=3, random_state=7, verbose=0).fit(df)
+    remote = DaskMatrixFactorization(client=client, n_factors=8, n_epochs=3, random_state=7,
+                                     verbose=0).fit(str(tmp_path / "store"))  # fmt: skip
+    same_model(local, remote)
+    user = df["user"].iloc[0]
+    pd.testing.assert_frame_equal(local.recommend(user), remote.recommend(user))
+
+
+def test_a_dask_dataframe_is_built_into_a_store_first(client, tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    df = ratings(6000)
+    common = dict(n_factors=8, n_epochs=2, random_state=7, verbose=0)
+    local = MatrixFactorization(**common).fit(df)
+    remote = DaskMatrixFactorization(client=client, **common)
+    remote.fit(dd.from_pandas(df, npartitions=3), store_path=tmp_path / "built")
+    same_model(local, remote)
+    with pytest.raises(ValueError, match="store_path"):
+        DaskMatrixFactorization(client=client, **common).fit(dd.from_pandas(df, npartitions=2))
+
+
+def test_a_missing_store_is_named(client, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no rating store"):
+        DaskMatrixFactorization(client=client, n_epochs=1, verbose=0).fit(tmp_path / "nowhere")
+
+
+def test_workers_that_cannot_see_the_store_are_named(client, tmp_path, monkeypatch):
+    from fastmf import RatingStore
+
+    RatingStore.build(tmp_path / "store", ratings(3000))
+    monkeypatch.chdir(tmp_path)  # the client reads "store" here; the workers look elsewhere
+    model = DaskMatrixFactorization(client=client, n_factors=4, n_epochs=1, verbose=0, timeout=60)
+    with pytest.raises(ClusterError, match="cannot read the rating store"):
+        model.fit(RatingStore.open("store"))
+    assert not hasattr(model, "user_factors_")
