@@ -112,6 +112,7 @@ class DaskMatrixFactorization(MatrixFactorization):
         try:
             MatrixFactorization.fit(self, X, y, validation, item_titles, resume=resume)
             self.cluster_stats_ = self._cluster.frame()
+            self.cluster_setup_seconds_ = self._cluster.stats.get("setup_seconds", 0.0)
         finally:
             self._cluster.close()
             self.__dict__.pop("_cluster", None)
@@ -158,7 +159,7 @@ class DaskMatrixFactorization(MatrixFactorization):
         params = {k: v for k, v in self.get_params().items() if k not in _OWN}
         local = MatrixFactorization(**params)
         state = MatrixFactorization.__getstate__(self)
-        for name in (*_OWN, "cluster_stats_", "_cluster"):
+        for name in (*_OWN, "cluster_stats_", "cluster_setup_seconds_", "_cluster"):
             state.pop(name, None)
         local.__dict__.update(copy.deepcopy(state))
         return local

@@ -13,6 +13,7 @@ re-run the epoch from that state on the workers left.
 
 from __future__ import annotations
 
+import operator
 import time
 import uuid
 from typing import Any
@@ -37,6 +38,7 @@ from fastmf.train import batch_points as bp
 from fastmf.train.epoch import slots_per_batch, uses_batch_kernel
 
 POLL = 0.5  # seconds between checks that every worker of the fit is still there
+GROUPED = True  # one task a worker a sub-epoch where that makes fewer tasks than one a block
 
 
 class _Lost(Exception):
@@ -60,8 +62,10 @@ class ClusterRun:
         """One epoch on the cluster; returns what ``train.epoch.run_epoch`` returns."""
         st = model._state
         self._model = model
+        t_start = time.perf_counter()
         if self.plan is None:
             self.start(model, blocks, params)
+            self.stats["setup_seconds"] = time.perf_counter() - t_start
         plan = self.plan
         shift_order = st.rng.permutation(plan.n_strata).astype(np.int64)
         batch = uses_batch_kernel(params)
@@ -99,8 +103,66 @@ class ClusterRun:
         return float(totals[0]), float(totals[1]), points
 
     def epoch_tasks(self, shift_order: np.ndarray, hyper: tuple) -> tuple[dict, dict, dict]:
-        """Submit the epoch's block tasks and wait for them; the user strata, item strata and
-        block losses at its end."""
+        """Submit the epoch's tasks and wait for them; the user strata, item strata and block
+        losses at its end. With few workers, one task a worker a sub-epoch (and one a pair of
+        workers that pass item strata, ``grouped_tasks``); else one task a block."""
+        n = len(self.plan.workers())
+        if GROUPED and n + n * n < self.plan.n_strata:
+            return self.grouped_tasks(shift_order, hyper)
+        return self.block_tasks(shift_order, hyper)
+
+    def grouped_tasks(self, shift_order: np.ndarray, hyper: tuple) -> tuple[dict, dict, dict]:
+        """The epoch as one task a worker a sub-epoch: each trains the worker's blocks of the
+        shift and returns the item strata grouped by the worker that trains each next, and a
+        small task on that worker hands each group to its next worker. The item strata come
+        from the client's model at the start and go back to it at the end."""
+        plan, client, s = self.plan, self.client, self.plan.n_strata
+        workers = plan.workers()
+        self.item_futures = None
+        inputs = self.scatter_groups(int(shift_order[0]))
+        prev: dict[str, Any] = dict.fromkeys(workers)
+        for j, t in enumerate(int(x) for x in shift_order):
+            nxt = int(shift_order[j + 1]) if j + 1 < s else None
+            tasks, dests = {}, {}
+            for w in workers:
+                pairs = [(a, (a + t) % s) for a in plan.strata_of(w)]
+                dest = None if nxt is None else {c: plan.owners[(c - nxt) % s] for _, c in pairs}
+                dests[w] = sorted(set(dest.values())) if dest else []
+                tasks[w] = self.on(w, W.train_shift, self.fit_id, pairs, hyper, dest, prev[w],
+                                   *inputs[w])  # fmt: skip
+            prev, inputs = tasks, {w: [] for w in workers}
+            for w in workers:
+                for w2 in dests[w]:
+                    inputs[w2].append(self.on(w, operator.getitem, tasks[w], w2))
+        collects = [self.on(w, W.collect, self.fit_id, plan.strata_of(w), prev[w]) for w in workers]
+        self.wait(collects + list(prev.values()))
+        done = client.gather(collects)
+        users = {a: state for part in done for a, state in part["user"].items()}
+        losses = {b: x for part in done for b, x in part["losses"].items()}
+        items = {c: st for part in client.gather(list(prev.values())) for c, st in part.items()}
+        return users, items, losses
+
+    def on(self, worker: str, fn, *args):
+        """``fn(*args)`` as a task on ``worker`` only, never hashed (its key is new each time)."""
+        return self.client.submit(
+            fn, *args, workers=[worker], allow_other_workers=False, pure=False
+        )
+
+    def scatter_groups(self, first_shift: int) -> dict[str, list]:
+        """The client's item strata, one group a worker: those it trains in the first shift."""
+        model, plan, s = self._model, self.plan, self.plan.n_strata
+        items = side_arrays(model, model._state.optimizer, ITEM_STATE)
+        its = plan.item_starts
+        groups: dict[str, dict] = {w: {} for w in plan.workers()}
+        for c in range(s):
+            groups[plan.owners[(c - first_shift) % s]][c] = stratum_slice(items, its[c], its[c + 1])
+        return {
+            w: [self.client.scatter([g], workers=[w], hash=False)[0]] for w, g in groups.items()
+        }
+
+    def block_tasks(self, shift_order: np.ndarray, hyper: tuple) -> tuple[dict, dict, dict]:
+        """The epoch as one task a block: block (a, c) on the owner of a, after a's previous
+        task, on item stratum c from the task that trained it last."""
         plan, client, s = self.plan, self.client, self.plan.n_strata
         if self.item_futures is None:
             self.item_futures = self.scatter_items(int(shift_order[0]))

@@ -123,6 +123,25 @@ def run_warm_up(plain: dict) -> None:
                  np.full(1, -1, np.int32), np.zeros((1, 2)))  # fmt: skip
 
 
+def train_shift(
+    fit_id: str, pairs: list, hyper: tuple, dest: dict | None, after: Any, *groups: dict
+) -> dict:
+    """Train this worker's blocks (a, c) of one sub-epoch, in ``pairs`` order, on the item
+    strata ``groups`` bring ({c: state} each). Returns the new item strata by the worker that
+    trains each next (``dest``: {c: worker}), or by stratum after the epoch's last sub-epoch.
+    ``after`` is this worker's previous task, so its sub-epochs run in the schedule's order."""
+    held: dict = {}
+    for group in groups:
+        held.update(group)
+    out = {c: train_block(fit_id, a, c, hyper, held[c], None) for a, c in pairs}
+    if dest is None:
+        return out
+    by_worker: dict = {}
+    for c, state in out.items():
+        by_worker.setdefault(dest[c], {})[c] = state
+    return by_worker
+
+
 def train_block(fit_id: str, a: int, c: int, hyper: tuple, item_state: tuple, after: Any) -> tuple:
     """Train block (a, c) on this worker's user stratum a and the item stratum c it is given;
     returns item stratum c's new state (user stratum a's stays here). ``after`` is the previous

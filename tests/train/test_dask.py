@@ -56,6 +56,14 @@ def test_the_cluster_trains_the_in_process_model_bit_for_bit(client):
         assert (stats["bytes_moved"] > 0).all()
 
 
+def test_one_task_a_block_is_the_same_bits(client, monkeypatch):
+    from fastmf.dask import runner
+
+    monkeypatch.setattr(runner, "GROUPED", False)  # as a cluster of many workers runs
+    local, remote = fit_both(client, ratings(6000), batch_size=8, optimizer="adam")
+    same_model(local, remote)
+
+
 def test_mini_batches_and_recorded_batches_are_the_same_bits(client):
     df = ratings(6000)
     local, remote = fit_both(client, df, batch_size=16, optimizer="damped_sgd",
