@@ -117,6 +117,45 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def cost_model(
+    ns_per_rating: float, overhead_s: float, n_ratings: float = 1e9, n_users: float = 1e7,
+    n_items: float = 1e6, k: int = 64, strata: int = 32, link_gb_s: float = 1.25,
+    task_s: float = 0.012,
+) -> str:  # fmt: skip
+    """Seconds an epoch of ``n_ratings`` takes on N workers, by parts: compute (the busiest
+    worker's ceil(S/N) blocks of each sub-epoch), item strata over the network (a stratum changes
+    worker with odds (N - 1)/N at each of S - 1 boundaries; each worker's link carries its share),
+    the fixed overhead per sub-epoch, and the client's gather of the model for the checkpoint."""
+    item_bytes = n_items * (k + 1) * 4
+    model_bytes = (n_users + n_items) * (k + 1) * 4
+    block = n_ratings / strata**2
+    lines = [
+        f"1B-rating store: {n_ratings:.0e} ratings, {n_users:.0e} users, {n_items:.0e} items, "
+        f"k = {k}, float32 SGD (item state {item_bytes / 1e9:.2f} GB, model "
+        f"{model_bytes / 1e9:.1f} GB), S = {strata}, links of {link_gb_s:g} GB/s, "
+        f"{ns_per_rating:.0f} ns a rating, {overhead_s * 1e3:.0f} ms overhead a sub-epoch",
+        "",
+        "| workers N | blocks per worker per sub-epoch | compute s | GB moved per epoch | "
+        "network s | overhead s | client gather s | epoch s | GB a worker holds |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in (1, 2, 4, 8, 16, 32, 64):
+        per = -(-strata // n)
+        compute = strata * per * block * ns_per_rating * 1e-9
+        moved = (strata - 1) * item_bytes * (n - 1) / n
+        network = moved / min(n, strata) / (link_gb_s * 1e9)
+        overhead = strata * (overhead_s if n + n * n < strata else strata * task_s)
+        gather = model_bytes / (link_gb_s * 1e9)
+        total = compute + network + overhead + gather
+        share = per / strata  # of the ratings (12 bytes each) and of the users
+        held = (n_ratings * 12 + n_users * (k + 1) * 4) * share + 2 * item_bytes * share
+        cells = (n, per, f"{compute:.0f}", f"{moved / 1e9:.1f}", f"{network:.1f}",
+                 f"{overhead:.1f}", f"{gather:.1f}", f"{total:.0f}",
+                 f"{held / 1e9:.1f}")  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["2M"], choices=sorted(SIZES))
@@ -132,6 +171,9 @@ def main() -> None:
             print(table(result), flush=True)
             print(f"(load average {result['load'][0]:.1f})\n", flush=True)
             (out / f"dask_scale_{size}.json").write_text(json.dumps(result, indent=2))
+            rows = {r["run"]: r for r in result["rows"]}
+            ns = rows["in-process 1 thread"]["epoch_s"] / result["n_ratings"] * 1e9
+            print(cost_model(ns, result["overhead_per_sub_epoch_s"]) + "\n", flush=True)
             shutil.rmtree(work / f"store-{size}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
