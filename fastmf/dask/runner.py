@@ -74,11 +74,16 @@ class ClusterRun:
                  K.OPTIMIZER_CODES[params["optimizer"]])  # fmt: skip
         t0 = time.perf_counter()
         restarts = self.stats["restarts"]
+        lost_before = False
         for attempt in range(self.max_restarts + 1):
             try:
+                if lost_before:
+                    self.restart(model, blocks, params)
                 users, items, losses = self.epoch_tasks(shift_order, hyper)
                 break
-            except _Lost as lost:
+            except Exception as lost:
+                if not is_loss(lost):
+                    raise
                 if attempt == self.max_restarts:
                     raise WorkerLostError(
                         f"workers were lost {attempt + 1} times in epoch "
@@ -86,7 +91,7 @@ class ClusterRun:
                         f"checkpoint: fit again with resume=True on a steadier cluster"
                     ) from None
                 self.stats["restarts"] += 1
-                self.restart(model, blocks, params)
+                lost_before = True
         self.write_back(model, users, items)
         self.record(shift_order, time.perf_counter() - t0, self.stats["restarts"] - restarts)
         point_losses = np.zeros((plan.point_bounds.shape[0] - 1, 2), dtype=np.float64)
@@ -209,6 +214,8 @@ class ClusterRun:
             for f in pending:
                 if f.status == "error":
                     self.raise_task_error(f)
+                if f.status in ("cancelled", "lost"):
+                    raise _Lost(f"a task was {f.status} (its worker left)")
             pending = [f for f in pending if f.status != "finished"]
             if not pending:
                 return
@@ -225,11 +232,8 @@ class ClusterRun:
 
     def raise_task_error(self, future) -> None:
         exc = future.exception()
-        name = type(exc).__name__
-        if name in ("KilledWorker", "CommClosedError", "FutureCancelledError") or (
-            isinstance(exc, ClusterError) and "restarted" in str(exc)
-        ):
-            raise _Lost(f"{name}: {exc}")
+        if is_loss(exc):
+            raise _Lost(f"{type(exc).__name__}: {exc}")
         raise exc
 
     # ------------------------------------------------------------------ set-up and recovery
@@ -373,6 +377,19 @@ class ClusterRun:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.stats["epochs"])
+
+
+_LOSSES = {"KilledWorker", "CommClosedError", "FutureCancelledError", "FuturesCancelledError",
+           "CancelledError", "StreamClosedError"}  # fmt: skip
+
+
+def is_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` says a worker (or its data) went away, rather than a task failing."""
+    if isinstance(exc, _Lost):
+        return True
+    if isinstance(exc, ClusterError) and "restarted" in str(exc):
+        return True
+    return any(k.__name__ in _LOSSES for k in type(exc).__mro__)
 
 
 def store_path(blocks) -> str | None:

@@ -56,6 +56,7 @@ def test_the_cluster_trains_the_in_process_model_bit_for_bit(client):
         assert (stats["bytes_moved"] > 0).all()
 
 
+@pytest.mark.slow
 def test_one_task_a_block_is_the_same_bits(client, monkeypatch):
     from fastmf.dask import runner
 
@@ -64,6 +65,7 @@ def test_one_task_a_block_is_the_same_bits(client, monkeypatch):
     same_model(local, remote)
 
 
+@pytest.mark.slow
 def test_mini_batches_and_recorded_batches_are_the_same_bits(client):
     df = ratings(6000)
     local, remote = fit_both(client, df, batch_size=16, optimizer="damped_sgd",
@@ -80,6 +82,7 @@ def test_sixteen_strata_are_the_same_bits(client):
     same_model(local, remote)
 
 
+@pytest.mark.slow
 def test_the_fitted_model_serves_and_converts(client, tmp_path):
     df = ratings(6000)
     local, remote = fit_both(client, df)
@@ -191,6 +194,7 @@ def test_a_store_trains_on_the_cluster_as_in_memory(client, tmp_path):
     pd.testing.assert_frame_equal(local.recommend(user), remote.recommend(user))
 
 
+@pytest.mark.slow
 def test_a_dask_dataframe_is_built_into_a_store_first(client, tmp_path):
     dd = pytest.importorskip("dask.dataframe")
     df = ratings(6000)
