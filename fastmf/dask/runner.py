@@ -62,12 +62,7 @@ class ClusterRun:
         """One epoch on the cluster; returns what ``train.epoch.run_epoch`` returns."""
         st = model._state
         self._model = model
-        t_start = time.perf_counter()
-        if self.plan is None:
-            self.start(model, blocks, params)
-            self.stats["setup_seconds"] = time.perf_counter() - t_start
-        plan = self.plan
-        shift_order = st.rng.permutation(plan.n_strata).astype(np.int64)
+        shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
         batch = uses_batch_kernel(params)
         hyper = (lr, model.global_mean_, params["reg"], params["reg_bias"],
                  params["biases"] == "learned", batch, params["batch_size"],
@@ -77,8 +72,11 @@ class ClusterRun:
         lost_before = False
         for attempt in range(self.max_restarts + 1):
             try:
-                if lost_before:
+                if self.plan is None or lost_before:  # the first epoch, or after a loss
+                    t_setup = time.perf_counter()
                     self.restart(model, blocks, params)
+                    self.stats.setdefault("setup_seconds", time.perf_counter() - t_setup)
+                    t0 += 0.0 if lost_before else time.perf_counter() - t_setup
                 users, items, losses = self.epoch_tasks(shift_order, hyper)
                 break
             except Exception as lost:
@@ -92,6 +90,7 @@ class ClusterRun:
                     ) from None
                 self.stats["restarts"] += 1
                 lost_before = True
+        plan = self.plan
         self.write_back(model, users, items)
         self.record(shift_order, time.perf_counter() - t0, self.stats["restarts"] - restarts)
         point_losses = np.zeros((plan.point_bounds.shape[0] - 1, 2), dtype=np.float64)
