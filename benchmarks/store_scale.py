@@ -135,7 +135,8 @@ def step_build(data: Path, store: Path, limit: int | None) -> dict:
     t0 = time.perf_counter()
     s = RatingStore.build(store, chunk_frames(data, limit))
     return {"build_s": time.perf_counter() - t0, "n_ratings": s.n_ratings,
-            "n_users": s.n_users, "n_items": s.n_items, "n_strata": s.n_strata}  # fmt: skip
+            "n_users": s.n_users, "n_items": s.n_items, "n_strata": s.n_strata,
+            "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # fmt: skip
 
 
 def step_train(data: Path, store: Path, factors: int, epochs: int, memory: bool) -> dict:

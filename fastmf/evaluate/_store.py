@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,12 @@ from fastmf.train.from_store import row_maps
 
 
 def evaluate_store(
-    model: Any, store: RatingStore, k: int, threshold: float, train: pd.DataFrame | None
-) -> dict[str, Any]:
+    model: Any, store: RatingStore, k: int, threshold: float, train: pd.DataFrame | None,
+    ranking_metrics: Callable[..., Any],
+) -> dict[str, Any]:  # fmt: skip
     """RMSE, MAE and the ranking metrics of ``model`` on every rating of ``store``; the
-    ranking metrics are computed one user stratum at a time (a user's ratings all lie in one)."""
-    from fastmf.evaluate.metrics import ranking_metrics
-
+    ranking metrics (``metrics.ranking_metrics``, per user) are computed one user stratum at a
+    time (a user's ratings all lie in one)."""
     u_of, i_of = row_maps(model, store)
     low, high = model.rating_scale_
     s = store.n_strata

@@ -26,6 +26,7 @@ import fastmf.evaluate._ranking as ranking
 from fastmf._stats import as_finite_vector, mae, rmse
 from fastmf._validation import check_float, check_int
 from fastmf.data.store import RatingStore
+from fastmf.evaluate._store import evaluate_store
 from fastmf.serve import lookup as lk
 from fastmf.serve import topk
 from fastmf.serve.fitted import check_fitted
@@ -269,9 +270,7 @@ def evaluate(
     :func:`ranking_metrics`. ``test`` may be a RatingStore: it is read a user stratum at a time.
     """
     if isinstance(test, RatingStore):
-        from fastmf.evaluate._store import evaluate_store
-
-        return evaluate_store(model, test, k, threshold, train)
+        return evaluate_store(model, test, k, threshold, train, ranking_metrics)
     users_raw, items_raw, values = _test_columns(test, "test")
     pred = model.predict(pd.DataFrame({"user": users_raw, "item": items_raw}))
     out: dict[str, Any] = {

@@ -169,6 +169,10 @@ def _sample_rmse(model: Any, blocks: Any) -> float:
     """RMSE of the model now on an evenly spaced sample of the training ratings."""
     n = len(blocks.values)
     rows = np.linspace(0, n - 1, min(n, _DIVERGENCE_SAMPLE)).astype(np.int64)
-    pred = model._predict_rows(blocks.users[rows], blocks.items[rows])
-    err = pred - blocks.values[rows]
+    if hasattr(blocks, "sample"):  # ratings on disk: read once, kept
+        users, items, values = blocks.sample(rows)
+    else:
+        users, items, values = blocks.users[rows], blocks.items[rows], blocks.values[rows]
+    pred = model._predict_rows(users, items)
+    err = pred - values
     return root_mean_square(err)

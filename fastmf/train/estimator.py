@@ -320,7 +320,8 @@ class MatrixFactorization(ServingMethods):
         state; ``batch_size``, ``learning_rate`` and its schedule, ``reg``, ``reg_bias``,
         ``callbacks``, ``duplicates``, ``n_jobs`` and ``verbose`` are simply used.
         ``init_std`` and ``random_state`` seed a fit: ``partial_fit`` continues the fit's
-        random stream. The call completes or leaves the model exactly as it was.
+        random stream. The call completes or leaves the model exactly as it was. ``X`` may be a
+        RatingStore of the same users and items, read block by block.
         """
         if from_store.is_store(X):
             return from_store.partial_fit(self, X, validation)

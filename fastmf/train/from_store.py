@@ -24,7 +24,7 @@ from fastmf.data.ids import IdMap
 from fastmf.data.store import RatingStore
 from fastmf.train.aligned import aligned_empty
 from fastmf.train.checkpoint import epochs_left
-from fastmf.train.checks import check_memory
+from fastmf.train.checks import available_memory, check_memory
 from fastmf.train.layout import ShiftPiece, assign_blocks, shift_piece
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import empty_history, train_epochs
@@ -61,6 +61,8 @@ class StreamedBlocks:
     values: np.ndarray
     streamed: bool = True
     wait_seconds: float = 0.0  # time the trainer waited for reads (the first shift's included)
+    drop_cache: bool = False  # the store is larger than the memory left: read past the cache
+    _sample: tuple | None = None
 
     @classmethod
     def of(cls, store: RatingStore, n_workers: int) -> StreamedBlocks:
@@ -68,8 +70,10 @@ class StreamedBlocks:
         a_off, a_blocks = assign_blocks(store.block_offsets, s, n_workers)
         maps = [_mapped(store, name, dt) for name, dt in (("users.i32", "<i4"),
                 ("items.i32", "<i4"), ("values.f32", "<f4"))]  # fmt: skip
+        room = available_memory()
+        big = room is not None and store.n_ratings * 12 > room // 2
         return cls(store, store.block_offsets, s, a_off, a_blocks, store.n_users, store.n_items,
-                   *maps)  # fmt: skip
+                   *maps, drop_cache=big)  # fmt: skip
 
     @property
     def n_workers(self) -> int:
@@ -102,8 +106,16 @@ class StreamedBlocks:
     def _read(self, piece: ShiftPiece) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = int(piece.bounds[-1])
         out = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.float32))
-        self.store.read_blocks_into(piece.blocks, out)
+        self.store.read_blocks_into(piece.blocks, out, drop_cache=self.drop_cache)
         return out
+
+    def sample(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ratings at global positions ``rows``, read once with readahead off (the
+        divergence check's sample; a page fault per row of a memory map reads far more)."""
+        key = rows.tobytes()
+        if self._sample is None or self._sample[0] != key:
+            self._sample = (key, self.store.read_positions(rows))
+        return self._sample[1]
 
     def seen_csr(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
         return store_seen_csr(self.store)

@@ -157,6 +157,23 @@ class RatingStore:
         self.bytes_read += view.nbytes
         return arr
 
+    def read_positions(self, rows: np.ndarray) -> Triple:
+        """The ratings at a few scattered positions of the block order, each read alone
+        with readahead off (for samples: a scan reads blocks)."""
+        out = []
+        for column in ("users", "items", "values"):
+            dtype = F.COLUMNS[column][1]
+            fd = os.open(self.path / F.COLUMNS[column][0], os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                raw = b"".join(os.pread(fd, dtype.itemsize, int(r) * dtype.itemsize) for r in rows)
+            finally:
+                os.close(fd)
+            if len(raw) != rows.shape[0] * dtype.itemsize:
+                raise StoreCorruptError(f"{self.path / F.COLUMNS[column][0]} ends early")
+            out.append(np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")))
+        return out[0], out[1], out[2]
+
     def block_range(self, b: int) -> tuple[int, int]:
         if not 0 <= b < self.n_strata**2:
             raise ValueError(f"block {b} is not in 0..{self.n_strata**2 - 1}")
@@ -170,8 +187,12 @@ class RatingStore:
         self._check_rows(out[0], out[1], b)
         return out
 
-    def read_blocks_into(self, blocks: Sequence[int], out: Triple) -> None:
-        """Blocks ``blocks`` laid end to end into the arrays ``out`` (sized to fit)."""
+    def read_blocks_into(
+        self, blocks: Sequence[int], out: Triple, *, drop_cache: bool = False
+    ) -> None:
+        """Blocks ``blocks`` laid end to end into the arrays ``out`` (sized to fit). With
+        ``drop_cache`` the pages read leave the page cache at once: for a store larger than
+        memory, which would only evict them later under pressure."""
         pos = 0
         for b in blocks:
             lo, hi = self.block_range(int(b))
@@ -179,6 +200,10 @@ class RatingStore:
             parts = [arr[pos : pos + n] for arr in out]
             for column, part in zip(("users", "items", "values"), parts, strict=True):
                 self._read(column, lo, hi, part)
+                if drop_cache and n:
+                    size = F.COLUMNS[column][1].itemsize
+                    os.posix_fadvise(self._fd(column), lo * size, n * size,
+                                     os.POSIX_FADV_DONTNEED)  # fmt: skip
             self._check_rows(parts[0], parts[1], int(b))
             pos += n
 
