@@ -118,3 +118,14 @@ def test_a_killed_fit_resumes_to_the_same_bits(tmp_path):
     common = dict(n_factors=8, n_epochs=5, random_state=4, verbose=0)
     resumed = MatrixFactorization(checkpoint_dir=tmp_path, **common).fit(ratings(), resume=True)
     same_model(MatrixFactorization(**common).fit(ratings()), resumed)
+
+
+def test_a_fit_from_a_store_resumes_to_the_same_bits(tmp_path):
+    from fastmf import RatingStore
+
+    store = RatingStore.build(tmp_path / "store", ratings())
+    common = dict(n_factors=8, random_state=3, verbose=0)
+    whole = MatrixFactorization(n_epochs=3, **common).fit(store)
+    MatrixFactorization(n_epochs=1, checkpoint_dir=tmp_path / "ck", **common).fit(store)
+    resumed = MatrixFactorization(n_epochs=3, checkpoint_dir=tmp_path / "ck", **common)
+    same_model(whole, resumed.fit(store, resume=True))
