@@ -33,3 +33,12 @@ class ModelBusyError(RuntimeError):
 
 class DownloadError(OSError):
     """A MovieLens archive could not be downloaded (no network, server error, cut connection)."""
+
+
+class ClusterError(RuntimeError):
+    """A fit on a Dask cluster cannot go on: no client, no worker left, a worker that cannot read
+    the rating store, or a cluster that stopped answering within the time-out."""
+
+
+class WorkerLostError(ClusterError):
+    """Workers were lost more often than a fit re-runs an epoch, or none is left to train on."""

@@ -542,3 +542,48 @@ def predict(users, items, mu, bu, bi, P, Q, out):
         if u >= 0 and i >= 0:
             r += dot(P, u, Q, i)
         out[j] = r
+
+
+@njit(**JIT)
+def sgd_block_points(
+    users, items, values, point_bounds, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, point_losses
+):  # fmt: skip
+    """``sgd_block`` over each point of one block held apart: point p is ratings
+    ``point_bounds[p]:point_bounds[p + 1]`` of ``users``/``items``/``values`` (the block's own
+    arrays, rows relative to the slices ``bu``, ``bi``, ``P``, ``Q`` of its two strata), its
+    loss sums into ``point_losses[p]``. The same steps in the same order as ``sgd_epoch`` on
+    that block, so the same parameters, bit for bit, on whichever process trains it. The rows'
+    squared norms are summed afresh at the block's start (``sgd_epoch`` sums them at the epoch's
+    start and carries them), so the reported loss may differ from the in-process one in its
+    last bits, never the model."""
+    NU = np.empty(P.shape[0], np.float64)
+    NI = np.empty(Q.shape[0], np.float64)
+    for u in range(P.shape[0]):
+        row_sqnorms(P, NU, u)
+    for i in range(Q.shape[0]):
+        row_sqnorms(Q, NI, i)
+    for p in range(point_bounds.shape[0] - 1):
+        base, regl = sgd_block(
+            point_bounds[p], point_bounds[p + 1], users, items, values,
+            mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias,
+        )  # fmt: skip
+        point_losses[p, 0] = base
+        point_losses[p, 1] = regl
+
+
+@njit(**JIT)
+def batch_block_points(
+    users, items, values, point_bounds, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
+    opt, SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i, point_losses,
+):  # fmt: skip
+    """``batch_block`` over each point of one block held apart, as ``sgd_block_points``: the
+    grouped optimizer state (``train.kernel_state``) and the slot maps are the slices of the
+    block's two strata, the scratch is one worker's (``batch_epoch``'s ``GU[w]``, ...)."""
+    for p in range(point_bounds.shape[0] - 1):
+        base, regl = batch_block(
+            point_bounds[p], point_bounds[p + 1], batch_size, users, items, values,
+            mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
+            SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i,
+        )  # fmt: skip
+        point_losses[p, 0] = base
+        point_losses[p, 1] = regl

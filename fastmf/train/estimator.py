@@ -8,6 +8,7 @@ to ``train.params``, the fitted state to ``train.state``, epochs to ``train.loop
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastmf._threads import threads_for
 from fastmf._validation import check_fitted
 from fastmf.data.coerce import pairs, to_ratings, validation_frame
 from fastmf.train import from_store, guard
+from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import check_memory
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
@@ -119,6 +121,9 @@ class MatrixFactorization(ServingMethods):
     dtype : {"float32", "float64"}, default "float32"
     verbose : int, default 1
         0 prints nothing; 1 shows a progress bar per epoch.
+    checkpoint_dir : str, path or None, default None
+        Write a checkpoint there after every epoch (atomically, over the last), from which
+        ``fit(..., resume=True)`` continues a killed fit to the same bits.
     """
 
     def __init__(
@@ -147,6 +152,7 @@ class MatrixFactorization(ServingMethods):
         n_jobs: int = -1,
         dtype: str = "float32",
         verbose: int = 1,
+        checkpoint_dir: str | os.PathLike | None = None,
     ):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -172,6 +178,7 @@ class MatrixFactorization(ServingMethods):
         self.n_jobs = n_jobs
         self.dtype = dtype
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ scikit-learn contract
     @classmethod
@@ -247,6 +254,7 @@ class MatrixFactorization(ServingMethods):
         y: Any = None,
         validation: Any = None,
         item_titles: Any = None,
+        resume: bool = False,
     ) -> MatrixFactorization:
         """Train from scratch for ``n_epochs`` epochs.
 
@@ -262,6 +270,9 @@ class MatrixFactorization(ServingMethods):
             or items not in the training data get the fallback prediction (μ plus known biases).
         item_titles : mapping or Series from raw item id to title, optional
             Kept as ``item_titles_`` for recommendations.
+        resume : bool, default False
+            Continue from the checkpoint in ``checkpoint_dir`` (a fit of the same data and
+            parameters, killed or stopped): the same bits as a fit never stopped.
 
         Returns
         -------
@@ -273,7 +284,7 @@ class MatrixFactorization(ServingMethods):
         exception; Ctrl-C stops after the running epoch and keeps the epochs completed.
         """
         if from_store.is_store(X):
-            return from_store.fit(self, X, validation, item_titles)
+            return from_store.fit(self, X, validation, item_titles, resume=resume)
         with lock_of(self).writing():
             params = self._check_params()
             ratings = to_ratings(X, y, duplicates=params.duplicates)
@@ -287,7 +298,8 @@ class MatrixFactorization(ServingMethods):
             try:
                 initialize(self, ratings, params, rng)
                 self.item_titles_ = titles
-                train_epochs(self, self._state.blocks, val, params, params.n_epochs, checkpoint)
+                n_epochs, monitor = epochs_left(self, params, resume)
+                train_epochs(self, self._state.blocks, val, params, n_epochs, checkpoint, monitor)
             except BaseException as exc:
                 checkpoint.settle(self, exc)
                 raise

@@ -23,6 +23,7 @@ from fastmf.data.coerce import validation_frame
 from fastmf.data.ids import IdMap
 from fastmf.data.store import RatingStore
 from fastmf.train.aligned import aligned_empty
+from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import available_memory, check_memory
 from fastmf.train.layout import ShiftPiece, assign_blocks, shift_piece
 from fastmf.train.lock import lock_of
@@ -204,8 +205,10 @@ def initialize_from_store(model: Any, store: RatingStore, params: Params, rng) -
     )
 
 
-def fit(model: Any, store: RatingStore, validation: Any, item_titles: Any) -> Any:
-    """``MatrixFactorization.fit`` from a store."""
+def fit(
+    model: Any, store: RatingStore, validation: Any, item_titles: Any, resume: bool = False
+) -> Any:
+    """``MatrixFactorization.fit`` from a store (``resume``: from the checkpoint)."""
     with lock_of(model).writing():
         params = model._check_params()
         if params.validation_fraction is not None or (params.early_stopping and validation is None):
@@ -222,7 +225,8 @@ def fit(model: Any, store: RatingStore, validation: Any, item_titles: Any) -> An
         try:
             initialize_from_store(model, store, params, rng)
             model.item_titles_ = titles
-            train_epochs(model, model._state.blocks, val, params, params.n_epochs, checkpoint)
+            n_epochs, monitor = epochs_left(model, params, resume)
+            train_epochs(model, model._state.blocks, val, params, n_epochs, checkpoint, monitor)
         except BaseException as exc:
             checkpoint.settle(model, exc)
             raise

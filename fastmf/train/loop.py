@@ -17,6 +17,7 @@ from fastmf._stats import root_mean_square
 from fastmf._threads import numba_threads
 from fastmf.data.coerce import pairs
 from fastmf.train.aligned import cache_aligned
+from fastmf.train.checkpoint import write as write_checkpoint
 from fastmf.train.checks import check_divergence
 from fastmf.train.epoch import (
     after_epoch_schedule,
@@ -39,9 +40,13 @@ def train_epochs(
     params: Params,
     n_epochs: int,
     checkpoint: Checkpoint,
+    monitor: dict | None = None,
 ) -> None:
     """Run ``n_epochs`` epochs over ``blocks``, recording history, validation, callbacks and
-    early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded."""
+    early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded. With
+    ``params.checkpoint_dir`` every recorded epoch is written there (``train.checkpoint``);
+    ``monitor`` carries early stopping's state from a resumed checkpoint. A model with a
+    ``_run_epoch`` method (the cluster trainer) runs its epochs through it."""
     n_threads = blocks.n_workers
     # the defaults that follow the batch size, as resolved by _check_params
     install(model, {"optimizer_": params.optimizer, "learning_rate_": params.learning_rate})
@@ -55,9 +60,9 @@ def train_epochs(
         },
     )
     val_rows = None if val is None else validation_rows(model, val)
-    monitor_best = math.inf
-    best_snapshot = None
-    wait = 0
+    mon = {"best": math.inf, "wait": 0, "snapshot": None, **(monitor or {})}
+    folder = params.checkpoint_dir
+    run = getattr(model, "_run_epoch", None) or run_epoch
     scratch = (
         scratch_for(params, blocks, len(model.user_map_), len(model.item_map_), dtype)
         if uses_batch_kernel(params)
@@ -71,7 +76,7 @@ def train_epochs(
                 lr = epoch_learning_rate(model, epoch, params)
                 interrupt.hold = checkpoint.in_epoch = True  # until the epoch is recorded
                 t0 = time.perf_counter()
-                base, regl, points = run_epoch(model, blocks, params, lr, dtype, scratch)
+                base, regl, points = run(model, blocks, params, lr, dtype, scratch)
                 seconds = time.perf_counter() - t0
                 check_divergence(model, blocks, base, regl, epoch, lr, params)
                 row = history_row(model, epoch, base, regl, len(blocks.values), val_rows)
@@ -92,12 +97,13 @@ def train_epochs(
                 after_epoch_schedule(model, monitored, params)
                 stop = False
                 if params.early_stopping and val_rows is not None:
-                    if monitored < monitor_best - params.min_delta:
-                        monitor_best, wait = monitored, 0
-                        best_snapshot = snapshot(model)
+                    if monitored < mon["best"] - params.min_delta:
+                        mon.update(best=monitored, wait=0, snapshot=snapshot(model))
                     else:
-                        wait += 1
-                        stop = wait >= params.patience
+                        mon["wait"] += 1
+                        stop = mon["wait"] >= params.patience
+                if folder is not None:
+                    write_checkpoint(model, folder, mon)
                 for cb in params.callbacks:
                     if cb(model, dict(row)) is True:
                         stop = True
@@ -107,8 +113,8 @@ def train_epochs(
                     break
     finally:
         progress.close()
-    if best_snapshot is not None:
-        restore(model, best_snapshot)
+    if mon["snapshot"] is not None:
+        restore(model, mon["snapshot"])
 
 
 def validation_rows(model: Any, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

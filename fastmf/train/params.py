@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fastmf._random import check_random_state
 from fastmf._validation import check_choice, check_float, check_int
+from fastmf.train.checkpoint import check_checkpoint_dir
 from fastmf.train.defaults import resolve_learning_rate, resolve_optimizer
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
@@ -52,6 +54,7 @@ class Params:
     n_jobs: int
     dtype: str
     verbose: int
+    checkpoint_dir: Path | None
 
 
 def check_params(model) -> Params:
@@ -89,6 +92,7 @@ def check_params(model) -> Params:
         n_jobs=_check_n_jobs(model.n_jobs),
         dtype=_check_dtype(model.dtype),
         verbose=check_int(model.verbose, "verbose", low=0),
+        checkpoint_dir=check_checkpoint_dir(getattr(model, "checkpoint_dir", None)),
     )
 
 
