@@ -54,7 +54,7 @@ class ClusterRun:
         self.timeout = float(timeout)
         self.max_restarts = max_restarts
         self.fit_id = ""
-        self.plan: Plan | None = None
+        self.plan: Plan = None  # type: ignore[assignment]  # set by start() before any epoch
         self.item_futures: list | None = None
         self.stats: dict[str, Any] = {"restarts": 0, "epochs": []}
 
@@ -319,7 +319,7 @@ class ClusterRun:
         """After a lost worker: forget the fit on the workers left and start it again from the
         client's model (the state at the epoch's start)."""
         self.close()
-        self.plan = None
+        self.plan = None  # type: ignore[assignment]  # start() draws the next plan
         self.start(model, blocks, params)
 
     def live_workers(self) -> list[str]:

@@ -41,7 +41,8 @@ def open_fit(fit_id: str, config: dict, user_states: dict, blocks: dict | None) 
             np.ascontiguousarray(i - np.int32(its[c]), dtype=np.int32),
             np.ascontiguousarray(v, dtype=np.float32),
         )
-    fit = {"config": config, "user": dict(user_states), "blocks": local, "losses": {}}
+    fit: dict[str, Any] = {"config": config, "user": dict(user_states), "blocks": local}
+    fit["losses"] = {}
     if config["batch"]:
         fit["scratch"] = batch_scratch(config)
         fit["slot_u"] = {a: np.full(us[a + 1] - us[a], -1, np.int32) for a in user_states}

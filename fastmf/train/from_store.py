@@ -68,12 +68,13 @@ class StreamedBlocks:
     def of(cls, store: RatingStore, n_workers: int) -> StreamedBlocks:
         s = store.n_strata
         a_off, a_blocks = assign_blocks(store.block_offsets, s, n_workers)
-        maps = [_mapped(store, name, dt) for name, dt in (("users.i32", "<i4"),
-                ("items.i32", "<i4"), ("values.f32", "<f4"))]  # fmt: skip
+        users = _mapped(store, "users.i32", "<i4")
+        items = _mapped(store, "items.i32", "<i4")
+        values = _mapped(store, "values.f32", "<f4")
         room = available_memory()
         big = room is not None and store.n_ratings * 12 > room // 2
         return cls(store, store.block_offsets, s, a_off, a_blocks, store.n_users, store.n_items,
-                   *maps, drop_cache=big)  # fmt: skip
+                   users, items, values, drop_cache=big)  # fmt: skip
 
     @property
     def n_workers(self) -> int:
@@ -106,7 +107,7 @@ class StreamedBlocks:
     def _read(self, piece: ShiftPiece) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = int(piece.bounds[-1])
         out = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.float32))
-        self.store.read_blocks_into(piece.blocks, out, drop_cache=self.drop_cache)
+        self.store.read_blocks_into(list(piece.blocks), out, drop_cache=self.drop_cache)
         return out
 
     def sample(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -182,7 +183,7 @@ def initialize_from_store(model: Any, store: RatingStore, params: Params, rng) -
         optimizer_name=params.optimizer,
         fit_params={name: getattr(params, name) for name in SET_AT_FIT},
     )
-    state.blocks = StreamedBlocks.of(store, threads_for(params.n_jobs))
+    state.blocks = StreamedBlocks.of(store, threads_for(params.n_jobs))  # type: ignore[assignment]
     state.blocks_key = ("store", store.layout_fingerprint)
     install(
         model,

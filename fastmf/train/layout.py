@@ -14,6 +14,7 @@ shared with the on-disk store); only the order of the shifts is drawn.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -128,9 +129,7 @@ class ShiftPiece:
     points: np.ndarray  # int64: the epoch's point of each local point
 
 
-def shift_piece(
-    schedule: BlockSchedule, shift: int, bounds: np.ndarray, owned: np.ndarray
-) -> ShiftPiece:
+def shift_piece(schedule: Any, shift: int, bounds: np.ndarray, owned: np.ndarray) -> ShiftPiece:
     """The sub-epoch of shift ``shift`` of an epoch cut into points ``bounds``/``owned``
     (``fastmf.train.batch_points``), for a kernel run over that shift's blocks alone."""
     s = schedule.n_strata

@@ -120,7 +120,8 @@ def train_epochs(
 def validation_rows(model: Any, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The validation ratings as model rows (-1 for ids unseen in training) and values."""
     if hasattr(val, "validation_rows"):  # a store, read block by block
-        return val.validation_rows(model)
+        store: Any = val
+        return store.validation_rows(model)
     vu, vi = pairs(val)
     return (
         model.user_map_.lookup(vu),

@@ -147,7 +147,7 @@ class RatingStore:
         """Ratings lo..hi of a column, with one positioned read (into ``out`` when given)."""
         dtype = F.COLUMNS[column][1]
         arr = np.empty(hi - lo, dtype=dtype) if out is None else out
-        view = memoryview(arr).cast("B")
+        view = memoryview(arr).cast("B")  # type: ignore[arg-type]  # arrays are buffers
         fd, pos, done = self._fd(column), lo * dtype.itemsize, 0
         while done < view.nbytes:
             got = os.preadv(fd, [view[done:]], pos + done)
