@@ -1,6 +1,7 @@
 """Search over a model's parameters with k-fold or holdout validation.
 
-``grid_search`` tries every combination of a grid, ``random_search`` a number of draws; both
+``grid_search`` tries every combination of a grid, ``random_search`` a number of draws,
+``auto`` spends a wall-clock budget on successive halving (``fastmf.evaluate._auto``); all
 return a :class:`SearchResult` with a table of every candidate (mean and spread of the
 validation RMSE and MAE, fit seconds) sorted best first, and the best model refitted on all the
 data. Every fit runs in this process, so the Numba kernels compile once (or load from Numba's
@@ -25,7 +26,54 @@ from fastmf._random import as_generator
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import search
 
-__all__ = ["SearchResult", "grid_search", "random_search"]
+__all__ = ["SearchResult", "auto", "grid_search", "random_search"]
+
+
+def auto(
+    X: Any,
+    y: Any = None,
+    *,
+    budget_seconds: float = 60,
+    cv: float | int | Iterable[tuple[Any, Any]] | None = None,
+    scoring: str = "rmse",
+    random_state: int | np.random.Generator | None = None,
+    verbose: int = 1,
+) -> SearchResult:
+    """Tune λ, η, the factors, ``reg_bias`` and the epochs within ``budget_seconds``.
+
+    Asynchronous successive halving: candidates (the data-aware defaults first, then random
+    draws) train on a validation split carved from ``X`` with early stopping; at epochs 4, 8,
+    16, ... a candidate goes on only while its validation error is in the best third of those
+    seen at that epoch. When the time left only covers the refit, the best candidate is fitted
+    on all of ``X``. ``budget_seconds`` caps the call's wall time, compiling included (with a
+    cold Numba cache the first compile alone takes tens of seconds and counts).
+
+    Parameters
+    ----------
+    X : DataFrame or ndarray of shape (n_ratings, 2)
+        Ratings (``user``, ``item``, ``rating``), or raw (user, item) ids with ``y``.
+    y : array-like of shape (n_ratings,), optional
+    budget_seconds : float, default 60
+        Wall-clock seconds for the whole call.
+    cv : None, float, int or iterable of (train, validation) pairs, default None
+        None: 10% of ``X``, seeded, for validation. Otherwise as in :func:`grid_search`
+        (every split costs a fit per candidate).
+    scoring : {"rmse", "mae"}, default "rmse"
+    random_state : int or Generator, optional
+        Seeds the split, the draws and the fits: the same seed and budget give the same
+        candidates (how many fit in the budget depends on the machine's speed).
+    verbose : int, default 1
+        1 shows a progress bar over the candidates; 0 prints nothing.
+
+    Returns
+    -------
+    SearchResult
+        ``results_`` (one row per candidate, best first; ``params`` replays the best epoch),
+        ``best_params_``, ``best_score_``, ``best_estimator_`` fitted on all of ``X``.
+    """
+    from fastmf.evaluate._auto import auto_search
+
+    return auto_search(X, y, budget_seconds, cv, scoring, random_state, verbose)
 
 
 def grid_search(

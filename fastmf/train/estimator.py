@@ -23,7 +23,12 @@ from fastmf.train.checks import check_memory
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import train_epochs
-from fastmf.train.params import check_params, same
+from fastmf.train.params import (
+    check_params,
+    resolve_for_continuation,
+    resolve_for_data,
+    same,
+)
 from fastmf.train.serving import ServingMethods
 from fastmf.train.state import (
     blocks_for,
@@ -49,9 +54,12 @@ class MatrixFactorization(ServingMethods):
 
     Parameters
     ----------
-    n_factors : int, default 64
-        Length k of the factor vectors p_u and q_i.
-    n_epochs : int, default 20
+    n_factors : int or "auto", default "auto"
+        Length k of the factor vectors p_u and q_i. "auto", like ``n_epochs`` and ``reg``,
+        resolves at ``fit`` from the training data's rating counts (``n_factors_``, ``n_epochs_``,
+        ``reg_``; ``fastmf.train.defaults.data_defaults``): 128 factors, 40 epochs and λ = 0.08
+        up to 100k ratings, moving to 64, 20 and 0.05 at 10M and above (benchmarks/README.md).
+    n_epochs : int or "auto", default "auto"
         Passes over the training ratings made by ``fit``.
     batch_size : int, default 1
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
@@ -63,7 +71,7 @@ class MatrixFactorization(ServingMethods):
         1, as ever), 0.03·batch_size for "sgd" and "damped_sgd" on batches (L_B divides by the
         nominal batch size, so an epoch then moves as far as per-rating SGD's), 0.1 for
         "row_adagrad" and "adagrad", 0.01 for "adam".
-    reg : float, default 0.05
+    reg : float or "auto", default "auto"
         λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
     reg_bias : float, default 0.0
         Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
@@ -91,11 +99,13 @@ class MatrixFactorization(ServingMethods):
     bias_damping : float, default 5.0
     init_std : float, default 0.1
         Factors start as draws from N(0, init_std²); biases start at 0.
-    lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "exponential"
-        "step" multiplies the rate by ``lr_decay`` (default 0.5) every ``lr_step_size`` epochs,
-        "exponential" by ``lr_decay`` (default 0.8) every epoch, "plateau" by ``lr_decay``
-        (default 0.5) when the monitored error did not improve by ``min_delta`` in an epoch.
-        A callable gets (epoch, learning_rate) and returns the epoch's rate.
+    lr_schedule : {"auto", "constant", "step", "exponential", "plateau"} or callable
+        "auto" (the default) multiplies the rate by 0.8 ** (20 / n_epochs) every epoch: the decay
+        of 20 epochs at 0.8, spread over the fit's length, so more epochs take smaller steps
+        (``lr_decay`` replaces 0.8). "step" multiplies the rate by ``lr_decay`` (default 0.5)
+        every ``lr_step_size`` epochs, "exponential" by ``lr_decay`` (default 0.8) every epoch,
+        "plateau" by ``lr_decay`` (default 0.5) when the monitored error did not improve by
+        ``min_delta`` in an epoch. A callable gets (epoch, learning_rate) and returns the rate.
     lr_decay : float or None, default None
     lr_step_size : int, default 10
     validation_fraction : float or None, default None
@@ -123,18 +133,18 @@ class MatrixFactorization(ServingMethods):
 
     def __init__(
         self,
-        n_factors: int = 64,
-        n_epochs: int = 20,
+        n_factors: int | str = "auto",
+        n_epochs: int | str = "auto",
         batch_size: int = 1,
         learning_rate: float | None = None,
-        reg: float = 0.05,
+        reg: float | str = "auto",
         reg_bias: float = 0.0,
         optimizer: str = "auto",
         record_batches: bool = False,
         biases: str = "learned",
         bias_damping: float = 5.0,
         init_std: float = 0.1,
-        lr_schedule: str | Callable[[int, float], float] = "exponential",
+        lr_schedule: str | Callable[[int, float], float] = "auto",
         lr_decay: float | None = None,
         lr_step_size: int = 10,
         validation_fraction: float | None = None,
@@ -278,6 +288,7 @@ class MatrixFactorization(ServingMethods):
             titles = None if item_titles is None else dict(pd.Series(item_titles))
             if val is None and (self.validation_fraction is not None or self.early_stopping):
                 ratings, val = hold_out(ratings, self.validation_fraction, rng)
+            params = resolve_for_data(params, ratings)
             check_memory(ratings.n_users, ratings.n_items, params)
             checkpoint = Checkpoint(self, in_place=False)
             try:
@@ -293,7 +304,8 @@ class MatrixFactorization(ServingMethods):
         """One more epoch from the current state, on the same objective.
 
         The optimizer state, the schedule and the random stream continue, so ``fit`` with 10
-        epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data. An
+        epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data (with
+        a schedule other than "auto", whose length is the fit's ``n_epochs_``). An
         unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError
         (fold new users in with ``fold_in``).
 
@@ -317,8 +329,10 @@ class MatrixFactorization(ServingMethods):
             val = None if validation is None else validation_frame(validation)
             fresh = not hasattr(self, "_state")
             if fresh:
+                params = resolve_for_data(params, ratings)
                 check_memory(ratings.n_users, ratings.n_items, params)
             else:
+                params = resolve_for_continuation(self, params)
                 check_continuation(self, params)
             checkpoint = Checkpoint(self, in_place=not fresh)
             try:

@@ -41,7 +41,17 @@ def train_epochs(
     early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded."""
     n_threads = blocks.n_workers
     # the defaults that follow the batch size, as resolved by _check_params
-    install(model, {"optimizer_": params["optimizer"], "learning_rate_": params["learning_rate"]})
+    # and the data-aware ones, as resolved from the training data's counts
+    install(
+        model,
+        {
+            "optimizer_": params["optimizer"],
+            "learning_rate_": params["learning_rate"],
+            "n_factors_": params["n_factors"],
+            "n_epochs_": params["n_epochs"],
+            "reg_": params["reg"],
+        },
+    )
     dtype = np.dtype(model.dtype)
     # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
     install(

@@ -8,11 +8,17 @@ import numpy as np
 
 from fastmf._random import check_random_state
 from fastmf._validation import check_choice, check_float, check_int
-from fastmf.train.defaults import resolve_learning_rate, resolve_optimizer
+from fastmf.train.defaults import (
+    is_auto,
+    resolve_auto,
+    resolve_from_fit,
+    resolve_learning_rate,
+    resolve_optimizer,
+)
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
 BIASES = ("learned", "fixed", "none")
-LR_SCHEDULES = ("constant", "step", "exponential", "plateau")
+LR_SCHEDULES = ("auto", "constant", "step", "exponential", "plateau")
 DTYPES = ("float32", "float64")
 
 SET_AT_FIT = ("n_factors", "dtype", "biases", "bias_damping")
@@ -22,12 +28,12 @@ SET_AT_FIT = ("n_factors", "dtype", "biases", "bias_damping")
 def check_params(model) -> dict[str, Any]:
     """Validated parameters, or a clear error naming the bad one."""
     p: dict[str, Any] = {}
-    p["n_factors"] = check_int(model.n_factors, "n_factors", low=1)
-    p["n_epochs"] = check_int(model.n_epochs, "n_epochs", low=0)
+    p["n_factors"] = _auto_or(model.n_factors, "n_factors", check_int, low=1)
+    p["n_epochs"] = _auto_or(model.n_epochs, "n_epochs", check_int, low=0)
     p["batch_size"] = check_int(model.batch_size, "batch_size", low=1)
     lr = model.learning_rate
     lr = None if lr is None else check_float(lr, "learning_rate", strict=True)
-    p["reg"] = check_float(model.reg, "reg")
+    p["reg"] = _auto_or(model.reg, "reg", check_float)
     p["reg_bias"] = check_float(model.reg_bias, "reg_bias")
     optimizer = check_choice(model.optimizer, "optimizer", ("auto", *OPTIMIZERS))
     p["optimizer"] = resolve_optimizer(optimizer, p["batch_size"])
@@ -64,6 +70,39 @@ def check_params(model) -> dict[str, Any]:
     p["random_state"] = model.random_state
     check_int(model.verbose, "verbose", low=0)
     return p
+
+
+def resolve_for_data(params: dict[str, Any], ratings: Any) -> dict[str, Any]:
+    """``params`` with the "auto" parameters resolved from the training ratings' counts."""
+    users = np.bincount(ratings.users, minlength=ratings.n_users)
+    items = np.bincount(ratings.items, minlength=ratings.n_items)
+    return resolve_auto(params, len(ratings), users, items)
+
+
+def resolve_for_continuation(model: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the "auto" parameters at the values the fit resolved: ``partial_fit``
+    continues the fitted model and its schedule."""
+    fitted = {
+        "n_factors": getattr(model, "n_factors_", None) or int(model.user_factors_.shape[1]),
+        "n_epochs": getattr(model, "n_epochs_", None),
+        "reg": getattr(model, "reg_", None),
+    }
+    for name, value in fitted.items():
+        if value is None and is_auto(params[name]):
+            raise ValueError(
+                f"{name}='auto' cannot be resolved: this model does not say which value its fit "
+                f"used ({name}_ is missing); set {name} to a number"
+            )
+    return resolve_from_fit(params, fitted)
+
+
+def _auto_or(value: Any, name: str, check, **bounds) -> Any:
+    """``value`` checked, or the sentinel "auto" kept as given (resolved at fit from the data)."""
+    if is_auto(value):
+        return value
+    if isinstance(value, str):
+        raise TypeError(f'{name} must be "auto" or a number, got {value!r}')
+    return check(value, name, **bounds)
 
 
 def same(a: Any, b: Any) -> bool:
