@@ -35,6 +35,10 @@ FACTORS = (32, 64, 128, 256)
 SEARCHED = ("reg", "learning_rate", "n_factors", "reg_bias", "n_epochs")
 VALIDATION = 0.1  # share of X held out when cv is None
 SAFETY = 1.3  # the refit's time estimate is multiplied by this
+MARGIN = 0.03  # share of the budget kept for the work around the fits
+# early stopping keeps each candidate's best epoch; a decaying rate often improves the error again
+# after a flat stretch, so the patience is long (the rungs prune the poor candidates)
+PATIENCE = 8
 
 
 @dataclass
@@ -45,11 +49,11 @@ class Rungs:
     reserve: float = 0.0  # seconds kept for refitting the best candidate so far
     scores: dict[tuple[int, int], list[float]] = field(default_factory=dict)
 
-    def out_of_time(self, elapsed: float, deadline: float) -> bool:
-        """Whether a fit that ran ``elapsed`` seconds must stop so that its refit, or the
-        best one's, still fits before the deadline."""
+    def out_of_time(self, elapsed: float, epochs: int, deadline: float) -> bool:
+        """Whether a fit that ran ``epochs`` epochs in ``elapsed`` seconds must stop so that
+        its next epoch and its refit, or the best one's, still fit before the deadline."""
         own = SAFETY * elapsed * self.ratio
-        return clock() + max(own, self.reserve) >= deadline
+        return clock() + elapsed / max(epochs, 1) + max(own, self.reserve) >= deadline
 
     def keep_going(self, split: int, epoch: int, score: float) -> bool:
         """Record ``score`` at a rung epoch and say whether it is in the best share so far."""
@@ -62,13 +66,27 @@ class Rungs:
         return score <= float(np.quantile(seen, KEEP))
 
 
-def draw(rng: np.random.Generator) -> dict[str, Any]:
-    """One candidate from the search space (log-uniform rates, a choice of factors)."""
+def draw(rng: np.random.Generator, leader: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One candidate: from the whole space (log-uniform rates, a choice of factors), or with a
+    ``leader`` (the best parameters so far) a step around it in log space."""
+    if leader is None:
+        return {
+            "reg": float(np.exp(rng.uniform(np.log(0.01), np.log(0.2)))),
+            "learning_rate": float(np.exp(rng.uniform(np.log(0.005), np.log(0.08)))),
+            "n_factors": int(rng.choice(FACTORS)),
+            "reg_bias": float(rng.choice([0.0, np.exp(rng.uniform(np.log(1e-3), np.log(0.1)))])),
+            "n_epochs": int(rng.choice(SCHEDULES)),
+        }
+    k = FACTORS.index(leader["n_factors"]) if leader["n_factors"] in FACTORS else 1
+    k = int(np.clip(k + rng.integers(-1, 2), 0, len(FACTORS) - 1))
+    bias = leader["reg_bias"]
     return {
-        "reg": float(np.exp(rng.uniform(np.log(0.01), np.log(0.2)))),
-        "learning_rate": float(np.exp(rng.uniform(np.log(0.005), np.log(0.08)))),
-        "n_factors": int(rng.choice(FACTORS)),
-        "reg_bias": float(rng.choice([0.0, np.exp(rng.uniform(np.log(1e-3), np.log(0.1)))])),
+        "reg": float(np.clip(leader["reg"] * np.exp(rng.normal(0, 0.3)), 1e-3, 1.0)),
+        "learning_rate": float(
+            np.clip(leader["learning_rate"] * np.exp(rng.normal(0, 0.3)), 1e-3, 0.2)
+        ),
+        "n_factors": FACTORS[k],
+        "reg_bias": float(rng.choice([bias, 0.0, np.exp(rng.uniform(np.log(1e-3), np.log(0.1)))])),
         "n_epochs": int(rng.choice(SCHEDULES)),
     }
 
@@ -84,7 +102,8 @@ def auto_search(
 ) -> SearchResult:
     """The search behind ``fastmf.tune.auto`` (see there)."""
     start = clock()
-    deadline = start + _check_budget(budget_seconds)
+    budget = _check_budget(budget_seconds)
+    deadline = start + budget
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r} is not known; use one of {SCORINGS}")
     from fastmf.data.coerce import to_ratings, validation_frame
@@ -103,21 +122,35 @@ def auto_search(
     rows: list[dict[str, Any]] = []
     bar = _bar(verbose)
     cand: dict[str, Any] = {}  # the first candidate: the data-aware defaults
+    leader_model = None
     try:
         while True:
-            row = _run(MatrixFactorization, cand, fixed, parts, rungs, deadline, scoring)
+            row, model = _run(MatrixFactorization, cand, fixed, parts, rungs, deadline, scoring)
             rows.append(row)
+            if _leader(rows) is row:
+                leader_model = model
             _tick(bar, rows, scoring)
-            rungs.reserve = _refit_estimate(_leader(rows), rungs.ratio)
+            # the best one's refit, and a margin for what runs around the fits
+            rungs.reserve = _refit_estimate(_leader(rows), rungs.ratio) + MARGIN * budget
             if deadline - clock() < rungs.reserve + 0.5 * min(r["mean_fit_seconds"] for r in rows):
                 break
-            cand = draw(rng)
+            # every other candidate explores the whole space; the others step around the best
+            leader = _leader(rows)
+            local = len(rows) % 2 == 0
+            cand = draw(
+                rng, {**leader["params"], "n_epochs": leader["schedule"]} if local else None
+            )
     finally:
         if bar is not None:
             bar.close()
     table = _ranked(rows, scoring, len(parts))
     best_params = dict(table.loc[0, "params"])
-    best, refit_seconds = _refit(MatrixFactorization, best_params, fixed, everything, deadline)
+    # the margin of the estimate kept the time; the refit itself stops before the deadline
+    if deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
+        best, refit_seconds = _refit(MatrixFactorization, best_params, fixed, everything, deadline)
+    else:  # no time to refit: the best candidate as it was trained, on the training part
+        best, refit_seconds = leader_model, 0.0
+        best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
     return SearchResult(
         results_=table,
         best_params_=best_params,
@@ -145,22 +178,23 @@ def _run(
     rungs: Rungs,
     deadline: float,
     scoring: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Any]:
     """Train one candidate on each split until a rung, the deadline or early stopping stops
-    it; its row of the table."""
+    it; its row of the table, and its model (of the last split it ran on)."""
     rmses, maes, epochs, secs, done_epochs = [], [], [], [], []
-    cut = None
+    cut, timed_out = None, []
     for s, (train, val, yv) in enumerate(parts):
         col = "val_rmse" if scoring == "rmse" else "val_mae"
 
         t0 = clock()
 
         def watch(model: Any, row: dict, s: int = s, t0: float = t0, col: str = col) -> bool:
-            if rungs.out_of_time(clock() - t0, deadline):
+            if rungs.out_of_time(clock() - t0, int(row["epoch"]), deadline):
+                timed_out.append(s)
                 return True
             return not rungs.keep_going(s, int(row["epoch"]), float(row[col]))
 
-        model = cls(**{**cand, **fixed, "early_stopping": True, "patience": 3,
+        model = cls(**{**cand, **fixed, "early_stopping": True, "patience": PATIENCE,
                        "callbacks": [watch]})  # fmt: skip
         model.fit(train, validation=val)
         secs.append(clock() - t0)
@@ -176,7 +210,10 @@ def _run(
         if cut is not None or clock() >= deadline:
             break
     schedule = int(model.n_epochs_)
-    params = _final_params(model, schedule, int(round(np.mean(epochs))))
+    n_best = int(round(np.mean(epochs)))
+    # a fit the clock cut short replays as a whole schedule of the epochs it had: decayed to
+    # the end, not frozen halfway through a longer one
+    params = _final_params(model, n_best if timed_out else schedule, n_best)
     row = {
         **{k: params[k] for k in SEARCHED},
         "schedule": schedule,
@@ -192,7 +229,7 @@ def _run(
         "seconds_per_epoch": float(np.sum(secs) / max(sum(done_epochs), 1)),
     }
     row["params"] = params
-    return row
+    return row, model
 
 
 def _stopped_early(model: Any) -> bool:
@@ -231,11 +268,13 @@ def _refit(
 ) -> tuple[Any, float]:
     """The best parameters fitted on all of X, stopped at the deadline if it comes first."""
 
+    t0 = clock()
+
     def stop_at_deadline(model: Any, row: dict) -> bool:
-        return clock() >= deadline
+        # stop when one more epoch (at the pace so far, with a margin) would pass the deadline
+        return clock() + SAFETY * (clock() - t0) / int(row["epoch"]) >= deadline
 
     model = cls(**{**params, **fixed, "callbacks": [stop_at_deadline]})
-    t0 = clock()
     model.fit(everything)
     model.set_params(callbacks=None, verbose=1)
     return model, clock() - t0

@@ -72,7 +72,8 @@ def test_the_first_candidate_is_the_data_aware_default(df, monkeypatch):
     res, _ = _run(df, monkeypatch)
     first = params[0]
     assert (first["n_factors"], first["reg"], first["learning_rate"]) == ("auto", "auto", None)
-    assert len(params) == len(res.results_) + 1  # one fit per candidate, then the refit
+    refits = 1 if res.refit_seconds_ > 0 else 0
+    assert len(params) == len(res.results_) + refits  # one fit per candidate, then the refit
     assert res.best_score_ == res.results_["mean_val_rmse"].min()
 
 
@@ -86,7 +87,8 @@ def test_validation_is_carved_from_x_and_the_refit_sees_all_of_x(df, monkeypatch
 
     monkeypatch.setattr(MatrixFactorization, "fit", spy)
     held_out = random_ratings(80, 60, 300, seed=9)  # the caller's own test set
-    res, _ = _run(df, monkeypatch)
+    res, _ = _run(df, monkeypatch, budget=30.0)
+    assert res.refit_seconds_ > 0
     keys = set(zip(df.user, df.item, strict=True))
     outside = set(zip(held_out.user, held_out.item, strict=True)) - keys
     for X, val in seen[:-1]:
@@ -126,3 +128,17 @@ def test_a_budget_of_the_wrong_kind_is_refused(df):
         tune.auto(df, budget_seconds="60")
     with pytest.raises(ValueError, match="scoring"):
         tune.auto(df, scoring="r2")
+
+
+def test_without_time_for_the_refit_the_best_candidate_is_returned_as_trained(df, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(_auto, "clock", clock)
+    # a refit that would take longer than any budget left
+    monkeypatch.setattr(_auto, "_refit_estimate", lambda row, ratio: 1e9)
+    res = tune.auto(df, budget_seconds=6.0, random_state=0, verbose=0)
+    assert clock.t <= 6.0 + 20 * clock.step
+    model = res.best_estimator_
+    assert res.refit_seconds_ == 0.0 and model.n_epochs_done_ >= 1
+    assert len(model.user_map_) <= df["user"].nunique()  # trained on the part without validation
+    assert model.callbacks is None and not model.early_stopping
+    assert np.isfinite(model.predict(df)).all()
