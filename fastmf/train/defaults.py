@@ -45,17 +45,19 @@ def resolve_learning_rate(learning_rate: float | None, optimizer: str, batch_siz
 
 
 # ---------------------------------------------------------------- data-aware defaults
-# ``n_factors``, ``n_epochs`` and ``reg`` default to "auto": a function of the training data's
-# counts, resolved at fit into ``n_factors_``, ``n_epochs_`` and ``reg_``. What decides is the
+# ``n_factors``, ``n_epochs``, ``reg`` and ``init_std`` default to "auto": a function of the
+# training data's counts, resolved at fit into ``n_factors_``, ``n_epochs_``, ``reg_`` and
+# ``init_std_``. What decides is the
 # number of ratings per model row, N / (users + items): about 10 on ml-latest-small, 38 on
 # ml-100k, and 100 to 125 on ml-1m, ml-10m, ml-25m and their synthetic twins. Sparse data wants
 # a larger λ, more factors and a longer schedule; dense data keeps λ = 0.05, 64 factors and 20
 # epochs (the measurements: benchmarks/accuracy_defaults.py, tables in benchmarks/README.md).
-AUTO_PARAMS = ("n_factors", "n_epochs", "reg")
+AUTO_PARAMS = ("n_factors", "n_epochs", "reg", "init_std")
 _SPARSE, _DENSE = 40.0, 100.0  # ratings per row: the small-data settings up to 40, large from 100
 _REG = (0.08, 0.05)
 _EPOCHS = (40, 20)
 _FACTORS = (128, 64)
+_INIT_STD = (0.05, 0.1)  # smaller starting factors for the sparse settings' longer vectors
 
 
 def is_auto(value: object) -> bool:
@@ -70,7 +72,7 @@ def data_defaults(n_ratings: int, user_counts: Any, item_counts: Any) -> dict[st
     store holds them, so it resolves the same values without reading a rating). With
     d = n_ratings / (users + items), λ and the epochs move linearly in log d from the sparse
     settings (d <= 40: λ = 0.08, 40 epochs) to the dense ones (d >= 100: 0.05, 20); the
-    factors step from 128 to 64 halfway.
+    factors step from 128 to 64 halfway, and the starting factors' spread from 0.05 to 0.1.
     """
     n = int(n_ratings)
     n_u, n_i = int(np.sum(user_counts)), int(np.sum(item_counts))
@@ -86,6 +88,7 @@ def data_defaults(n_ratings: int, user_counts: Any, item_counts: Any) -> dict[st
         "reg": round(_REG[0] + (_REG[1] - _REG[0]) * t, 4),
         "n_epochs": int(round(_EPOCHS[0] + (_EPOCHS[1] - _EPOCHS[0]) * t)),
         "n_factors": _FACTORS[0] if t < 0.5 else _FACTORS[1],
+        "init_std": _INIT_STD[0] if t < 0.5 else _INIT_STD[1],
     }
 
 

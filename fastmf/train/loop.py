@@ -50,6 +50,7 @@ def train_epochs(
             "n_factors_": params["n_factors"],
             "n_epochs_": params["n_epochs"],
             "reg_": params["reg"],
+            "init_std_": params["init_std"],
         },
     )
     dtype = np.dtype(model.dtype)

@@ -42,7 +42,7 @@ def check_params(model) -> dict[str, Any]:
         raise TypeError(f"record_batches must be True or False, got {model.record_batches!r}")
     p["biases"] = check_choice(model.biases, "biases", BIASES)
     p["bias_damping"] = check_float(model.bias_damping, "bias_damping")
-    p["init_std"] = check_float(model.init_std, "init_std")
+    p["init_std"] = _auto_or(model.init_std, "init_std", check_float)
     if not callable(model.lr_schedule):
         check_choice(model.lr_schedule, "lr_schedule", LR_SCHEDULES)
     if model.lr_decay is not None:
@@ -86,6 +86,7 @@ def resolve_for_continuation(model: Any, params: dict[str, Any]) -> dict[str, An
         "n_factors": getattr(model, "n_factors_", None) or int(model.user_factors_.shape[1]),
         "n_epochs": getattr(model, "n_epochs_", None),
         "reg": getattr(model, "reg_", None),
+        "init_std": getattr(model, "init_std_", None) or 0.1,  # seeds a fit only
     }
     for name, value in fitted.items():
         if value is None and is_auto(params[name]):

@@ -36,6 +36,7 @@ FITTED = (
     "n_factors_",
     "n_epochs_",
     "reg_",
+    "init_std_",
     "batch_history_",
     "_state",
 )

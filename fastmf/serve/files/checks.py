@@ -178,9 +178,10 @@ def _check_scalars(f: FittedState) -> None:
         value = s.get(name)
         if value is not None and (not is_integer(value) or not low <= value <= 2**31):
             raise Invalid(name, f"is {short(value)}; expected None or a count of at least {low}")
-    reg = s.get("reg_")
-    if reg is not None and (not is_finite(reg) or isinstance(reg, bool) or reg < 0):
-        raise Invalid("reg_", f"is {short(reg)}; expected None or a finite number >= 0")
+    for name in ("reg_", "init_std_"):
+        value = s.get(name)
+        if value is not None and (not is_finite(value) or value < 0):
+            raise Invalid(name, f"is {short(value)}; expected None or a finite number >= 0")
     titles = s.get("item_titles_")
     if titles is not None and not isinstance(titles, dict):
         raise Invalid("item_titles_", f"is {kind_of(titles)}; expected a dict or None")

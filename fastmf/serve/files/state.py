@@ -155,7 +155,7 @@ class FittedState:
         out = {name: self.scalars.get(name) for name in RESOLVED}
         if out["n_factors_"] is None:
             out["n_factors_"] = int(self.structure["n_factors"])
-        for name in ("n_epochs", "reg"):
+        for name in ("n_epochs", "reg", "init_std"):
             if out[f"{name}_"] is None and not isinstance(getattr(model, name), str):
                 out[f"{name}_"] = getattr(model, name)
         return {name: value for name, value in out.items() if value is not None}
