@@ -9,6 +9,10 @@ cache) and every candidate reuses them: a warm-up fit on a few ratings runs befo
 so that no candidate's seconds include compilation. The kernels are compiled per ``dtype``; keep
 ``dtype`` out of the grid or each value compiles its own set.
 
+The grid and the draws are expanded here rather than by scikit-learn's ``ParameterGrid`` and
+``ParameterSampler``: the same few lines of ``itertools.product``, with errors that name the
+parameter and say how to fix it, and no import of scikit-learn (a test dependency only).
+
 Splits are over ratings, seeded by ``random_state``. A validation rating whose user or item is
 absent from its training part gets the model's fallback prediction (μ plus the known bias), as
 ``MatrixFactorization.predict`` documents; with MovieLens-sized data such ratings are few.
