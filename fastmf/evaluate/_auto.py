@@ -35,6 +35,7 @@ FACTORS = (32, 64, 128, 256)
 SEARCHED = ("reg", "learning_rate", "n_factors", "reg_bias", "n_epochs")
 VALIDATION = 0.1  # share of X held out when cv is None
 SAFETY = 1.3  # the refit's time estimate is multiplied by this
+TIE = 0.002  # relative validation gain a candidate needs to displace the data-aware default
 MARGIN = 0.03  # share of the budget kept for the work around the fits
 # early stopping keeps each candidate's best epoch; a decaying rate often improves the error again
 # after a flat stretch, so the patience is long (the rungs prune the poor candidates)
@@ -122,13 +123,14 @@ def auto_search(
     rows: list[dict[str, Any]] = []
     bar = _bar(verbose)
     cand: dict[str, Any] = {}  # the first candidate: the data-aware defaults
-    leader_model = None
+    models: dict[int, Any] = {}  # the models of the first candidate and of the leader
     try:
         while True:
             row, model = _run(MatrixFactorization, cand, fixed, parts, rungs, deadline, scoring)
             rows.append(row)
-            if _leader(rows) is row:
-                leader_model = model
+            models[len(rows) - 1] = model
+            lead = rows.index(_leader(rows))
+            models = {i: m for i, m in models.items() if i in (0, lead)}
             _tick(bar, rows, scoring)
             # the best one's refit, and a margin for what runs around the fits
             rungs.reserve = _refit_estimate(_leader(rows), rungs.ratio) + MARGIN * budget
@@ -144,17 +146,18 @@ def auto_search(
         if bar is not None:
             bar.close()
     table = _ranked(rows, scoring, len(parts))
-    best_params = dict(table.loc[0, "params"])
+    lead = rows.index(_leader(rows))
+    best_params = dict(rows[lead]["params"])
     # the margin of the estimate kept the time; the refit itself stops before the deadline
     if deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
         best, refit_seconds = _refit(MatrixFactorization, best_params, fixed, everything, deadline)
     else:  # no time to refit: the best candidate as it was trained, on the training part
-        best, refit_seconds = leader_model, 0.0
+        best, refit_seconds = models[lead], 0.0
         best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
     return SearchResult(
         results_=table,
         best_params_=best_params,
-        best_score_=float(table.loc[0, f"mean_val_{scoring}"]),
+        best_score_=float(rows[lead][f"mean_val_{scoring}"]),
         best_estimator_=best,
         refit_seconds_=refit_seconds,
         scoring=scoring,
@@ -254,8 +257,16 @@ def _final_params(model: Any, schedule: int, epochs: int) -> dict:
 
 
 def _leader(rows: list[dict]) -> dict:
-    """The best row so far (those run on every split first)."""
-    return min(rows, key=lambda r: (-r["splits_run"], r["mean_val_rmse"]))
+    """The best row so far (those run on every split first); the data-aware default (the
+    first row) keeps the lead against a candidate less than ``TIE`` better on validation, which
+    is within the noise of a validation split."""
+    best = min(rows, key=lambda r: (-r["splits_run"], r["mean_val_rmse"]))
+    first = rows[0]
+    if first["splits_run"] == best["splits_run"] and best["mean_val_rmse"] > first[
+        "mean_val_rmse"
+    ] * (1 - TIE):
+        return first
+    return best
 
 
 def _refit_estimate(row: dict, ratio: float) -> float:

@@ -48,9 +48,11 @@ def auto(
     Asynchronous successive halving: candidates (the data-aware defaults first, then random
     draws) train on a validation split carved from ``X`` with early stopping; at epochs 4, 8,
     16, ... a candidate goes on only while its validation error is in the best third of those
-    seen at that epoch. When the time left only covers the refit, the best candidate is fitted
-    on all of ``X``; when it does not even cover that, ``best_estimator_`` is the best
-    candidate as it was trained (on the training part of its split; ``refit_seconds_`` 0).
+    seen at that epoch. The default keeps the lead unless a candidate beats it by 0.2% on
+    validation (less is within a split's noise). When the time left only covers the refit,
+    the best candidate is fitted on all of ``X``; when it does not even cover that,
+    ``best_estimator_`` is the best candidate as it was trained (on the training part of its
+    split; ``refit_seconds_`` 0).
     ``budget_seconds`` caps the call's wall time, compiling included (with a cold Numba cache
     the first compile alone takes tens of seconds and counts).
 

@@ -42,17 +42,8 @@ def train_epochs(
     n_threads = blocks.n_workers
     # the defaults that follow the batch size, as resolved by _check_params
     # and the data-aware ones, as resolved from the training data's counts
-    install(
-        model,
-        {
-            "optimizer_": params["optimizer"],
-            "learning_rate_": params["learning_rate"],
-            "n_factors_": params["n_factors"],
-            "n_epochs_": params["n_epochs"],
-            "reg_": params["reg"],
-            "init_std_": params["init_std"],
-        },
-    )
+    names = ("optimizer", "learning_rate", "n_factors", "n_epochs", "reg", "init_std")
+    install(model, {f"{name}_": params[name] for name in names})
     dtype = np.dtype(model.dtype)
     # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
     install(
