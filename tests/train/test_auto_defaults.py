@@ -60,10 +60,10 @@ def test_a_string_other_than_auto_is_refused_by_name(name):
 
 def test_sparse_and_dense_data_get_the_measured_settings():
     sparse = data_defaults(90_000, np.full(1_000, 90), np.full(9_000, 10))  # 9 per row
-    assert sparse == {"reg": 0.08, "n_epochs": 40, "n_factors": 128}
+    assert sparse == {"reg": 0.08, "n_epochs": 40, "n_factors": 128, "init_std": 0.05}
     n = 2_000_000
     dense = data_defaults(n, np.full(10_000, n // 10_000), np.full(5_000, n // 5_000))
-    assert dense == {"reg": 0.05, "n_epochs": 20, "n_factors": 64}  # the former defaults
+    assert dense == {"reg": 0.05, "n_epochs": 20, "n_factors": 64, "init_std": 0.1}  # as before
 
 
 def test_counts_that_do_not_add_up_are_refused():
