@@ -19,7 +19,7 @@ from fastmf.cli._common import UsageError
 # Each name is a module of this package that defines ``register(subparsers)``; the parser it adds
 # sets ``func`` to a callable taking the parsed arguments and returning an exit code, and may set
 # ``check`` to a callable that refuses options before any data is read (raising UsageError).
-_COMMAND_MODULES = ("train", "evaluate", "recommend", "similar", "diagnose", "bench")
+_COMMAND_MODULES = ("train", "evaluate", "recommend", "similar", "diagnose", "tune")
 
 # Set FASTMF_TRACEBACK=1 to see the traceback of a failed command instead of its one-line error.
 TRACEBACK_ENV = "FASTMF_TRACEBACK"

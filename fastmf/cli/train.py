@@ -63,6 +63,16 @@ _PARAMS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
 _WATCHES_VALIDATION = ("plateau",)
 
 
+def _number_or_auto(kind: type) -> Any:
+    """An option type that takes a number of ``kind`` or "auto"."""
+
+    def parse(text: str) -> Any:
+        return text if text == "auto" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
     p = subparsers.add_parser(
@@ -108,6 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = MatrixFactorization().get_params()
     for name, (kind, choices, text) in _PARAMS.items():
         flag = "--" + name.replace("_", "-")
+        if defaults[name] == "auto" and choices is None:  # a number, or "auto" from the data
+            kind = _number_or_auto(kind)
         p.add_argument(flag, type=kind, choices=choices, default=defaults[name], help=text)
     p.add_argument(
         "--early-stopping",
@@ -146,7 +158,7 @@ def check(args: argparse.Namespace) -> None:
     from fastmf.train.checks import model_bytes, physical_memory
 
     have = physical_memory()
-    if have is not None and model_bytes(1, 1, checked) > have:
+    if have is not None and args.n_factors != "auto" and model_bytes(1, 1, checked) > have:
         raise UsageError(
             f"--n-factors {args.n_factors} needs {model_bytes(1, 1, checked) / 2**30:,.0f} GiB "
             f"for a single user and item, and this machine has {have / 2**30:.1f} GiB; "

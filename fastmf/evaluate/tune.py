@@ -1,12 +1,17 @@
 """Search over a model's parameters with k-fold or holdout validation.
 
-``grid_search`` tries every combination of a grid, ``random_search`` a number of draws; both
+``grid_search`` tries every combination of a grid, ``random_search`` a number of draws,
+``auto`` spends a wall-clock budget on successive halving (``fastmf.evaluate._auto``); all
 return a :class:`SearchResult` with a table of every candidate (mean and spread of the
 validation RMSE and MAE, fit seconds) sorted best first, and the best model refitted on all the
 data. Every fit runs in this process, so the Numba kernels compile once (or load from Numba's
 cache) and every candidate reuses them: a warm-up fit on a few ratings runs before the timed fits
 so that no candidate's seconds include compilation. The kernels are compiled per ``dtype``; keep
 ``dtype`` out of the grid or each value compiles its own set.
+
+The grid and the draws are expanded here rather than by scikit-learn's ``ParameterGrid`` and
+``ParameterSampler``: the same few lines of ``itertools.product``, with errors that name the
+parameter and say how to fix it, and no import of scikit-learn (a test dependency only).
 
 Splits are over ratings, seeded by ``random_state``. A validation rating whose user or item is
 absent from its training part gets the model's fallback prediction (μ plus the known bias), as
@@ -25,7 +30,58 @@ from fastmf._random import as_generator
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import search
 
-__all__ = ["SearchResult", "grid_search", "random_search"]
+__all__ = ["SearchResult", "auto", "grid_search", "random_search"]
+
+
+def auto(
+    X: Any,
+    y: Any = None,
+    *,
+    budget_seconds: float = 60,
+    cv: float | int | Iterable[tuple[Any, Any]] | None = None,
+    scoring: str = "rmse",
+    random_state: int | np.random.Generator | None = None,
+    verbose: int = 1,
+) -> SearchResult:
+    """Tune λ, η, the factors, ``reg_bias`` and the epochs within ``budget_seconds``.
+
+    Asynchronous successive halving: candidates (the data-aware defaults first, then random
+    draws) train on a validation split carved from ``X`` with early stopping; at epochs 4, 8,
+    16, ... a candidate goes on only while its validation error is in the best third of those
+    seen at that epoch. The default keeps the lead unless a candidate beats it by 0.2% on
+    validation (less is within a split's noise). When the time left only covers the refit,
+    the best candidate is fitted on all of ``X``; when it does not even cover that,
+    ``best_estimator_`` is the best candidate as it was trained (on the training part of its
+    split; ``refit_seconds_`` 0).
+    ``budget_seconds`` caps the call's wall time, compiling included (with a cold Numba cache
+    the first compile alone takes tens of seconds and counts).
+
+    Parameters
+    ----------
+    X : DataFrame or ndarray of shape (n_ratings, 2)
+        Ratings (``user``, ``item``, ``rating``), or raw (user, item) ids with ``y``.
+    y : array-like of shape (n_ratings,), optional
+    budget_seconds : float, default 60
+        Wall-clock seconds for the whole call.
+    cv : None, float, int or iterable of (train, validation) pairs, default None
+        None: 10% of ``X``, seeded, for validation. Otherwise as in :func:`grid_search`
+        (every split costs a fit per candidate).
+    scoring : {"rmse", "mae"}, default "rmse"
+    random_state : int or Generator, optional
+        Seeds the split, the draws and the fits: the same seed and budget give the same
+        candidates (how many fit in the budget depends on the machine's speed).
+    verbose : int, default 1
+        1 shows a progress bar over the candidates; 0 prints nothing.
+
+    Returns
+    -------
+    SearchResult
+        ``results_`` (one row per candidate, best first; ``params`` replays the best epoch),
+        ``best_params_``, ``best_score_``, ``best_estimator_`` fitted on all of ``X``.
+    """
+    from fastmf.evaluate._auto import auto_search
+
+    return auto_search(X, y, budget_seconds, cv, scoring, random_state, verbose)
 
 
 def grid_search(

@@ -11,6 +11,11 @@ sweep in ``benchmarks/batch_defaults.py`` (table in ``benchmarks/README.md``).
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import numpy as np
+
 AUTO = "auto"
 PER_RATING_OPTIMIZER = "sgd"
 BATCH_OPTIMIZER = "damped_sgd"
@@ -37,3 +42,58 @@ def resolve_learning_rate(learning_rate: float | None, optimizer: str, batch_siz
     if optimizer in ("sgd", "damped_sgd"):
         return SGD_RATE_PER_RATING * batch_size
     return ADAPTIVE_RATES[optimizer]
+
+
+# ---------------------------------------------------------------- data-aware defaults
+# ``n_factors``, ``n_epochs``, ``reg`` and ``init_std`` default to "auto": a function of the
+# training data's counts, resolved at fit into ``n_factors_``, ``n_epochs_``, ``reg_`` and
+# ``init_std_``. What decides is the
+# number of ratings per model row, N / (users + items): about 10 on ml-latest-small, 38 on
+# ml-100k, and 100 to 125 on ml-1m, ml-10m, ml-25m and their synthetic twins. Sparse data wants
+# a larger λ, more factors and a longer schedule; dense data keeps λ = 0.05, 64 factors and 20
+# epochs (the measurements: benchmarks/accuracy_defaults.py, tables in benchmarks/README.md).
+AUTO_PARAMS = ("n_factors", "n_epochs", "reg", "init_std")
+_SPARSE, _DENSE = 40.0, 100.0  # ratings per row: the small-data settings up to 40, large from 100
+_REG = (0.08, 0.05)
+_EPOCHS = (40, 20)
+_FACTORS = (128, 64)
+_INIT_STD = (0.05, 0.1)  # smaller starting factors for the sparse settings' longer vectors
+
+
+def is_auto(value: object) -> bool:
+    """Whether a parameter holds the "auto" sentinel (never true for arrays or numbers)."""
+    return isinstance(value, str) and value == AUTO
+
+
+def data_defaults(n_ratings: int, user_counts: Any, item_counts: Any) -> dict[str, Any]:
+    """The values of the "auto" parameters for training data of these counts.
+
+    ``user_counts`` and ``item_counts`` are each user's and item's number of ratings (a rating
+    store holds them, so it resolves the same values without reading a rating). With
+    d = n_ratings / (users + items), λ and the epochs move linearly in log d from the sparse
+    settings (d <= 40: λ = 0.08, 40 epochs) to the dense ones (d >= 100: 0.05, 20); the
+    factors step from 128 to 64 halfway, and the starting factors' spread from 0.05 to 0.1.
+    """
+    n = int(n_ratings)
+    n_u, n_i = int(np.sum(user_counts)), int(np.sum(item_counts))
+    if n < 0 or n_u != n or n_i != n:
+        raise ValueError(
+            f"the counts do not add up: n_ratings={n}, users' counts sum to {n_u}, items' to "
+            f"{n_i}; pass the training data's rating counts per user and per item"
+        )
+    rows = max(len(user_counts) + len(item_counts), 1)
+    d = max(n / rows, 1e-12)
+    t = min(max(math.log(d / _SPARSE) / math.log(_DENSE / _SPARSE), 0.0), 1.0)
+    return {
+        "reg": round(_REG[0] + (_REG[1] - _REG[0]) * t, 4),
+        "n_epochs": int(round(_EPOCHS[0] + (_EPOCHS[1] - _EPOCHS[0]) * t)),
+        "n_factors": _FACTORS[0] if t < 0.5 else _FACTORS[1],
+        "init_std": _INIT_STD[0] if t < 0.5 else _INIT_STD[1],
+    }
+
+
+def auto_schedule_decay(n_epochs: int) -> float:
+    """The "auto" schedule's factor per epoch: 0.8 over 20 epochs, spread over ``n_epochs``, so
+    that a fit of any length decays by the same total (0.8²⁰) and more epochs take smaller
+    steps instead of freezing the model after the first twenty."""
+    return 0.8 ** (20.0 / max(int(n_epochs), 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from fastmf._validation import check_float
 from fastmf.train import batch_points as bp
 from fastmf.train import guard
 from fastmf.train.aligned import aligned_zeros
+from fastmf.train.defaults import auto_schedule_decay
 from fastmf.train.kernel_state import kernel_state
 from fastmf.train.layout import BlockSchedule
 
@@ -114,6 +116,11 @@ def epoch_learning_rate(model, epoch: int, params: Params) -> float:
     if callable(schedule):
         lr = float(schedule(epoch, lr0))
         return check_float(lr, "the learning rate returned by lr_schedule", strict=True)
+    if schedule == "auto":
+        decay = auto_schedule_decay(params.n_epochs)
+        if model.lr_decay is not None:
+            decay = model.lr_decay ** (math.log(decay) / math.log(0.8))
+        return lr0 * decay**epoch
     if schedule == "step":
         decay = params.lr_decay if params.lr_decay is not None else 0.5
         return lr0 * decay ** (epoch // params.lr_step_size)

@@ -7,7 +7,6 @@ to ``train.params``, the fitted state to ``train.state``, epochs to ``train.loop
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,10 +21,16 @@ from fastmf.data.coerce import pairs, to_ratings, validation_frame
 from fastmf.train import from_store, guard
 from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import check_memory
+from fastmf.train.contract import EstimatorContract
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import train_epochs
-from fastmf.train.params import Params, check_params, same
+from fastmf.train.params import (
+    Params,
+    check_params,
+    resolve_for_continuation,
+    resolve_for_data,
+)
 from fastmf.train.serving import ServingMethods
 from fastmf.train.state import (
     blocks_for,
@@ -40,7 +45,7 @@ from fastmf.train.transaction import Checkpoint
 Callback = Callable[["MatrixFactorization", dict], Any]
 
 
-class MatrixFactorization(ServingMethods):
+class MatrixFactorization(EstimatorContract, ServingMethods):
     """Biased matrix factorization of explicit ratings, trained batch by batch.
 
     Prediction is ``r̂_ui = μ + b_u + b_i + p_u·q_i``. For a batch B the objective is
@@ -51,9 +56,12 @@ class MatrixFactorization(ServingMethods):
 
     Parameters
     ----------
-    n_factors : int, default 64
-        Length k of the factor vectors p_u and q_i.
-    n_epochs : int, default 20
+    n_factors : int or "auto", default "auto"
+        Length k of the factor vectors p_u and q_i. "auto", like ``n_epochs`` and ``reg``,
+        resolves at ``fit`` from the training data's rating counts (``n_factors_``, ``n_epochs_``,
+        ``reg_``; ``fastmf.train.defaults.data_defaults``): 128 factors, 40 epochs and λ = 0.08
+        up to 100k ratings, moving to 64, 20 and 0.05 at 10M and above (benchmarks/README.md).
+    n_epochs : int or "auto", default "auto"
         Passes over the training ratings made by ``fit``.
     batch_size : int, default 1
         Ratings per batch; a batch is a run of consecutive ratings in the training schedule's
@@ -65,7 +73,7 @@ class MatrixFactorization(ServingMethods):
         1, as ever), 0.03·batch_size for "sgd" and "damped_sgd" on batches (L_B divides by the
         nominal batch size, so an epoch then moves as far as per-rating SGD's), 0.1 for
         "row_adagrad" and "adagrad", 0.01 for "adam".
-    reg : float, default 0.05
+    reg : float or "auto", default "auto"
         λ, the penalty on ‖p_u‖² + ‖q_i‖², counted once per rating.
     reg_bias : float, default 0.0
         Penalty on b_u² + b_i² per rating; it then counts in the regularization loss.
@@ -91,13 +99,16 @@ class MatrixFactorization(ServingMethods):
         "fixed": damped mean deviations, b_i = Σ(r − μ)/(n_i + bias_damping), then b_u on what
         is left, computed once before training; "none": no biases.
     bias_damping : float, default 5.0
-    init_std : float, default 0.1
-        Factors start as draws from N(0, init_std²); biases start at 0.
-    lr_schedule : {"constant", "step", "exponential", "plateau"} or callable, default "exponential"
-        "step" multiplies the rate by ``lr_decay`` (default 0.5) every ``lr_step_size`` epochs,
-        "exponential" by ``lr_decay`` (default 0.8) every epoch, "plateau" by ``lr_decay``
-        (default 0.5) when the monitored error did not improve by ``min_delta`` in an epoch.
-        A callable gets (epoch, learning_rate) and returns the epoch's rate.
+    init_std : float or "auto", default "auto"
+        Factors start as draws from N(0, init_std²); biases start at 0. "auto" (``init_std_``):
+        0.05 with the sparse settings' 128 factors, 0.1 with 64.
+    lr_schedule : {"auto", "constant", "step", "exponential", "plateau"} or callable
+        "auto" (the default) multiplies the rate by 0.8 ** (20 / n_epochs) every epoch: the decay
+        of 20 epochs at 0.8, spread over the fit's length, so more epochs take smaller steps
+        (``lr_decay`` replaces 0.8). "step" multiplies the rate by ``lr_decay`` (default 0.5)
+        every ``lr_step_size`` epochs, "exponential" by ``lr_decay`` (default 0.8) every epoch,
+        "plateau" by ``lr_decay`` (default 0.5) when the monitored error did not improve by
+        ``min_delta`` in an epoch. A callable gets (epoch, learning_rate) and returns the rate.
     lr_decay : float or None, default None
     lr_step_size : int, default 10
     validation_fraction : float or None, default None
@@ -128,18 +139,18 @@ class MatrixFactorization(ServingMethods):
 
     def __init__(
         self,
-        n_factors: int = 64,
-        n_epochs: int = 20,
+        n_factors: int | str = "auto",
+        n_epochs: int | str = "auto",
         batch_size: int = 1,
         learning_rate: float | None = None,
-        reg: float = 0.05,
+        reg: float | str = "auto",
         reg_bias: float = 0.0,
         optimizer: str = "auto",
         record_batches: bool = False,
         biases: str = "learned",
         bias_damping: float = 5.0,
-        init_std: float = 0.1,
-        lr_schedule: str | Callable[[int, float], float] = "exponential",
+        init_std: float | str = "auto",
+        lr_schedule: str | Callable[[int, float], float] = "auto",
         lr_decay: float | None = None,
         lr_step_size: int = 10,
         validation_fraction: float | None = None,
@@ -179,41 +190,6 @@ class MatrixFactorization(ServingMethods):
         self.dtype = dtype
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
-
-    # ------------------------------------------------------------------ scikit-learn contract
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters, as scikit-learn's ``clone`` and searches expect."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> MatrixFactorization:
-        """Set constructor parameters by name; returns self."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"unknown parameter {name!r} for MatrixFactorization; valid: {sorted(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = MatrixFactorization().get_params()
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not same(v, defaults[k])]
-        return f"MatrixFactorization({', '.join(changed)})"
-
-    def __sklearn_tags__(self):  # pragma: no cover - exercised through scikit-learn
-        from sklearn.utils import RegressorTags, Tags, TargetTags
-
-        return Tags(
-            estimator_type="regressor",
-            target_tags=TargetTags(required=True),
-            regressor_tags=RegressorTags(),
-        )
 
     _estimator_type = "regressor"
 
@@ -293,6 +269,7 @@ class MatrixFactorization(ServingMethods):
             titles = None if item_titles is None else dict(pd.Series(item_titles))
             if val is None and (params.validation_fraction is not None or params.early_stopping):
                 ratings, val = hold_out(ratings, params.validation_fraction, rng)
+            params = resolve_for_data(params, ratings)
             check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
             checkpoint = Checkpoint(self, in_place=False)
             try:
@@ -309,7 +286,8 @@ class MatrixFactorization(ServingMethods):
         """One more epoch from the current state, on the same objective.
 
         The optimizer state, the schedule and the random stream continue, so ``fit`` with 10
-        epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data. An
+        epochs equals ``fit`` with 5 followed by 5 ``partial_fit`` calls on the same data (with
+        a schedule other than "auto", whose length is the fit's ``n_epochs_``). An
         unfitted model is initialized first. Users or items unseen at ``fit`` raise ValueError
         (fold new users in with ``fold_in``).
 
@@ -336,8 +314,10 @@ class MatrixFactorization(ServingMethods):
             val = None if validation is None else validation_frame(validation)
             fresh = not hasattr(self, "_state")
             if fresh:
+                params = resolve_for_data(params, ratings)
                 check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
             else:
+                params = resolve_for_continuation(self, params)
                 check_continuation(self, params)
             checkpoint = Checkpoint(self, in_place=not fresh)
             try:

@@ -25,10 +25,16 @@ from fastmf.data.store import RatingStore
 from fastmf.train.aligned import aligned_empty
 from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import available_memory, check_memory
+from fastmf.train.defaults import AUTO_PARAMS, is_auto
 from fastmf.train.layout import ShiftPiece, assign_blocks, shift_piece
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import empty_history, train_epochs
-from fastmf.train.params import SET_AT_FIT, Params
+from fastmf.train.params import (
+    SET_AT_FIT,
+    Params,
+    resolve_for_continuation,
+    resolve_for_counts,
+)
 from fastmf.train.state import (
     TrainState,
     check_continuation,
@@ -221,6 +227,7 @@ def fit(
         rng = np.random.default_rng(params.random_state)
         val = validation_for(validation)
         titles = None if item_titles is None else dict(pd.Series(item_titles))
+        params = resolve_for_store(params, store)
         check_memory(store.n_users, store.n_items, params)
         checkpoint = Checkpoint(model, in_place=False)
         try:
@@ -232,6 +239,21 @@ def fit(
             checkpoint.settle(model, exc)
             raise
     return model
+
+
+def resolve_for_store(params: Params, store: RatingStore) -> Params:
+    """``params`` with the "auto" parameters resolved from the store's counts of ratings per
+    user and per item, counted block by block (read only when a parameter is "auto")."""
+    if not any(is_auto(getattr(params, name)) for name in AUTO_PARAMS):
+        return params
+    users = np.zeros(store.n_users, np.int64)
+    items = np.zeros(store.n_items, np.int64)
+    us, its, s = store.user_strata.starts, store.item_strata.starts, store.n_strata
+    for b, u, i, _ in store.iter_blocks():
+        a, c = divmod(b, s)
+        users[us[a] : us[a + 1]] += np.bincount(u - us[a], minlength=int(us[a + 1] - us[a]))
+        items[its[c] : its[c + 1]] += np.bincount(i - its[c], minlength=int(its[c + 1] - its[c]))
+    return resolve_for_counts(params, store.n_ratings, users, items)
 
 
 def partial_fit(model: Any, store: RatingStore, validation: Any) -> Any:
@@ -246,8 +268,10 @@ def partial_fit(model: Any, store: RatingStore, validation: Any) -> Any:
         val = validation_for(validation)
         fresh = not hasattr(model, "_state")
         if fresh:
+            params = resolve_for_store(params, store)
             check_memory(store.n_users, store.n_items, params)
         else:
+            params = resolve_for_continuation(model, params)
             check_continuation(model, params)
         checkpoint = Checkpoint(model, in_place=not fresh)
         try:

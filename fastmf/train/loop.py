@@ -49,7 +49,9 @@ def train_epochs(
     ``_run_epoch`` method (the cluster trainer) runs its epochs through it."""
     n_threads = blocks.n_workers
     # the defaults that follow the batch size, as resolved by _check_params
-    install(model, {"optimizer_": params.optimizer, "learning_rate_": params.learning_rate})
+    # and the data-aware ones, as resolved from the training data's counts
+    names = ("optimizer", "learning_rate", "n_factors", "n_epochs", "reg", "init_std")
+    install(model, {f"{name}_": getattr(params, name) for name in names})
     dtype = np.dtype(model.dtype)
     # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
     install(

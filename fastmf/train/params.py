@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,17 @@ import numpy as np
 from fastmf._random import check_random_state
 from fastmf._validation import check_choice, check_float, check_int
 from fastmf.train.checkpoint import check_checkpoint_dir
-from fastmf.train.defaults import resolve_learning_rate, resolve_optimizer
+from fastmf.train.defaults import (
+    AUTO_PARAMS,
+    data_defaults,
+    is_auto,
+    resolve_learning_rate,
+    resolve_optimizer,
+)
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
 BIASES = ("learned", "fixed", "none")
-LR_SCHEDULES = ("constant", "step", "exponential", "plateau")
+LR_SCHEDULES = ("auto", "constant", "step", "exponential", "plateau")
 DTYPES = ("float32", "float64")
 
 SET_AT_FIT = ("n_factors", "dtype", "biases", "bias_damping")
@@ -28,19 +34,22 @@ class Params:
     """Every parameter of a fit, validated once, with the sentinels resolved.
 
     ``optimizer`` and ``learning_rate`` hold the resolved values (what ``optimizer_`` and
-    ``learning_rate_`` report); everything else is the estimator's parameter as given."""
+    ``learning_rate_`` report). ``n_factors``, ``n_epochs``, ``reg`` and ``init_std`` may hold
+    the sentinel "auto" until ``resolve_for_data`` (or ``resolve_for_continuation``) replaces it
+    with the value the training data's counts give; everything else is the estimator's
+    parameter as given."""
 
-    n_factors: int
-    n_epochs: int
+    n_factors: Any
+    n_epochs: Any
     batch_size: int
     learning_rate: float
-    reg: float
+    reg: Any
     reg_bias: float
     optimizer: str
     record_batches: bool
     biases: str
     bias_damping: float
-    init_std: float
+    init_std: Any
     lr_schedule: str | Callable[[int, float], float]
     lr_decay: float | None
     lr_step_size: int
@@ -66,17 +75,17 @@ def check_params(model) -> Params:
         check_choice(model.optimizer, "optimizer", ("auto", *OPTIMIZERS)), batch_size
     )
     return Params(
-        n_factors=check_int(model.n_factors, "n_factors", low=1),
-        n_epochs=check_int(model.n_epochs, "n_epochs", low=0),
+        n_factors=_auto_or(model.n_factors, "n_factors", check_int, low=1),
+        n_epochs=_auto_or(model.n_epochs, "n_epochs", check_int, low=0),
         batch_size=batch_size,
         learning_rate=resolve_learning_rate(lr, optimizer, batch_size),
-        reg=check_float(model.reg, "reg"),
+        reg=_auto_or(model.reg, "reg", check_float),
         reg_bias=check_float(model.reg_bias, "reg_bias"),
         optimizer=optimizer,
         record_batches=_check_bool(model.record_batches, "record_batches"),
         biases=check_choice(model.biases, "biases", BIASES),
         bias_damping=check_float(model.bias_damping, "bias_damping"),
-        init_std=check_float(model.init_std, "init_std"),
+        init_std=_auto_or(model.init_std, "init_std", check_float),
         lr_schedule=_check_schedule(model.lr_schedule),
         lr_decay=None
         if model.lr_decay is None
@@ -142,6 +151,53 @@ def _check_dtype(dtype: Any) -> str:
     except TypeError:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     return check_choice(dtype_name, "dtype", DTYPES)
+
+
+def resolve_for_data(params: Params, ratings: Any) -> Params:
+    """``params`` with the "auto" parameters resolved from the training ratings' counts."""
+    users = np.bincount(ratings.users, minlength=ratings.n_users)
+    items = np.bincount(ratings.items, minlength=ratings.n_items)
+    return resolve_for_counts(params, len(ratings), users, items)
+
+
+def resolve_for_counts(
+    params: Params, n_ratings: int, user_counts: Any, item_counts: Any
+) -> Params:
+    """``params`` with every "auto" replaced by its data-aware value (``data_defaults``): what a
+    rating store, which holds the counts, resolves without reading a rating."""
+    auto = [name for name in AUTO_PARAMS if is_auto(getattr(params, name))]
+    if not auto:
+        return params
+    values = data_defaults(n_ratings, user_counts, item_counts)
+    return replace(params, **{name: values[name] for name in auto})
+
+
+def resolve_for_continuation(model: Any, params: Params) -> Params:
+    """``params`` with the "auto" parameters at the values the fit resolved: ``partial_fit``
+    continues the fitted model and its schedule."""
+    fitted: dict[str, Any] = {
+        "n_factors": getattr(model, "n_factors_", None) or int(model.user_factors_.shape[1]),
+        "n_epochs": getattr(model, "n_epochs_", None),
+        "reg": getattr(model, "reg_", None),
+        "init_std": getattr(model, "init_std_", None) or 0.1,  # seeds a fit only
+    }
+    auto = [name for name in AUTO_PARAMS if is_auto(getattr(params, name))]
+    for name in auto:
+        if fitted[name] is None:
+            raise ValueError(
+                f"{name}='auto' cannot be resolved: this model does not say which value its fit "
+                f"used ({name}_ is missing); set {name} to a number"
+            )
+    return replace(params, **{name: fitted[name] for name in auto})
+
+
+def _auto_or(value: Any, name: str, check, **bounds) -> Any:
+    """``value`` checked, or the sentinel "auto" kept as given (resolved at fit from the data)."""
+    if is_auto(value):
+        return value
+    if isinstance(value, str):
+        raise TypeError(f'{name} must be "auto" or a number, got {value!r}')
+    return check(value, name, **bounds)
 
 
 def same(a: Any, b: Any) -> bool:

@@ -33,6 +33,10 @@ FITTED = (
     "best_epoch_",
     "optimizer_",
     "learning_rate_",
+    "n_factors_",
+    "n_epochs_",
+    "reg_",
+    "init_std_",
     "batch_history_",
     "_state",
 )

@@ -373,6 +373,7 @@ def fit(data: pd.DataFrame, **params):
         "learning_rate": 0.01,
         "reg": 0.02,
         "lr_schedule": "constant",
+        "init_std": 0.1,
         "validation_fraction": 0.1,
         "random_state": 0,
         "verbose": 0,

@@ -29,6 +29,11 @@ def as_history(model_or_history: Any) -> tuple[pd.DataFrame, dict[str, Any], Any
     params: dict[str, Any] = {}
     if hasattr(model_or_history, "get_params"):
         params = dict(model_or_history.get_params())
+        for name, value in params.items():  # "auto" and None: the values the fit resolved
+            if value is None or (isinstance(value, str) and value == "auto"):
+                resolved = getattr(model_or_history, f"{name}_", None)
+                if resolved is not None:
+                    params[name] = resolved
     return history, params, model_or_history
 
 

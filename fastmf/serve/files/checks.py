@@ -175,6 +175,14 @@ def _check_scalars(f: FittedState) -> None:
     best = s.get("best_epoch_")
     if best is not None and (not is_integer(best) or not 0 <= best <= done):
         raise Invalid("best_epoch_", f"is {short(best)}; expected None or an epoch up to {done}")
+    for name, low in (("n_factors_", 1), ("n_epochs_", 0)):
+        value = s.get(name)
+        if value is not None and (not is_integer(value) or not low <= value <= 2**31):
+            raise Invalid(name, f"is {short(value)}; expected None or a count of at least {low}")
+    for name in ("reg_", "init_std_"):
+        value = s.get(name)
+        if value is not None and (not is_finite(value) or value < 0):
+            raise Invalid(name, f"is {short(value)}; expected None or a finite number >= 0")
     titles = s.get("item_titles_")
     if titles is not None and not isinstance(titles, dict):
         raise Invalid("item_titles_", f"is {kind_of(titles)}; expected a dict or None")

@@ -20,6 +20,7 @@ from fastmf.serve.files.schema import (
     MARKER_NAME,
     MODEL_CLASS,
     OPTIMIZER_KEYS,
+    RESOLVED,
     SEEN,
     STATE_CLASS,
     STATE_FIELDS,
@@ -106,7 +107,7 @@ class _Decoder:
         f = self.fitted
         for name in ATTRIBUTES:
             if name not in attributes:
-                if name in SEEN:
+                if name in SEEN or name in RESOLVED:
                     continue
                 raise Invalid(f"attributes.{name}", "is missing")
             desc, where = attributes[name], f"attributes.{name}"

@@ -19,6 +19,7 @@ from fastmf.serve.files.schema import (
     MARKER_NAME,
     MODEL_CLASS,
     OPTIMIZER_KEYS,
+    RESOLVED,
     SCALAR_DTYPES,
     SEEN,
     STATE_CLASS,
@@ -148,6 +149,9 @@ class _Encoder:
         for name in SEEN:
             if name in f.arrays:
                 attributes[name] = self.array(name, name)
+        for name in RESOLVED:
+            if s.get(name) is not None:
+                attributes[name] = _scalar_desc(s[name])
         return attributes
 
     def train_state(self, state: dict[str, Any]) -> dict[str, Any]:

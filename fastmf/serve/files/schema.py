@@ -28,7 +28,10 @@ ARRAYS = ("user_bias_", "item_bias_", "user_factors_", "item_factors_")
 MAPS = ("user_map_", "item_map_")
 SEEN = ("seen_indptr_", "seen_items_")
 SCALARS = ("global_mean_", "rating_scale_", "n_epochs_done_", "best_epoch_", "item_titles_")
-ATTRIBUTES = (*SCALARS[:1], *ARRAYS, *MAPS, *SCALARS[1:2], "history_", *SCALARS[2:], *SEEN)
+# the values the "auto" parameters resolved to at fit (written since 0.3; optional in a file)
+RESOLVED = ("n_factors_", "n_epochs_", "reg_", "init_std_")
+ATTRIBUTES = (*SCALARS[:1], *ARRAYS, *MAPS, *SCALARS[1:2], "history_", *SCALARS[2:], *SEEN,
+              *RESOLVED)  # fmt: skip
 # fitted attributes a file does not hold: the resolved defaults are rebuilt at load from the
 # parameters and the training state; the batch-resolution loss record is not kept
 DERIVED = ("optimizer_", "learning_rate_", "batch_history_")

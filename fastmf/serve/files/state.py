@@ -19,6 +19,7 @@ from fastmf.serve.files.schema import (
     HISTORY_COLUMNS,
     MAPS,
     OPTIMIZER_KEYS,
+    RESOLVED,
     SCALARS,
     SEEN,
     Invalid,
@@ -78,7 +79,7 @@ class FittedState:
             params=params,
             dropped=dropped,
             arrays=arrays,
-            scalars={name: d.get(name) for name in SCALARS},
+            scalars={name: d.get(name) for name in (*SCALARS, *RESOLVED)},
             user_ids=maps["user_map_"],
             item_ids=maps["item_map_"],
             history_columns=columns,
@@ -141,11 +142,23 @@ class FittedState:
                 d[name] = self.arrays[name]
         if self.state is not None:
             d["_state"] = self._train_state()
+        d.update(self._resolved(model))
         d["optimizer_"] = self.structure["optimizer"]
         d["learning_rate_"] = resolve_learning_rate(
             model.learning_rate, self.structure["optimizer"], model.batch_size
         )
         return model
+
+    def _resolved(self, model: Any) -> dict[str, Any]:
+        """``n_factors_``, ``n_epochs_`` and ``reg_`` as saved; a file written before they were
+        saved had numbers for those parameters (or the model's shape, for the factors)."""
+        out = {name: self.scalars.get(name) for name in RESOLVED}
+        if out["n_factors_"] is None:
+            out["n_factors_"] = int(self.structure["n_factors"])
+        for name in ("n_epochs", "reg", "init_std"):
+            if out[f"{name}_"] is None and not isinstance(getattr(model, name), str):
+                out[f"{name}_"] = getattr(model, name)
+        return {name: value for name, value in out.items() if value is not None}
 
     def _train_state(self) -> Any:
         from fastmf.train.layout import Strata

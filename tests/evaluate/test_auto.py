@@ -1,0 +1,147 @@
+"""``tune.auto``: a budget that is a hard cap, a seeded search, validation carved from X only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fastmf import MatrixFactorization, tune
+from fastmf.evaluate import _auto
+from fastmf.evaluate._result import SearchResult
+from tests.conftest import random_ratings
+
+
+class FakeClock:
+    """A clock that moves ``step`` seconds at every reading: the search sees time pass at a
+    pace that does not depend on the machine, so budgets and results are exact."""
+
+    def __init__(self, step: float = 0.05):
+        self.t = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    return random_ratings(80, 60, 2500, seed=3)
+
+
+def _run(df, monkeypatch, budget=6.0, seed=0, **kw):
+    clock = FakeClock()
+    monkeypatch.setattr(_auto, "clock", clock)
+    res = tune.auto(df, budget_seconds=budget, random_state=seed, verbose=0, **kw)
+    return res, clock
+
+
+def test_the_budget_is_a_hard_cap_on_the_clock(df, monkeypatch):
+    for budget in (2.0, 6.0):
+        res, clock = _run(df, monkeypatch, budget=budget)
+        # the call returns before its deadline on the clock it was given (plus the readings
+        # of the last epoch's checks, which move this clock by one step each)
+        assert clock.t <= budget + 20 * clock.step
+        assert isinstance(res, SearchResult) and res.best_estimator_ is not None
+    small, _ = _run(df, monkeypatch, budget=2.0)
+    large, _ = _run(df, monkeypatch, budget=6.0)
+    assert len(large.results_) > len(small.results_)  # more time, more candidates
+
+
+def test_same_seed_same_search_and_other_seed_differs(df, monkeypatch):
+    a, _ = _run(df, monkeypatch, seed=4)
+    b, _ = _run(df, monkeypatch, seed=4)
+    c, _ = _run(df, monkeypatch, seed=5)
+    drop = [col for col in a.results_.columns if "seconds" in col or col == "params"]
+    pd.testing.assert_frame_equal(a.results_.drop(columns=drop), b.results_.drop(columns=drop))
+    assert a.best_params_ == b.best_params_
+    np.testing.assert_array_equal(a.best_estimator_.user_factors_, b.best_estimator_.user_factors_)
+    assert not a.results_.drop(columns=drop).equals(c.results_.drop(columns=drop))
+
+
+def test_the_first_candidate_is_the_data_aware_default(df, monkeypatch):
+    params = []
+    real_fit = MatrixFactorization.fit
+
+    def spy(self, X, y=None, validation=None, item_titles=None):
+        params.append(self.get_params())
+        return real_fit(self, X, y, validation=validation, item_titles=item_titles)
+
+    monkeypatch.setattr(MatrixFactorization, "fit", spy)
+    res, _ = _run(df, monkeypatch)
+    first = params[0]
+    assert (first["n_factors"], first["reg"], first["learning_rate"]) == ("auto", "auto", None)
+    refits = 1 if res.refit_seconds_ > 0 else 0
+    assert len(params) == len(res.results_) + refits  # one fit per candidate, then the refit
+    # the best, or the default when no candidate beats it by more than the validation noise
+    best = res.results_["mean_val_rmse"].min()
+    assert res.best_score_ == best or best > res.best_score_ * (1 - _auto.TIE)
+    assert res.best_score_ in set(res.results_["mean_val_rmse"])
+
+
+def test_validation_is_carved_from_x_and_the_refit_sees_all_of_x(df, monkeypatch):
+    seen = []
+    real_fit = MatrixFactorization.fit
+
+    def spy(self, X, y=None, validation=None, item_titles=None):
+        seen.append((X, validation))
+        return real_fit(self, X, y, validation=validation, item_titles=item_titles)
+
+    monkeypatch.setattr(MatrixFactorization, "fit", spy)
+    held_out = random_ratings(80, 60, 300, seed=9)  # the caller's own test set
+    res, _ = _run(df, monkeypatch, budget=30.0)
+    assert res.refit_seconds_ > 0
+    keys = set(zip(df.user, df.item, strict=True))
+    outside = set(zip(held_out.user, held_out.item, strict=True)) - keys
+    for X, val in seen[:-1]:
+        train = X.to_dataframe()
+        train_keys = set(zip(train.user, train.item, strict=True))
+        val_keys = set(zip(val.user, val.item, strict=True))
+        assert train_keys <= keys and val_keys <= keys  # every rating comes from X
+        assert not train_keys & val_keys  # and validation is apart from training
+        assert not (train_keys | val_keys) & outside
+        assert len(val_keys) == round(0.1 * len(df))
+    refit, val = seen[-1]
+    assert val is None and len(refit) == len(df)
+    assert res.best_estimator_.n_epochs_done_ >= 1
+
+
+def test_progress_bar_over_candidates(df, monkeypatch, capsys):
+    monkeypatch.setattr(_auto, "clock", FakeClock())
+    tune.auto(df, budget_seconds=3.0, random_state=0, verbose=1)
+    err = capsys.readouterr().err
+    assert "candidate" in err and "best val RMSE" in err
+
+
+def test_k_fold_cv_runs_candidates_on_every_split(df, monkeypatch):
+    res, _ = _run(df, monkeypatch, budget=8.0, cv=3)
+    assert res.n_splits == 3
+    assert res.results_.loc[0, "splits_run"] == 3
+
+
+@pytest.mark.parametrize("budget", [0, -1.0, float("nan"), float("inf")])
+def test_a_budget_that_is_not_a_positive_number_is_refused(df, budget):
+    with pytest.raises(ValueError, match="budget_seconds"):
+        tune.auto(df, budget_seconds=budget)
+
+
+def test_a_budget_of_the_wrong_kind_is_refused(df):
+    with pytest.raises(TypeError, match="budget_seconds"):
+        tune.auto(df, budget_seconds="60")
+    with pytest.raises(ValueError, match="scoring"):
+        tune.auto(df, scoring="r2")
+
+
+def test_without_time_for_the_refit_the_best_candidate_is_returned_as_trained(df, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(_auto, "clock", clock)
+    # a refit that would take longer than any budget left
+    monkeypatch.setattr(_auto, "_refit_estimate", lambda row, ratio: 1e9)
+    res = tune.auto(df, budget_seconds=6.0, random_state=0, verbose=0)
+    assert clock.t <= 6.0 + 20 * clock.step
+    model = res.best_estimator_
+    assert res.refit_seconds_ == 0.0 and model.n_epochs_done_ >= 1
+    assert len(model.user_map_) <= df["user"].nunique()  # trained on the part without validation
+    assert model.callbacks is None and not model.early_stopping
+    assert np.isfinite(model.predict(df)).all()
