@@ -112,10 +112,13 @@ def build_blocks(
     ``users``/``items`` are container indices and ``user_row``/``item_row`` the model row of each
     (see ``_kernels.sorting.block_layout``)."""
     s = user_strata.n_strata
+    n = users.shape[0]  # numpy's buffers (huge pages: fewer page faults than Numba's)
+    out_u, out_i, out_v = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, values.dtype)
     with KERNEL_LOCK:
-        out_u, out_i, out_v, offsets = sk.block_layout(
+        offsets = sk.block_layout_into(
             users, items, values, user_row, item_row,
             user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)), s,
+            out_u, out_i, out_v,
         )  # fmt: skip
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(
@@ -126,7 +129,11 @@ def build_blocks(
 
 def _rows_below(rows: np.ndarray, n_rows: int, side: str) -> int:
     """``n_rows``, once every row of the layout is checked to lie in [0, n_rows)."""
-    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n_rows):
+    if not rows.size:
+        return n_rows
+    with KERNEL_LOCK:
+        low, high = sk.int_range(rows)  # one parallel pass for both
+    if low < 0 or high >= n_rows:
         raise ValueError(f"the block layout holds {side} rows outside 0..{n_rows - 1}")
     return n_rows
 
