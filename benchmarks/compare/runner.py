@@ -169,6 +169,8 @@ def _run_one(name: str, settings: Settings, work: Path, limit_gb: float, log) ->
     )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     log_path = work / f"{name}.log"
+    budget = float(settings.options.get(name, {}).get("time_budget", 0) or 0)
+    budget = budget or peer.time_budget or settings.time_budget
     t0 = time.perf_counter()
     killed = None
     peak_polled = 0.0
@@ -185,8 +187,8 @@ def _run_one(name: str, settings: Settings, work: Path, limit_gb: float, log) ->
             while proc.poll() is None:
                 rss, hwm = _memory_gb(proc.pid)
                 peak_polled = max(peak_polled, hwm, rss)
-                if time.perf_counter() - t0 > settings.time_budget:
-                    killed = f"timeout after {settings.time_budget:g} s"
+                if time.perf_counter() - t0 > budget:
+                    killed = f"timeout after {budget:g} s"
                 elif rss > limit_gb:
                     killed = f"out of memory (killed at {rss:.1f} GB > {limit_gb:.1f} GB)"
                 if killed:
