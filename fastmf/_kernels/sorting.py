@@ -155,25 +155,6 @@ def sort_unsorted_segments(values, offsets):
 
 
 @njit(parallel=True, **JIT)
-def int_range(values):
-    """The smallest and largest value of a non-empty integer array (int64 each), in one parallel
-    pass: each of N_CHUNKS pieces finds its own, then the pieces are compared."""
-    n = values.shape[0]
-    lows = np.empty(N_CHUNKS, dtype=np.int64)
-    highs = np.empty(N_CHUNKS, dtype=np.int64)
-    for c in prange(N_CHUNKS):
-        lo = values[0]
-        hi = values[0]
-        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            v = values[j]
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
-        lows[c] = lo
-        highs[c] = hi
-    return lows.min(), highs.max()
-
-
-@njit(parallel=True, **JIT)
 def _scatter_by_key(keys, n_keys, carry_a, carry_b, carry_c, out_a, out_b, out_c):
     """One stable counting-sort pass: the rows of ``carry_a``/``carry_b`` (and ``carry_c``
     when it is as long as ``keys``) moved to ``out_*`` in stable ``keys`` order. N_CHUNKS
@@ -195,17 +176,34 @@ def _scatter_by_key(keys, n_keys, carry_a, carry_b, carry_c, out_a, out_b, out_c
 
 
 @njit(parallel=True, **JIT)
-def _fill_runs(offsets, out):
-    """``out[offsets[k]:offsets[k + 1]] = k`` for every key k (each run written by one thread)."""
-    for k in prange(offsets.shape[0] - 1):
-        for j in range(offsets[k], offsets[k + 1]):
-            out[j] = k
+def _scatter_runs_by_key(keys, n_keys, runs, carry_b, carry_c, out_runs, out_b, out_c):
+    """``_scatter_by_key`` for data sorted into runs (row j belongs to the run k with
+    ``runs[k] <= j < runs[k + 1]``): moves the run number of each row (``out_runs``) without
+    an array that holds it, and ``carry_b`` (and ``carry_c`` when as long as ``keys``)."""
+    n = keys.shape[0]
+    offsets, cursor = chunk_cursors(chunk_counts(keys, n_keys))
+    with_c = carry_c.shape[0] == n
+    for c in prange(N_CHUNKS):
+        lo = c * n // N_CHUNKS
+        run = np.searchsorted(runs, lo, side="right") - 1
+        for j in range(lo, (c + 1) * n // N_CHUNKS):
+            while runs[run + 1] <= j:
+                run += 1
+            k = keys[j]
+            p = cursor[c, k]
+            cursor[c, k] = p + 1
+            out_runs[p] = run
+            out_b[p] = carry_b[j]
+            if with_c:
+                out_c[p] = carry_c[j]
+    return offsets
 
 
 @njit(parallel=True, **JIT)
 def _fill_runs_counting_repeats(offsets, items, out):
-    """``_fill_runs`` for the users, and how many rows repeat the item of the row before them
-    inside their user's run (with items sorted in each run: the repeated pairs)."""
+    """``out[offsets[k]:offsets[k + 1]] = k`` for every user k (each run written by one thread),
+    and how many rows repeat the item of the row before them inside their user's run (with
+    items sorted in each run: the repeated pairs)."""
     n_keys = offsets.shape[0] - 1
     repeats = np.zeros(n_keys, dtype=np.int64)
     for k in prange(n_keys):
@@ -236,17 +234,16 @@ def sort_by_user_item(
     rows that repeat the (user, item) pair of the row before them. The buffers are numpy's (whose
     large arrays get huge pages where the system offers them: fewer page faults than Numba's)."""
     n, m = users.shape[0], extra.shape[0]
-    users_1, items_1 = np.empty(n, np.int32), np.empty(n, np.int32)
-    values_1, extra_1 = np.empty(n, values.dtype), np.empty(m, np.int64)
+    users_1, values_1 = np.empty(n, np.int32), np.empty(n, values.dtype)
+    extra_1 = np.empty(m, np.int64)
     with KERNEL_LOCK:
-        offsets = _scatter_by_key(items, n_items, users, values, extra, users_1, values_1, extra_1)
-        _fill_runs(offsets, items_1)
+        runs = _scatter_by_key(items, n_items, users, values, extra, users_1, values_1, extra_1)
         users_2, items_2 = np.empty(n, np.int32), np.empty(n, np.int32)
         values_2, extra_2 = np.empty(n, values.dtype), np.empty(m, np.int64)
-        offsets = _scatter_by_key(
-            users_1, n_users, items_1, values_1, extra_1, items_2, values_2, extra_2
+        offsets = _scatter_runs_by_key(
+            users_1, n_users, runs, values_1, extra_1, items_2, values_2, extra_2
         )
-        del users_1, items_1, values_1, extra_1
+        del users_1, values_1, extra_1
         repeats = _fill_runs_counting_repeats(offsets, items_2, users_2)
     return users_2, items_2, values_2, extra_2, int(repeats)
 

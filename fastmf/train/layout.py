@@ -129,11 +129,7 @@ def build_blocks(
 
 def _rows_below(rows: np.ndarray, n_rows: int, side: str) -> int:
     """``n_rows``, once every row of the layout is checked to lie in [0, n_rows)."""
-    if not rows.size:
-        return n_rows
-    with KERNEL_LOCK:
-        low, high = sk.int_range(rows)  # one parallel pass for both
-    if low < 0 or high >= n_rows:
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n_rows):
         raise ValueError(f"the block layout holds {side} rows outside 0..{n_rows - 1}")
     return n_rows
 

@@ -63,13 +63,6 @@ def test_sort_by_user_item_without_extra_moves_none():
     np.testing.assert_array_equal(u, np.sort(users))
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.int8])
-def test_int_range_is_numpys_min_and_max(dtype):
-    values = np.random.default_rng(3).integers(-100, 100, 10_001).astype(dtype)
-    assert sk.int_range(values) == (values.min(), values.max())
-    assert sk.int_range(values[:1]) == (values[0], values[0])
-
-
 def test_sorted_by_user_item_needs_strict_order_inside_each_user():
     users = np.array([0, 0, 1, 1, 2], np.int32)
     assert sk.sorted_by_user_item(users, np.array([1, 2, 0, 5, 0], np.int32))
