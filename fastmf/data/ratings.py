@@ -176,7 +176,9 @@ class Ratings:
         The ratings come back in (user, item) order, which every later layout builds on cheaply:
         two stable counting sorts (by item, then by user) that move the triples themselves.
         """
-        if sk.sorted_by_user_item(self.users, self.items):
+        with KERNEL_LOCK:
+            in_order = sk.sorted_by_user_item(self.users, self.items)
+        if in_order:
             return self
         extra = np.empty(0, np.int64) if self.timestamps is None else self.timestamps
         with KERNEL_LOCK:
