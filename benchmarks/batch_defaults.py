@@ -6,9 +6,10 @@ optimizers and learning rates, on the ML-25M twins and ml-latest-small.
 
 Data: ``1M``, ``5M``, ``25M`` (the twins ``$FASTMF_TWIN_DIR/synth_<size>.npz``, default
 /tmp/fastmf-twin, trained on rows ``[:n_train]`` and tested on the rest; see
-/work/shared/bench/README.md) and ``ml-latest-small`` (``$FASTMF_DATA``, the seeded 90/10 split of
-``tests/train/test_defaults.py``). Every fit: 64 factors, 20 epochs, the default schedule, 2 threads,
-``random_state=0``; the per-rating default (batch 1) is the reference each row is compared with.
+/work/shared/bench/README.md) and ``ml-latest-small`` (``$FASTMF_DATA``, the seeded 90/10 split
+of ``tests/train/test_defaults.py``). Every fit: 64 factors, 20 epochs, the default schedule, 2
+threads, ``random_state=0``; the per-rating default (batch 1) is the reference each row is
+compared with.
 Writes a markdown table to stdout and the figures as JSON into ``benchmarks/results/``.
 """
 

@@ -3,6 +3,7 @@
 from fastmf import datasets, metrics, split, tune
 from fastmf._validation import NonFiniteModelError
 from fastmf._version import __version__
+from fastmf.data.store import RatingStore
 from fastmf.diagnose import Diagnosis, Finding, diagnose
 from fastmf.model import MatrixFactorization, NotFittedError
 from fastmf.plot import plot_history
@@ -24,6 +25,7 @@ __all__ = [
     "ModelStateError",
     "NonFiniteModelError",
     "NotFittedError",
+    "RatingStore",
     "Ratings",
     "Recommendations",
     "SearchResult",

@@ -23,7 +23,7 @@ KERNEL_LOCK = threading.RLock()
 
 def threads_for(n_jobs: Any) -> int:
     """Threads for ``n_jobs``: -1 (or None) for all cores, -2 for all but one, else that many."""
-    limit = numba.config.NUMBA_NUM_THREADS
+    limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if n_jobs is None or isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
         return limit
     if n_jobs < 0:

@@ -83,10 +83,11 @@ def check_int(value: Any, name: str, *, low: int, high: int | None = None) -> in
     """An integer parameter within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
+    number = int(value)
+    if number < low or (high is not None and number > high):
         bound = f">= {low}" if high is None else f"between {low} and {high}"
         raise ValueError(f"{name} must be {bound}, got {value}")
-    return int(value)
+    return number
 
 
 def check_float(

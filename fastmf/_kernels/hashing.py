@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from fastmf._kernels.jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
 from fastmf._threads import KERNEL_LOCK
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio: the position keys
@@ -49,7 +49,7 @@ def _sum_terms(words, lo, hi):
     return s
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def hash_words(words, tail, n_bytes):
     """A 64-bit checksum of a column's bytes: ``words`` (uint64, its whole 8-byte words), ``tail``
     (the 0..7 bytes left over, little-endian in a uint64) and ``n_bytes`` its length.
@@ -79,6 +79,7 @@ def hash_bytes(a: np.ndarray) -> int:
     data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     n_words = data.size // 8
     words = data[: n_words * 8].view(np.uint64)
+    words.flags.writeable = False  # one compiled signature, whether ``a`` was read-only or not
     tail = int.from_bytes(bytes(data[n_words * 8 :]), "little")
     with KERNEL_LOCK:
         return int(hash_words(words, np.uint64(tail), np.int64(data.size)))

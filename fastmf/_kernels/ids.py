@@ -8,16 +8,16 @@ thread only, so there are no races, and the result never depends on the number o
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from fastmf._kernels.jit import JIT
+from fastmf._kernels.jit import JIT, sized_kernel
 
 FRACTIONAL = -2  # in ``out``: a float id that is NaN, infinite or not a whole number
 
 _TWO_63 = 9223372036854775808.0
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def lookup_ints(values, table, low, high, out):
     """``out[r]`` = the dense index of the integer id ``values[r]``, -1 outside ``low..high``.
 
@@ -31,7 +31,7 @@ def lookup_ints(values, table, low, high, out):
             out[r] = -1
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def lookup_floats(values, table, low, high, out):
     """Same as :func:`lookup_ints` for float64 ids: a whole number is the integer it holds, and
     ``out[r]`` is FRACTIONAL where ``values[r]`` is NaN, infinite or not whole. Writes ``out``."""

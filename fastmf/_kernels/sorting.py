@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._kernels.jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
 from fastmf._threads import KERNEL_LOCK
 
 N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def int_code_table(ids, low, high):
     """The code of every id slot ``low..high`` (int32, sorted id order) and the m distinct ids.
 
@@ -42,7 +42,7 @@ def int_code_table(ids, low, high):
     return table, uniques
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def codes_from_table(ids, table, low, out):
     """``out[j] = table[ids[j] - low]`` in parallel (each piece writes its own rows)."""
     n = ids.shape[0]
@@ -51,7 +51,7 @@ def codes_from_table(ids, table, low, out):
             out[j] = table[ids[j] - low]
 
 
-@njit(**JIT)
+@sized_kernel(**JIT)
 def dense_int_codes(ids, low, high):
     """Codes 0..m-1 of integer ids in [low, high], in sorted id order, and the m distinct ids
     (``int_code_table``, then every id looked up in parallel)."""
@@ -61,7 +61,7 @@ def dense_int_codes(ids, low, high):
     return codes, uniques
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def chunk_counts(keys, n_keys):
     """How often each key in 0..n_keys-1 occurs in each of the N_CHUNKS pieces of ``keys``:
     int64 (N_CHUNKS, n_keys), each piece counted by one thread."""
@@ -97,7 +97,7 @@ def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
         return chunk_counts(keys, n_keys).sum(axis=0)
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def stable_bucket_order(keys, n_keys):
     """The permutation that sorts ``keys`` stably (counting sort), and the bucket offsets.
 
@@ -114,7 +114,7 @@ def stable_bucket_order(keys, n_keys):
     return order, offsets
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def sort_segments_by_item(order, offsets, items):
     """Within each segment ``order[offsets[s]:offsets[s+1]]``, sort the rows by item and then by
     row number (so duplicates are adjacent, earliest row first). Rewrites ``order`` in place;
@@ -141,7 +141,7 @@ def sort_segments_by_item(order, offsets, items):
     return repeats.sum()
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def sort_unsorted_segments(values, offsets):
     """Sort each segment ``values[offsets[s]:offsets[s+1]]`` in place, skipping the segments that
     are already sorted (each segment is owned by one thread)."""
@@ -154,7 +154,7 @@ def sort_unsorted_segments(values, offsets):
                 break
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def _scatter_by_key(keys, n_keys, carry_a, carry_b, carry_c, out_a, out_b, out_c):
     """One stable counting-sort pass: the rows of ``carry_a``/``carry_b`` (and ``carry_c``
     when it is as long as ``keys``) moved to ``out_*`` in stable ``keys`` order. N_CHUNKS
@@ -175,7 +175,7 @@ def _scatter_by_key(keys, n_keys, carry_a, carry_b, carry_c, out_a, out_b, out_c
     return offsets
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def _scatter_runs_by_key(keys, n_keys, runs, carry_b, carry_c, out_runs, out_b, out_c):
     """``_scatter_by_key`` for data sorted into runs (row j belongs to the run k with
     ``runs[k] <= j < runs[k + 1]``): moves the run number of each row (``out_runs``) without
@@ -199,7 +199,7 @@ def _scatter_runs_by_key(keys, n_keys, runs, carry_b, carry_c, out_runs, out_b, 
     return offsets
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def _fill_runs_counting_repeats(offsets, items, out):
     """``out[offsets[k]:offsets[k + 1]] = k`` for every user k (each run written by one thread),
     and how many rows repeat the item of the row before them inside their user's run (with
@@ -248,7 +248,7 @@ def sort_by_user_item(
     return users_2, items_2, values_2, extra_2, int(repeats)
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def sorted_by_user_item(users, items):
     """Whether the ratings are in (user, item) order, each pair at most once (N_CHUNKS pieces
     checked in parallel, each with the row before it)."""
@@ -315,7 +315,7 @@ def interleaved_position(rank, n, n_streams):
     return run * n_streams + (within - run)
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def gather(values, order):
     """``values[order]`` in parallel (each thread writes its own slice of the output)."""
     out = np.empty(order.shape[0], dtype=values.dtype)
@@ -324,7 +324,7 @@ def gather(values, order):
     return out
 
 
-@njit(**JIT)
+@sized_kernel(**JIT)
 def block_layout(users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata):
     """Ratings laid out block by block for training, in model rows.
 
@@ -347,7 +347,7 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
     return out_users, out_items, out_values, offsets
 
 
-@njit(**JIT)
+@sized_kernel(**JIT)
 def block_layout_into(
     users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata,
     out_users, out_items, out_values,
@@ -369,7 +369,7 @@ def block_layout_into(
                             item_stratum, n_strata, out_users, out_items, out_values)  # fmt: skip
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def _bucket_by_block(
     order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata,
     out_users, out_items, out_values,
@@ -407,7 +407,7 @@ def _bucket_by_block(
     return offsets
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def _interleave_blocks(offsets, users, items, values):
     """Each block's ratings, written in (user, item) order, rearranged in place into its STREAMS
     interleaved runs (``interleaved_position``), one block per thread through a copy that stays

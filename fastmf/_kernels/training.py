@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._kernels.jit import JIT, JIT_INLINE
+from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
 from fastmf._kernels.simd import (
     cast_like,
     fma,
@@ -501,7 +501,7 @@ def batch_epoch(
                     point_losses[p, 1] = regl
 
 
-@njit(parallel=True, **JIT)
+@sized_kernel(**JIT)
 def predict(users, items, mu, bu, bi, P, Q, out):
     """r̂ for each (user, item) pair of model rows into ``out``; a row of -1 (unknown) contributes
     neither bias nor factors. Each thread writes its own slice of ``out``."""

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,11 @@ def read_error(name: str, exc: BaseException, option: str = "--dataset") -> Valu
 
 
 # errors of reading a data file whose message does not say which file
-UNNAMED_READ_ERRORS: tuple[type[BaseException], ...] = (NotImplementedError, EOFError)
+UNNAMED_READ_ERRORS: tuple[type[Exception], ...] = (
+    NotImplementedError,
+    EOFError,
+    zipfile.BadZipFile,
+)
 
 
 # --------------------------------------------------------------------------- ids

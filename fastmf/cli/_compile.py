@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-# A cold default fit on a 2-core Xeon spent 17 s of CPU compiling (31 s of wall time on a busy
-# machine); the epochs themselves take a fraction of a second.
-_COMPILE_SECONDS = 20
+if TYPE_CHECKING:
+    from fastmf.train.params import Params
+
+# `python -m benchmarks.compile_time` on a 2-core Xeon: a cold `fastmf train --n-epochs 2`
+# spends 8.7 s of CPU compiling (10.0 s in all on a quiet machine, 1.3 s once the cache is
+# filled); the epochs themselves take a fraction of a second.
+_COMPILE_SECONDS = 10
 
 
-def announce_compile(params: dict[str, Any]) -> None:
+def announce_compile(params: Params) -> None:
     """Say on stderr that the kernels compile now, when Numba's cache holds no compiled training
     kernel for this dtype (the first run, or the first after fastmf's kernels changed)."""
     if kernels_cached(params):
@@ -25,18 +29,18 @@ def announce_compile(params: dict[str, Any]) -> None:
     )
 
 
-def kernels_cached(params: dict[str, Any]) -> bool:
+def kernels_cached(params: Params) -> bool:
     """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype,
     and matching the kernel's current source. True when it cannot tell (nothing is announced)."""
     try:
         from fastmf._kernels import training as _kernels
 
-        per_rating = params["batch_size"] == 1 and params["optimizer"] == "sgd"
+        per_rating = params.batch_size == 1 and params.optimizer == "sgd"  # "auto" resolved
         dispatcher = getattr(_kernels, "sgd_epoch" if per_rating else "batch_epoch")
         index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
         # the scalar mu has the model's dtype: it tells a float32 compile from a float64 one
         at = list(inspect.signature(dispatcher.py_func).parameters).index("mu")
-        dtype = str(np.dtype(params["dtype"]))
+        dtype = str(np.dtype(params.dtype))
         return any(str(key[0][at]) == dtype for key in index)
     except Exception:  # noqa: BLE001 - another Numba, or the kernel changed: cannot tell
         return True

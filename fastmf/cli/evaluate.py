@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import zipfile
 from typing import Any
 
 import pandas as pd
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     try:
         ratings = load_movielens(args.dataset)
-    except (*UNNAMED_READ_ERRORS, zipfile.BadZipFile) as exc:
+    except UNNAMED_READ_ERRORS as exc:
         raise read_error(args.dataset, exc) from exc
     n_total = len(ratings)
     if not args.all_ratings:

@@ -6,7 +6,6 @@ import argparse
 import math
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +166,9 @@ def load_dataset(name: str, seed: int = 0) -> tuple[pd.DataFrame, dict | None]:
         from fastmf.data.datasets import synthetic
 
         like = name.partition("-")[2] or "ml-100k"
-        return synthetic(like=like, random_state=seed), None
+        drawn = synthetic(like=like, random_state=seed)
+        assert isinstance(drawn, pd.DataFrame)
+        return drawn, None
     from fastmf.data.datasets import load_movielens, load_movies
 
     ratings = load_movielens(name)
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         df, titles = load_dataset(args.dataset, args.seed)
-    except (*UNNAMED_READ_ERRORS, zipfile.BadZipFile) as exc:
+    except UNNAMED_READ_ERRORS as exc:
         raise read_error(args.dataset, exc) from exc
     train, test = train_test_split(df, test_size=args.test_size, random_state=args.seed)
     carve = args.early_stopping or args.lr_schedule in _WATCHES_VALIDATION
@@ -257,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         callbacks=[table] if table is not None else None,
         verbose=1 if bar else 0,
     )
-    announce_compile(params)
+    announce_compile(model._check_params())
     t1 = time.perf_counter()
     try:
         model.fit(fit_part, validation=validation, item_titles=titles)

@@ -92,7 +92,8 @@ class IdMap:
             out = self._lookup_ints(flat, column)
         else:
             assert self._index is not None
-            out = self._index.get_indexer(_as_lookup_objects(flat, column)).astype(np.int32)
+            looked_up = _as_lookup_objects(flat, column)
+            out = self._index.get_indexer(looked_up).astype(np.int32)  # type: ignore[arg-type]
         if missing != -1:
             out[out == -1] = missing
         return out.reshape(shape)
@@ -142,7 +143,7 @@ class IdMap:
             out[inside] = table[(values[inside] - low).astype(np.intp)]
             return out
         assert self._index is not None
-        return self._index.get_indexer(values).astype(np.int32)
+        return self._index.get_indexer(values).astype(np.int32)  # type: ignore[arg-type]
 
     def index_of(self, raw_id: Hashable) -> int:
         """The dense index of one raw id; raises KeyError naming it when it is unknown."""

@@ -62,7 +62,7 @@ def search(
                 flush=True,
             )
     table = _ranked(rows, scoring)
-    best_params = dict(table.loc[0, "params"])
+    best_params: dict[str, Any] = dict(table.loc[0, "params"])  # type: ignore[arg-type]
     best, refit_seconds = None, 0.0
     if refit:
         best = new_estimator(estimator, {**best_params, **fixed, **quiet})
@@ -74,7 +74,7 @@ def search(
     return SearchResult(
         results_=table,
         best_params_=best_params,
-        best_score_=float(table.loc[0, f"mean_val_{scoring}"]),
+        best_score_=float(table.loc[0, f"mean_val_{scoring}"]),  # type: ignore[arg-type]
         best_estimator_=best,
         refit_seconds_=refit_seconds,
         scoring=scoring,

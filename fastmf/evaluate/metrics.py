@@ -25,6 +25,8 @@ import pandas as pd
 import fastmf.evaluate._ranking as ranking
 from fastmf._stats import as_finite_vector, mae, rmse
 from fastmf._validation import check_float, check_int
+from fastmf.data.store import RatingStore
+from fastmf.evaluate._store import evaluate_store
 from fastmf.serve import lookup as lk
 from fastmf.serve import topk
 from fastmf.serve.fitted import check_fitted
@@ -123,7 +125,7 @@ def _list_metrics(recommended: Any, relevant: Any, k: int) -> dict[str, float]:
         if len(r):
             items = np.empty(len(r), dtype=object)
             items[:] = list(r)
-            rec[u, : len(r)] = index.get_indexer(items)
+            rec[u, : len(r)] = index.get_indexer(pd.Index(items, dtype=object))
     n_relevant = np.diff(indptr)
     return ranking.summarize(*ranking.counts(rec, indptr, rel_items, n_relevant, k), n_relevant, k)
 
@@ -265,8 +267,10 @@ def evaluate(
     """RMSE and MAE of the model's (clipped) predictions on ``test``, and its ranking metrics.
 
     Returns a dict with ``rmse``, ``mae``, ``n_ratings`` and the keys of
-    :func:`ranking_metrics`.
+    :func:`ranking_metrics`. ``test`` may be a RatingStore: it is read a user stratum at a time.
     """
+    if isinstance(test, RatingStore):
+        return evaluate_store(model, test, k, threshold, train, ranking_metrics)
     users_raw, items_raw, values = _test_columns(test, "test")
     pred = model.predict(pd.DataFrame({"user": users_raw, "item": items_raw}))
     out: dict[str, Any] = {

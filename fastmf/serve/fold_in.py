@@ -93,7 +93,7 @@ def _fold_in_input(ratings: Any) -> tuple[np.ndarray, np.ndarray]:
     elif isinstance(ratings, pd.Series):
         items, values = ratings.index.to_numpy(), ratings.to_numpy()
     elif isinstance(ratings, Mapping):
-        items, values = list(ratings.keys()), list(ratings.values())
+        items, values = list(ratings.keys()), list(ratings.values())  # type: ignore[assignment]
     else:
         raise TypeError(
             f"ratings must be a DataFrame (columns item, rating), a Series indexed by item or a "

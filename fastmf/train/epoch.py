@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,9 +15,12 @@ from fastmf.train import guard
 from fastmf.train.aligned import aligned_zeros
 from fastmf.train.layout import BlockSchedule
 
+if TYPE_CHECKING:
+    from fastmf.train.params import Params
+
 
 def run_epoch(
-    model: Any, blocks: BlockSchedule, params: dict, lr: float, dtype: np.dtype, scratch
+    model: Any, blocks: BlockSchedule, params: Params, lr: float, dtype: np.dtype, scratch
 ) -> tuple[float, float, pd.DataFrame | None]:
     """One epoch through the kernels; returns the summed base and regularization losses, and
     with ``record_batches`` the epoch's loss points (else None). Every array the kernel gets
@@ -28,41 +31,63 @@ def run_epoch(
     guard.check_parameters(model.global_mean_, bu, bi, P, Q, n_users, n_items)
     guard.check_layout(blocks, n_users, n_items)
     shift_order = st.rng.permutation(blocks.n_strata).astype(np.int64)
-    if model.record_batches:
-        bounds, owned = bp.batch_points(blocks.block_offsets, params["batch_size"])
+    if params.record_batches:
+        bounds, owned = bp.batch_points(blocks.block_offsets, params.batch_size)
     else:
         bounds, owned = bp.block_points(blocks.block_offsets)
     point_losses = np.zeros((bounds.shape[0] - 1, 2), dtype=np.float64)
     guard.check_points(bounds, owned, len(blocks.values), blocks.n_strata**2)
-    learn_bias = params["biases"] == "learned"
+    if getattr(blocks, "streamed", False):
+        # from disk: one kernel run per sub-epoch over that shift's blocks, read ahead
+        one = np.zeros(1, dtype=np.int64)
+        for piece, (users, items, values) in blocks.shift_pieces(shift_order, bounds, owned):
+            guard.check_points(piece.bounds, piece.owned, len(values), blocks.n_strata)
+            local = np.zeros((piece.points.shape[0], 2), dtype=np.float64)
+            run = (users, items, values, piece.bounds, piece.owned, one, piece.assign_offsets,
+                   piece.assign_blocks)  # fmt: skip
+            _train(model, blocks, params, lr, dtype, scratch, run, local)
+            point_losses[piece.points] = local
+    else:
+        run = (blocks.users, blocks.items, blocks.values, bounds, owned, shift_order,
+               blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
+        _train(model, blocks, params, lr, dtype, scratch, run, point_losses)
+    points = None
+    if params.record_batches:
+        order = bp.execution_order(owned, shift_order, blocks.n_strata)
+        epoch = model.n_epochs_done_ + 1
+        points = bp.points_frame(epoch, bounds, order, point_losses, params.batch_size)
+        point_losses = point_losses[order]
+    totals = point_losses.sum(axis=0)  # fixed order: point by point
+    return float(totals[0]), float(totals[1]), points
+
+
+def _train(
+    model: Any, blocks: Any, params: Params, lr: float, dtype: np.dtype, scratch, common: tuple,
+    point_losses: np.ndarray,
+) -> None:  # fmt: skip
+    """The epoch kernel over the ratings and schedule in ``common`` (every shift it lists)."""
+    st = model._state
+    bu, bi, P, Q = model.user_bias_, model.item_bias_, model.user_factors_, model.item_factors_
+    n_users, n_items = len(model.user_map_), len(model.item_map_)
+    learn_bias = params.biases == "learned"
     mu = dtype.type(model.global_mean_)
-    common = (blocks.users, blocks.items, blocks.values, bounds, owned, shift_order,
-              blocks.assign_offsets, blocks.assign_blocks)  # fmt: skip
-    lr_, lam, lam_b = dtype.type(lr), dtype.type(params["reg"]), dtype.type(params["reg_bias"])
+    lr_, lam, lam_b = dtype.type(lr), dtype.type(params.reg), dtype.type(params.reg_bias)
     if not uses_batch_kernel(params):
         with KERNEL_LOCK:
             K.sgd_epoch(*common, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias, point_losses)
     else:
         o = st.optimizer
         k = P.shape[1]
-        guard.check_optimizer_state(o, params["optimizer"], dtype, n_users, n_items, k)
-        slots = slots_per_batch(params["batch_size"], blocks)
+        guard.check_optimizer_state(o, params.optimizer, dtype, n_users, n_items, k)
+        slots = slots_per_batch(params.batch_size, blocks)
         guard.check_scratch(scratch, blocks.n_workers, slots, k, dtype, n_users, n_items)
         with KERNEL_LOCK:
             K.batch_epoch(
-                *common, params["batch_size"], mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
-                K.OPTIMIZER_CODES[params["optimizer"]],
+                *common, params.batch_size, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
+                K.OPTIMIZER_CODES[params.optimizer],
                 o["bu_s1"], o["bu_s2"], o["bi_s1"], o["bi_s2"], o["P_s1"], o["P_s2"],
                 o["Q_s1"], o["Q_s2"], o["u_steps"], o["i_steps"], *scratch, point_losses,
             )  # fmt: skip
-    points = None
-    if model.record_batches:
-        order = bp.execution_order(owned, shift_order, blocks.n_strata)
-        epoch = model.n_epochs_done_ + 1
-        points = bp.points_frame(epoch, bounds, order, point_losses, params["batch_size"])
-        point_losses = point_losses[order]
-    totals = point_losses.sum(axis=0)  # fixed order: point by point
-    return float(totals[0]), float(totals[1]), points
 
 
 def predict_rows(model, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -82,47 +107,47 @@ def predict_rows(model, u: np.ndarray, i: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- helpers
 
 
-def epoch_learning_rate(model, epoch: int, params: dict) -> float:
-    lr0 = params["learning_rate"]
-    schedule = model.lr_schedule
+def epoch_learning_rate(model, epoch: int, params: Params) -> float:
+    lr0 = params.learning_rate
+    schedule = params.lr_schedule
     if callable(schedule):
         lr = float(schedule(epoch, lr0))
         return check_float(lr, "the learning rate returned by lr_schedule", strict=True)
     if schedule == "step":
-        decay = model.lr_decay if model.lr_decay is not None else 0.5
-        return lr0 * decay ** (epoch // model.lr_step_size)
+        decay = params.lr_decay if params.lr_decay is not None else 0.5
+        return lr0 * decay ** (epoch // params.lr_step_size)
     if schedule == "exponential":
-        decay = model.lr_decay if model.lr_decay is not None else 0.8
+        decay = params.lr_decay if params.lr_decay is not None else 0.8
         return lr0 * decay**epoch
     if schedule == "plateau":
         return model._state.learning_rate
     return lr0
 
 
-def after_epoch_schedule(model, monitored: float, params: dict) -> None:
+def after_epoch_schedule(model, monitored: float, params: Params) -> None:
     """The plateau schedule's bookkeeping: cut the rate when the error stops improving."""
-    if model.lr_schedule != "plateau":
+    if params.lr_schedule != "plateau":
         return
     st = model._state
-    if monitored < st.plateau_best - model.min_delta:
+    if monitored < st.plateau_best - params.min_delta:
         st.plateau_best = monitored
     else:
-        decay = model.lr_decay if model.lr_decay is not None else 0.5
+        decay = params.lr_decay if params.lr_decay is not None else 0.5
         st.learning_rate *= decay
 
 
-def uses_batch_kernel(params: dict) -> bool:
-    return params["batch_size"] > 1 or params["optimizer"] != "sgd"
+def uses_batch_kernel(params: Params) -> bool:
+    return params.batch_size > 1 or params.optimizer != "sgd"
 
 
 def scratch_for(
-    params: dict, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
+    params: Params, blocks: BlockSchedule, n_users: int, n_items: int, dtype: np.dtype
 ) -> tuple:
     """The mini-batch kernel's scratch, per side (users, then items): each worker's gradient
     slots and bias gradients, the squared norms of each slot's partners (all zero between
     batches), their rating counts and rows, and the slot of every model row
     (-1 when free; rows are owned by one block at a time, so the workers share it)."""
-    w, b, k = blocks.n_workers, slots_per_batch(params["batch_size"], blocks), params["n_factors"]
+    w, b, k = blocks.n_workers, slots_per_batch(params.batch_size, blocks), params.n_factors
     return tuple(
         x
         for n_rows in (n_users, n_items)

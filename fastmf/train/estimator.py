@@ -18,12 +18,12 @@ from fastmf._stats import root_mean_square
 from fastmf._threads import threads_for
 from fastmf._validation import check_fitted
 from fastmf.data.coerce import pairs, to_ratings, validation_frame
-from fastmf.train import guard
+from fastmf.train import from_store, guard
 from fastmf.train.checks import check_memory
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import train_epochs
-from fastmf.train.params import check_params, same
+from fastmf.train.params import Params, check_params, same
 from fastmf.train.serving import ServingMethods
 from fastmf.train.state import (
     blocks_for,
@@ -233,7 +233,7 @@ class MatrixFactorization(ServingMethods):
         return state
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self) -> dict[str, Any]:
+    def _check_params(self) -> Params:
         """Validated parameters, or a clear error naming the bad one (``train.params``)."""
         return check_params(self)
 
@@ -252,10 +252,12 @@ class MatrixFactorization(ServingMethods):
 
         Parameters
         ----------
-        X : DataFrame with columns user, item, rating[, timestamp], or array of shape (n, 2)
-            Raw (user, item) ids when an array; then ``y`` holds the ratings.
+        X : DataFrame with columns user, item, rating[, timestamp], array of shape (n, 2), or
+            RatingStore
+            Raw (user, item) ids when an array; then ``y`` holds the ratings. A store is read
+            block by block from disk and trains the same model, bit for bit.
         y : array-like of shape (n,), optional
-        validation : DataFrame, or a tuple (X_val, y_val), optional
+        validation : DataFrame, a tuple (X_val, y_val), or RatingStore, optional
             Ratings scored after each epoch (``val_rmse``, ``val_mae`` in ``history_``). Users
             or items not in the training data get the fallback prediction (μ plus known biases).
         item_titles : mapping or Series from raw item id to title, optional
@@ -270,20 +272,22 @@ class MatrixFactorization(ServingMethods):
         The call completes or leaves the previous fitted state exactly as it was, whatever the
         exception; Ctrl-C stops after the running epoch and keeps the epochs completed.
         """
+        if from_store.is_store(X):
+            return from_store.fit(self, X, validation, item_titles)
         with lock_of(self).writing():
             params = self._check_params()
-            ratings = to_ratings(X, y, duplicates=self.duplicates)
-            rng = np.random.default_rng(self.random_state)
+            ratings = to_ratings(X, y, duplicates=params.duplicates)
+            rng = np.random.default_rng(params.random_state)
             val = None if validation is None else validation_frame(validation)
             titles = None if item_titles is None else dict(pd.Series(item_titles))
-            if val is None and (self.validation_fraction is not None or self.early_stopping):
-                ratings, val = hold_out(ratings, self.validation_fraction, rng)
-            check_memory(ratings.n_users, ratings.n_items, params)
+            if val is None and (params.validation_fraction is not None or params.early_stopping):
+                ratings, val = hold_out(ratings, params.validation_fraction, rng)
+            check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
             checkpoint = Checkpoint(self, in_place=False)
             try:
                 initialize(self, ratings, params, rng)
                 self.item_titles_ = titles
-                train_epochs(self, self._state.blocks, val, params, params["n_epochs"], checkpoint)
+                train_epochs(self, self._state.blocks, val, params, params.n_epochs, checkpoint)
             except BaseException as exc:
                 checkpoint.settle(self, exc)
                 raise
@@ -304,8 +308,11 @@ class MatrixFactorization(ServingMethods):
         state; ``batch_size``, ``learning_rate`` and its schedule, ``reg``, ``reg_bias``,
         ``callbacks``, ``duplicates``, ``n_jobs`` and ``verbose`` are simply used.
         ``init_std`` and ``random_state`` seed a fit: ``partial_fit`` continues the fit's
-        random stream. The call completes or leaves the model exactly as it was.
+        random stream. The call completes or leaves the model exactly as it was. ``X`` may be a
+        RatingStore of the same users and items, read block by block.
         """
+        if from_store.is_store(X):
+            return from_store.partial_fit(self, X, validation)
         with lock_of(self).writing():
             params = self._check_params()
             if hasattr(self, "user_factors_") and not hasattr(self, "_state"):
@@ -313,21 +320,21 @@ class MatrixFactorization(ServingMethods):
                     "this fitted model carries no training state (it was loaded from a file "
                     "saved without it), so partial_fit cannot continue it; refit with fit"
                 )
-            ratings = to_ratings(X, y, duplicates=self.duplicates)
+            ratings = to_ratings(X, y, duplicates=params.duplicates)
             val = None if validation is None else validation_frame(validation)
             fresh = not hasattr(self, "_state")
             if fresh:
-                check_memory(ratings.n_users, ratings.n_items, params)
+                check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
             else:
                 check_continuation(self, params)
             checkpoint = Checkpoint(self, in_place=not fresh)
             try:
                 if fresh:
-                    initialize(self, ratings, params, np.random.default_rng(self.random_state))
+                    initialize(self, ratings, params, np.random.default_rng(params.random_state))
                     self.item_titles_ = None
                     blocks = self._state.blocks
                 else:
-                    blocks = blocks_for(self, ratings, threads_for(self.n_jobs))
+                    blocks = blocks_for(self, ratings, threads_for(params.n_jobs))
                     continue_optimizer(self, params)
                 train_epochs(self, blocks, val, params, 1, checkpoint)
             except BaseException as exc:
@@ -343,12 +350,15 @@ class MatrixFactorization(ServingMethods):
 
         Parameters
         ----------
-        X : DataFrame with columns user and item, or array of shape (n, 2) of raw ids
+        X : DataFrame with columns user and item, array of shape (n, 2) of raw ids, or
+            RatingStore (predictions for its ratings, in the store's block order)
 
         Returns
         -------
         ndarray of shape (n,), dtype float64
         """
+        if from_store.is_store(X):
+            return from_store.predict_store(self, X, clip)
         with lock_of(self).reading():
             self._check_fitted()
             users, items = pairs(X)

@@ -7,6 +7,8 @@ runs that are interleaved (``_kernels.sorting.STREAMS``), so consecutive ratings
 users. A sub-epoch with shift t trains the S blocks (a, (a + t) mod S) at once: they share no user
 and no item, so each runs alone on one thread and the result does not depend on the number of
 threads. Each epoch visits the S shifts in an order drawn from the training's random generator.
+The strata and each block's order are a function of the ratings alone (``fastmf.data.blocks``,
+shared with the on-disk store); only the order of the shifts is drawn.
 """
 
 from __future__ import annotations
@@ -15,60 +17,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fastmf._kernels import sorting as sk
-from fastmf._threads import KERNEL_LOCK
+from fastmf.data.blocks import Strata, balanced_strata, choose_n_strata, lay_out
 
-
-def choose_n_strata(n_ratings: int, n_users: int, n_items: int) -> int:
-    """S from the data's size alone (never from the thread count, so models do not depend on it)."""
-    if n_ratings >= 1_000_000:
-        s = 32
-    elif n_ratings >= 100_000:
-        s = 16
-    elif n_ratings >= 10_000:
-        s = 8
-    else:
-        s = 4
-    return max(1, min(s, n_users, n_items))
-
-
-@dataclass
-class Strata:
-    """The split of rows into strata: rows of stratum s are ``starts[s]:starts[s+1]``."""
-
-    starts: np.ndarray  # int64 (S + 1,)
-
-    @property
-    def n_strata(self) -> int:
-        return int(self.starts.shape[0] - 1)
-
-    def of_rows(self, n_rows: int) -> np.ndarray:
-        """The stratum of each row, int32."""
-        return (np.searchsorted(self.starts, np.arange(n_rows), side="right") - 1).astype(np.int32)
-
-
-def balanced_strata(
-    counts: np.ndarray, n_strata: int, rng: np.random.Generator
-) -> tuple[np.ndarray, Strata]:
-    """Assign rows to strata with about equal rating counts.
-
-    Rows are dealt to strata in snake order from the most rated down (ties broken at random).
-    Returns ``position`` (the new row number of each old row, int32) and the strata of new rows.
-    """
-    n = counts.shape[0]
-    tie = rng.random(n)
-    ranked = np.lexsort((tie, -counts))
-    rank = np.empty(n, dtype=np.int64)
-    rank[ranked] = np.arange(n)
-    lap, slot = np.divmod(rank, n_strata)
-    stratum = np.where(lap % 2 == 0, slot, n_strata - 1 - slot)
-    # new numbering: stratum-major, and inside a stratum by old row number
-    order = np.lexsort((np.arange(n), stratum))
-    position = np.empty(n, dtype=np.int32)
-    position[order] = np.arange(n, dtype=np.int32)
-    starts = np.zeros(n_strata + 1, dtype=np.int64)
-    np.cumsum(np.bincount(stratum, minlength=n_strata), out=starts[1:])
-    return position, Strata(starts)
+__all__ = [
+    "BlockSchedule",
+    "Strata",
+    "assign_blocks",
+    "balanced_strata",
+    "build_blocks",
+    "choose_n_strata",
+]
 
 
 @dataclass
@@ -112,14 +70,9 @@ def build_blocks(
     ``users``/``items`` are container indices and ``user_row``/``item_row`` the model row of each
     (see ``_kernels.sorting.block_layout``)."""
     s = user_strata.n_strata
-    n = users.shape[0]  # numpy's buffers (huge pages: fewer page faults than Numba's)
-    out_u, out_i, out_v = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, values.dtype)
-    with KERNEL_LOCK:
-        offsets = sk.block_layout_into(
-            users, items, values, user_row, item_row,
-            user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)), s,
-            out_u, out_i, out_v,
-        )  # fmt: skip
+    out_u, out_i, out_v, offsets = lay_out(
+        users, items, values, user_row, item_row, user_strata, item_strata
+    )
     a_off, a_blocks = assign_blocks(offsets, s, n_workers)
     return BlockSchedule(
         out_u, out_i, out_v, offsets, s, a_off, a_blocks,
@@ -158,3 +111,48 @@ def assign_blocks(
             pos += len(per_worker[w])
         offsets[t, n_workers] = pos
     return offsets, blocks
+
+
+@dataclass
+class ShiftPiece:
+    """One sub-epoch as a run of its own: the kernels' point and assignment arrays for the S
+    blocks of shift ``shift`` laid end to end (local block a is block a*S + (a + shift) mod S),
+    and the epoch's points it computes (``points``, in local order)."""
+
+    shift: int
+    blocks: np.ndarray  # int64 (S,): the global block of each local block
+    bounds: np.ndarray  # int64: local point bounds, from 0 to the shift's ratings
+    owned: np.ndarray  # int64 (S + 1,): local points of each local block
+    assign_offsets: np.ndarray  # int64 (1, n_workers + 1)
+    assign_blocks: np.ndarray  # int32 (1, S): local blocks in worker order
+    points: np.ndarray  # int64: the epoch's point of each local point
+
+
+def shift_piece(
+    schedule: BlockSchedule, shift: int, bounds: np.ndarray, owned: np.ndarray
+) -> ShiftPiece:
+    """The sub-epoch of shift ``shift`` of an epoch cut into points ``bounds``/``owned``
+    (``fastmf.train.batch_points``), for a kernel run over that shift's blocks alone."""
+    s = schedule.n_strata
+    offsets = schedule.block_offsets
+    glob = np.array([a * s + (a + shift) % s for a in range(s)], dtype=np.int64)
+    sizes = offsets[glob + 1] - offsets[glob]
+    starts = np.zeros(s + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    counts = owned[glob + 1] - owned[glob]
+    local_owned = np.zeros(s + 1, dtype=np.int64)
+    np.cumsum(counts, out=local_owned[1:])
+    points = np.concatenate([np.arange(owned[b], owned[b + 1]) for b in glob]).astype(np.int64)
+    local_bounds = np.empty(points.shape[0] + 1, dtype=np.int64)
+    block_of_point = np.repeat(np.arange(s), counts)
+    local_bounds[:-1] = bounds[points] - offsets[glob[block_of_point]] + starts[block_of_point]
+    local_bounds[-1] = starts[-1]
+    return ShiftPiece(
+        shift,
+        glob,
+        local_bounds,
+        local_owned,
+        np.ascontiguousarray(schedule.assign_offsets[shift : shift + 1]),
+        (schedule.assign_blocks[shift : shift + 1] // s).astype(np.int32),
+        points,
+    )

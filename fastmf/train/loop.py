@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,12 +28,15 @@ from fastmf.train.epoch import (
 from fastmf.train.layout import BlockSchedule
 from fastmf.train.transaction import Checkpoint, install
 
+if TYPE_CHECKING:
+    from fastmf.train.params import Params
+
 
 def train_epochs(
     model: Any,
     blocks: BlockSchedule,
     val: pd.DataFrame | None,
-    params: dict,
+    params: Params,
     n_epochs: int,
     checkpoint: Checkpoint,
 ) -> None:
@@ -41,7 +44,7 @@ def train_epochs(
     early stopping; ``checkpoint.completed_epochs`` counts the epochs recorded."""
     n_threads = blocks.n_workers
     # the defaults that follow the batch size, as resolved by _check_params
-    install(model, {"optimizer_": params["optimizer"], "learning_rate_": params["learning_rate"]})
+    install(model, {"optimizer_": params.optimizer, "learning_rate_": params.learning_rate})
     dtype = np.dtype(model.dtype)
     # factors loaded, unpickled or set by hand may start anywhere: the kernels want cache lines
     install(
@@ -60,7 +63,7 @@ def train_epochs(
         if uses_batch_kernel(params)
         else None
     )
-    progress = Progress(n_epochs, model.verbose)
+    progress = Progress(n_epochs, params.verbose)
     try:
         with numba_threads(n_threads), deferred_interrupt() as interrupt:
             for _ in range(n_epochs):
@@ -88,14 +91,14 @@ def train_epochs(
                 monitored = row.get("val_rmse", row["total_loss"])
                 after_epoch_schedule(model, monitored, params)
                 stop = False
-                if model.early_stopping and val_rows is not None:
-                    if monitored < monitor_best - model.min_delta:
+                if params.early_stopping and val_rows is not None:
+                    if monitored < monitor_best - params.min_delta:
                         monitor_best, wait = monitored, 0
                         best_snapshot = snapshot(model)
                     else:
                         wait += 1
-                        stop = wait >= model.patience
-                for cb in model.callbacks or ():
+                        stop = wait >= params.patience
+                for cb in params.callbacks:
                     if cb(model, dict(row)) is True:
                         stop = True
                 if interrupt.hit:
@@ -110,6 +113,8 @@ def train_epochs(
 
 def validation_rows(model: Any, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The validation ratings as model rows (-1 for ids unseen in training) and values."""
+    if hasattr(val, "validation_rows"):  # a store, read block by block
+        return val.validation_rows(model)
     vu, vi = pairs(val)
     return (
         model.user_map_.lookup(vu),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,51 +21,123 @@ SET_AT_FIT = ("n_factors", "dtype", "biases", "bias_damping")
 """Parameters that define the model made at fit: partial_fit refuses a change to them."""
 
 
-def check_params(model) -> dict[str, Any]:
-    """Validated parameters, or a clear error naming the bad one."""
-    p: dict[str, Any] = {}
-    p["n_factors"] = check_int(model.n_factors, "n_factors", low=1)
-    p["n_epochs"] = check_int(model.n_epochs, "n_epochs", low=0)
-    p["batch_size"] = check_int(model.batch_size, "batch_size", low=1)
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of a fit, validated once, with the sentinels resolved.
+
+    ``optimizer`` and ``learning_rate`` hold the resolved values (what ``optimizer_`` and
+    ``learning_rate_`` report); everything else is the estimator's parameter as given."""
+
+    n_factors: int
+    n_epochs: int
+    batch_size: int
+    learning_rate: float
+    reg: float
+    reg_bias: float
+    optimizer: str
+    record_batches: bool
+    biases: str
+    bias_damping: float
+    init_std: float
+    lr_schedule: str | Callable[[int, float], float]
+    lr_decay: float | None
+    lr_step_size: int
+    validation_fraction: float | None
+    early_stopping: bool
+    patience: int
+    min_delta: float
+    callbacks: tuple[Callable[..., Any], ...]
+    duplicates: str
+    random_state: Any
+    n_jobs: int
+    dtype: str
+    verbose: int
+
+
+def check_params(model) -> Params:
+    """The estimator's parameters validated, or a clear error naming the bad one."""
+    batch_size = check_int(model.batch_size, "batch_size", low=1)
     lr = model.learning_rate
     lr = None if lr is None else check_float(lr, "learning_rate", strict=True)
-    p["reg"] = check_float(model.reg, "reg")
-    p["reg_bias"] = check_float(model.reg_bias, "reg_bias")
-    optimizer = check_choice(model.optimizer, "optimizer", ("auto", *OPTIMIZERS))
-    p["optimizer"] = resolve_optimizer(optimizer, p["batch_size"])
-    p["learning_rate"] = resolve_learning_rate(lr, p["optimizer"], p["batch_size"])
-    if not isinstance(model.record_batches, (bool, np.bool_)):
-        raise TypeError(f"record_batches must be True or False, got {model.record_batches!r}")
-    p["biases"] = check_choice(model.biases, "biases", BIASES)
-    p["bias_damping"] = check_float(model.bias_damping, "bias_damping")
-    p["init_std"] = check_float(model.init_std, "init_std")
-    if not callable(model.lr_schedule):
-        check_choice(model.lr_schedule, "lr_schedule", LR_SCHEDULES)
-    if model.lr_decay is not None:
-        check_float(model.lr_decay, "lr_decay", strict=True, high=1.0)
-    check_int(model.lr_step_size, "lr_step_size", low=1)
-    if model.validation_fraction is not None:
-        vf = check_float(model.validation_fraction, "validation_fraction", strict=True)
-        if vf >= 1:
-            raise ValueError(f"validation_fraction must be below 1, got {vf}")
-    check_int(model.patience, "patience", low=1)
-    check_float(model.min_delta, "min_delta")
-    for cb in model.callbacks or ():
+    optimizer = resolve_optimizer(
+        check_choice(model.optimizer, "optimizer", ("auto", *OPTIMIZERS)), batch_size
+    )
+    return Params(
+        n_factors=check_int(model.n_factors, "n_factors", low=1),
+        n_epochs=check_int(model.n_epochs, "n_epochs", low=0),
+        batch_size=batch_size,
+        learning_rate=resolve_learning_rate(lr, optimizer, batch_size),
+        reg=check_float(model.reg, "reg"),
+        reg_bias=check_float(model.reg_bias, "reg_bias"),
+        optimizer=optimizer,
+        record_batches=_check_bool(model.record_batches, "record_batches"),
+        biases=check_choice(model.biases, "biases", BIASES),
+        bias_damping=check_float(model.bias_damping, "bias_damping"),
+        init_std=check_float(model.init_std, "init_std"),
+        lr_schedule=_check_schedule(model.lr_schedule),
+        lr_decay=None
+        if model.lr_decay is None
+        else check_float(model.lr_decay, "lr_decay", strict=True, high=1.0),
+        lr_step_size=check_int(model.lr_step_size, "lr_step_size", low=1),
+        validation_fraction=_check_fraction(model.validation_fraction),
+        early_stopping=_check_bool(model.early_stopping, "early_stopping"),
+        patience=check_int(model.patience, "patience", low=1),
+        min_delta=check_float(model.min_delta, "min_delta"),
+        callbacks=_check_callbacks(model.callbacks),
+        duplicates=check_choice(model.duplicates, "duplicates", ("error", "last")),
+        random_state=_check_seed(model.random_state),
+        n_jobs=_check_n_jobs(model.n_jobs),
+        dtype=_check_dtype(model.dtype),
+        verbose=check_int(model.verbose, "verbose", low=0),
+    )
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_schedule(schedule: Any) -> str | Callable[[int, float], float]:
+    if not callable(schedule):
+        check_choice(schedule, "lr_schedule", LR_SCHEDULES)
+    return schedule
+
+
+def _check_fraction(fraction: Any) -> float | None:
+    if fraction is None:
+        return None
+    vf = check_float(fraction, "validation_fraction", strict=True)
+    if vf >= 1:
+        raise ValueError(f"validation_fraction must be below 1, got {vf}")
+    return vf
+
+
+def _check_callbacks(callbacks: Any) -> tuple[Callable[..., Any], ...]:
+    for cb in callbacks or ():
         if not callable(cb):
             raise TypeError(f"callbacks must be callables cb(model, row), got {cb!r}")
-    check_choice(model.duplicates, "duplicates", ("error", "last"))
-    check_random_state(model.random_state, allow_generator=False)
-    check_int(model.n_jobs, "n_jobs", low=-1)
-    if model.n_jobs == 0:
+    return tuple(callbacks or ())
+
+
+def _check_seed(random_state: Any) -> Any:
+    check_random_state(random_state, allow_generator=False)
+    return random_state
+
+
+def _check_n_jobs(n_jobs: Any) -> int:
+    n = check_int(n_jobs, "n_jobs", low=-1)
+    if n == 0:
         raise ValueError("n_jobs must be -1 (all cores) or a positive number of threads, got 0")
+    return n
+
+
+def _check_dtype(dtype: Any) -> str:
     try:
-        dtype_name = str(np.dtype(model.dtype))
+        dtype_name = str(np.dtype(dtype))
     except TypeError:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {model.dtype!r}") from None
-    p["dtype"] = check_choice(dtype_name, "dtype", DTYPES)
-    p["random_state"] = model.random_state
-    check_int(model.verbose, "verbose", low=0)
-    return p
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    return check_choice(dtype_name, "dtype", DTYPES)
 
 
 def same(a: Any, b: Any) -> bool:

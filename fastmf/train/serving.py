@@ -5,7 +5,7 @@ serving sits above training)."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,16 @@ from fastmf._services import service
 from fastmf.errors import NotFittedError
 from fastmf.train.lock import lock_of
 
+if TYPE_CHECKING:
+    from fastmf.data.ids import IdMap
+
 
 class ServingMethods:
     """Mixed into ``MatrixFactorization``: what a fitted model serves."""
+
+    if TYPE_CHECKING:
+        user_map_: IdMap
+        item_map_: IdMap
 
     @property
     def user_ids_(self) -> np.ndarray:

@@ -13,6 +13,7 @@ from fastmf._biases import damped_biases
 from fastmf._kernels import sorting as sk
 from fastmf._kernels.hashing import hash_arrays
 from fastmf._threads import KERNEL_LOCK, threads_for
+from fastmf.data.blocks import block_mean, damped_fixed_biases, slices
 from fastmf.data.ids import IdMap
 from fastmf.data.ratings import Ratings
 from fastmf.train.aligned import aligned_empty
@@ -24,7 +25,7 @@ from fastmf.train.layout import (
     choose_n_strata,
 )
 from fastmf.train.loop import empty_history
-from fastmf.train.params import SET_AT_FIT, same
+from fastmf.train.params import SET_AT_FIT, Params, same
 from fastmf.train.transaction import install
 
 
@@ -50,44 +51,42 @@ class TrainState:
         return state
 
 
-def initialize(model, ratings: Ratings, params: dict, rng: np.random.Generator) -> None:
+def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator) -> None:
     """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
     dtype = np.dtype(model.dtype)
     n_users, n_items = ratings.n_users, ratings.n_items
     s = choose_n_strata(len(ratings), n_users, n_items)
     u_counts = sk.key_counts(ratings.users, n_users)
     i_counts = sk.key_counts(ratings.items, n_items)
-    u_pos, u_strata = balanced_strata(u_counts, s, rng)
-    i_pos, i_strata = balanced_strata(i_counts, s, rng)
+    u_pos, u_strata = balanced_strata(u_counts, s)
+    i_pos, i_strata = balanced_strata(i_counts, s)
     u_ids = np.empty_like(ratings.user_map.ids)
     u_ids[u_pos] = ratings.user_map.ids
     i_ids = np.empty_like(ratings.item_map.ids)
     i_ids[i_pos] = ratings.item_map.ids
-    k = params["n_factors"]
-    std = params["init_std"]
+    k = params.n_factors
+    std = params.init_std
     P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
     P *= dtype.type(std)
     Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
     Q *= dtype.type(std)
-    mu = float(np.mean(ratings.values, dtype=np.float64))
     bu = np.zeros(n_users, dtype=dtype)
     bi = np.zeros(n_items, dtype=dtype)
-    if params["biases"] == "fixed":
-        fb_u, fb_i = fixed_biases(ratings, mu, params["bias_damping"])
-        bu[u_pos] = fb_u
-        bi[i_pos] = fb_i
     state = TrainState(
         rng=rng,
         user_strata=u_strata,
         item_strata=i_strata,
-        optimizer=new_optimizer_state(params["optimizer"], P, Q),
-        learning_rate=params["learning_rate"],
-        optimizer_name=params["optimizer"],
-        fit_params={name: params[name] for name in SET_AT_FIT},
+        optimizer=new_optimizer_state(params.optimizer, P, Q),
+        learning_rate=params.learning_rate,
+        optimizer_name=params.optimizer,
+        fit_params={name: getattr(params, name) for name in SET_AT_FIT},
     )
     # the training data in model rows, laid out in blocks (kept for partial_fit)
-    state.blocks = layout_of(state, ratings, u_pos, i_pos, threads_for(model.n_jobs))
+    state.blocks = layout_of(state, ratings, u_pos, i_pos, threads_for(params.n_jobs))
     state.blocks_key = fingerprint(ratings)
+    mu = layout_mean(state.blocks)
+    if params.biases == "fixed":
+        bu[:], bi[:] = layout_fixed_biases(state.blocks, mu, params.bias_damping)
     # seen_indptr_ and seen_items_ are built from these blocks when first asked for
     install(
         model,
@@ -135,13 +134,13 @@ def blocks_for(model, ratings: Ratings, n_workers: int) -> BlockSchedule:
     return blocks
 
 
-def check_continuation(model, params: dict) -> None:
+def check_continuation(model, params: Params) -> None:
     """Refuse a parameter set at fit that was changed since (continuing makes no sense)."""
     at_fit = model._state.fit_params
     for name in SET_AT_FIT:
         if name not in at_fit:
             continue
-        now = params.get(name, getattr(model, name))
+        now = getattr(params, name)
         if name == "bias_damping" and at_fit.get("biases") != "fixed":
             continue
         if not same(now, at_fit[name]):
@@ -152,14 +151,14 @@ def check_continuation(model, params: dict) -> None:
             )
 
 
-def continue_optimizer(model, params: dict) -> None:
+def continue_optimizer(model, params: Params) -> None:
     """Fresh optimizer state when the optimizer changed since the last epoch."""
     st = model._state
-    if st.optimizer_name != params["optimizer"]:
+    if st.optimizer_name != params.optimizer:
         st.optimizer = new_optimizer_state(
-            params["optimizer"], model.user_factors_, model.item_factors_
+            params.optimizer, model.user_factors_, model.item_factors_
         )
-        st.optimizer_name = params["optimizer"]
+        st.optimizer_name = params.optimizer
 
 
 def layout_of(
@@ -174,11 +173,27 @@ def layout_of(
 
 def fixed_biases(ratings: Ratings, mu: float, damping: float) -> tuple[np.ndarray, np.ndarray]:
     """Damped mean deviations: b_i = Σ(r − μ)/(n_i + damping), then b_u on what is left (one
-    sweep of ``fastmf._biases.damped_biases``)."""
+    sweep of ``fastmf._biases.damped_biases``), in the ratings' own indices."""
     r = ratings
     return damped_biases(
         r.users, r.items, r.values, mu, damping, 1, n_users=r.n_users, n_items=r.n_items
     )
+
+
+def layout_mean(blocks: BlockSchedule) -> float:
+    """μ summed block by block in block order (``fastmf.data.blocks``), as a store sums it."""
+    return block_mean(slices(blocks.users, blocks.items, blocks.values, blocks.block_offsets),
+                      len(blocks.values))  # fmt: skip
+
+
+def layout_fixed_biases(
+    blocks: BlockSchedule, mu: float, damping: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Damped mean deviations in model rows: b_i = Σ(r − μ)/(n_i + damping), then b_u on what
+    is left, summed block by block in block order (as a store sums them)."""
+    b = blocks
+    passes = [slices(b.users, b.items, b.values, b.block_offsets) for _ in range(3)]
+    return damped_fixed_biases(passes, mu, damping, b.user_rows_below, b.item_rows_below)
 
 
 def new_optimizer_state(optimizer: str, P: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
@@ -224,6 +239,8 @@ def seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarra
     stratum, so a stable bucketing by user yields every user's items nearly sorted: only a user
     whose ratings in a block span two of its interleaved runs needs sorting.
     """
+    if getattr(blocks, "streamed", False):  # a store's blocks, read from disk
+        return blocks.seen_csr(n_users)
     with KERNEL_LOCK:
         order, indptr = sk.stable_bucket_order(blocks.users, n_users)
         items = blocks.items[order]

@@ -174,8 +174,8 @@ def test_ctrl_c_without_save_says_nothing_was_saved():
 
 def test_a_cold_cache_is_detected(tmp_path):
     probe = (
-        "from fastmf.cli.train import kernels_cached; "
-        "print(kernels_cached({'batch_size': 1, 'optimizer': 'sgd', 'dtype': 'float32'}))"
+        "from fastmf import MatrixFactorization; from fastmf.cli.train import kernels_cached; "
+        "print(kernels_cached(MatrixFactorization()._check_params()))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],

@@ -176,9 +176,11 @@ def test_search_reuses_compiled_kernels(ratings) -> None:
     from numba.core.registry import CPUDispatcher
 
     from fastmf._kernels import training as _kernels
+    from fastmf._kernels.jit import SizedKernel
 
     base_model().fit(ratings.iloc[:2000]).predict(ratings.iloc[:10])
-    dispatchers = {name: f for name, f in vars(_kernels).items() if isinstance(f, CPUDispatcher)}
+    kinds = (CPUDispatcher, SizedKernel)
+    dispatchers = {name: f for name, f in vars(_kernels).items() if isinstance(f, kinds)}
     assert {"sgd_epoch", "predict"} <= set(dispatchers)
     before = {name: len(f.signatures) for name, f in dispatchers.items()}
     assert before["sgd_epoch"] >= 1

@@ -26,11 +26,10 @@ def _problem(n_users=23, n_items=17, n=160, k=5, seed=0, dtype=np.float64):
 
 
 def _blocks(users, items, values, n_users, n_items, n_strata, n_workers=1, seed=0):
-    rng = np.random.default_rng(seed)
     cu = np.bincount(users, minlength=n_users)
     ci = np.bincount(items, minlength=n_items)
-    pu, su = balanced_strata(cu, n_strata, rng)
-    pi, si = balanced_strata(ci, n_strata, rng)
+    pu, su = balanced_strata(cu, n_strata)
+    pi, si = balanced_strata(ci, n_strata)
     return build_blocks(users, items, values, pu, pi, su, si, n_workers), pu, pi
 
 

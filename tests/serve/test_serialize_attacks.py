@@ -468,6 +468,7 @@ def replace_entry(entries, new):
     return [new if e.name == new.name else e for e in entries]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["declared small", "declared large", "declared as expanded",
                                   "manifest"])  # fmt: skip
 def test_zip_bombs_are_refused_without_inflating(tmp_path, entries, guard, case):

@@ -60,6 +60,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_fresh_compile_and_cached_compile_give_identical_models(tmp_path: Path):
     root = str(Path(__file__).resolve().parents[2])
     script = tmp_path / "fit.py"

@@ -133,7 +133,7 @@ def parse_ratings_stream(
     def produce() -> None:
         pos = 0
         try:
-            view = memoryview(buf)
+            view = memoryview(buf)  # type: ignore[arg-type]  # numpy arrays are buffers
             while not stop.is_set():
                 block = stream.read(STREAM_BLOCK)
                 if not block:

@@ -92,7 +92,7 @@ def load_movielens(
     fmt, member = ratings_entry(src)
     where = src.describe(member)
     label = src.release.name if src.release else "ratings"
-    fp_path = src.path if src.kind != "dir" else src.path / member
+    fp_path = src.path / member if src.kind == "dir" and member is not None else src.path
     fp = _cache.fingerprint(fp_path, member if src.kind == "zip" else None)
     folder = _cache.cache_dir(home, label, fp)
     scale = src.release.scale if src.release else default_scale(fmt)

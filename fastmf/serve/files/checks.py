@@ -19,6 +19,7 @@ from fastmf.train.guard import optimizer_shapes
 
 if TYPE_CHECKING:
     from fastmf.serve.files.state import FittedState
+    from fastmf.train.params import Params
 
 __all__ = ["check_layout", "check_values"]
 
@@ -50,7 +51,7 @@ def check_layout(f: FittedState) -> None:
         _check_state_layout(f, n_u, n_i, k, dtype, why)
 
 
-def _checked_params(f: FittedState) -> dict[str, Any]:
+def _checked_params(f: FittedState) -> Params:
     """The parameters as the estimator checks them (a 0.1.0 file's dropped dtype restored)."""
     from fastmf.train.estimator import MatrixFactorization
 
@@ -102,15 +103,15 @@ def _check_state_layout(
         _expect(f, f"_state.optimizer.{key}", kind, shape, f"(optimizer={optimizer!r}, {why[1:]}")
 
 
-def _structure(f: FittedState, p: dict[str, Any]) -> dict[str, Any]:
+def _structure(f: FittedState, p: Params) -> dict[str, Any]:
     """The shape of the fitted model: the shape parameters it was fitted with (0.1.0 files:
     the saved parameters) and the optimizer its state belongs to."""
     from fastmf.train.params import BIASES, DTYPES, OPTIMIZERS
 
     fit = dict(f.state["fit_params"]) if f.state else {}
-    structure = {name: fit.get(name, p[name]) for name in FIT_PARAMS}
+    structure = {name: fit.get(name, getattr(p, name)) for name in FIT_PARAMS}
     named = f.state.get("optimizer_name") if f.state else None
-    structure["optimizer"] = named or p["optimizer"]
+    structure["optimizer"] = named or p.optimizer
     where = "_state.fit_params"
     if not is_integer(structure["n_factors"]) or not 1 <= structure["n_factors"] <= 2**31:
         raise Invalid(where, f"n_factors is {short(structure['n_factors'])}")
