@@ -303,3 +303,49 @@ def test_pytest_benchmark_files_run_on_tiny_data() -> None:
         pytest.skip("fastmf.MatrixFactorization is not available yet")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+
+
+def test_time_to_target_against_libmf_avx_in_the_same_run() -> None:
+    def ok(name, curve, total=9.0):
+        return {
+            "library": name,
+            "label": name,
+            "status": "ok",
+            "final_rmse": curve[-1] if curve else 0.80,
+            "total_seconds": total,
+            "seconds_per_epoch": 1.0,
+            "curve": [
+                {"epoch": e, "seconds": 0.5 * e, "test_rmse": v}
+                for e, v in enumerate(curve, start=1)
+            ],
+        }
+
+    report = run_report_stub(
+        [
+            ok("fastmf", [0.9, 0.80]),  # target 0.808 at 1.0 s
+            ok("libmf-avx", [0.95, 0.9, 0.85, 0.805]),  # at 2.0 s
+            ok("nocurve", [], total=7.5),  # only an upper bound: no ratio
+        ]
+    )
+    by = {r["library"]: r for r in report["results"]}
+    assert by["fastmf"]["time_to_target_vs_libmf_avx"] == pytest.approx(0.5)
+    assert by["libmf-avx"]["time_to_target_vs_libmf_avx"] == pytest.approx(1.0)
+    assert by["nocurve"]["time_to_target_vs_libmf_avx"] is None
+    assert "| 0.50x |" in markdown(report)
+
+
+def test_a_library_can_have_a_time_budget_of_its_own(tmp_path: Path) -> None:
+    settings = Settings(
+        dataset="synthetic:3000",
+        n_factors=4,
+        n_epochs=1,
+        threads=1,
+        libraries=["fastmf"],
+        time_budget=600,
+        options={"fastmf": {"time_budget": 0.3}},  # --set fastmf.time_budget=0.3
+        out_dir=tmp_path,
+        plot=False,
+    )
+    (result,) = run_comparison(settings, log=lambda text: None)["results"]
+    assert result["status"] == "timeout after 0.3 s"
+    assert PEERS["skrecsys"].time_budget == 900.0

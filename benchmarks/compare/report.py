@@ -50,9 +50,9 @@ def markdown(report: dict) -> str:
     lines += [
         (
             "| library | version | threads | s/epoch | x fastmf | fit s | setup s | to target s "
-            "| test RMSE | test MAE | peak RSS GB | status |"
+            "| to target x LIBMF-AVX | test RMSE | test MAE | peak RSS GB | status |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         ok = r.get("status") == "ok"
@@ -84,6 +84,7 @@ def markdown(report: dict) -> str:
                     _fmt(r.get("fit_seconds"), 2),
                     _fmt(_setup(r), 2),
                     ttt_text,
+                    _fmt(r.get("time_to_target_vs_libmf_avx"), 2, "x"),
                     _fmt(r.get("final_rmse"), 4),
                     _fmt(r.get("final_mae"), 4),
                     _fmt(r.get("peak_rss_gb"), 2),

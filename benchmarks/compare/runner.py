@@ -154,7 +154,7 @@ def _run_one(name: str, settings: Settings, work: Path, limit_gb: float, log) ->
         "reg": settings.reg,
         "threads": settings.threads,
         "seed": settings.seed,
-        "options": settings.options.get(name, {}),
+        "options": {k: v for k, v in settings.options.get(name, {}).items() if k != "time_budget"},
     }
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ)
@@ -169,6 +169,8 @@ def _run_one(name: str, settings: Settings, work: Path, limit_gb: float, log) ->
     )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     log_path = work / f"{name}.log"
+    budget = float(settings.options.get(name, {}).get("time_budget", 0) or 0)
+    budget = budget or peer.time_budget or settings.time_budget
     t0 = time.perf_counter()
     killed = None
     peak_polled = 0.0
@@ -185,8 +187,8 @@ def _run_one(name: str, settings: Settings, work: Path, limit_gb: float, log) ->
             while proc.poll() is None:
                 rss, hwm = _memory_gb(proc.pid)
                 peak_polled = max(peak_polled, hwm, rss)
-                if time.perf_counter() - t0 > settings.time_budget:
-                    killed = f"timeout after {settings.time_budget:g} s"
+                if time.perf_counter() - t0 > budget:
+                    killed = f"timeout after {budget:g} s"
                 elif rss > limit_gb:
                     killed = f"out of memory (killed at {rss:.1f} GB > {limit_gb:.1f} GB)"
                 if killed:
@@ -315,6 +317,12 @@ def _add_targets(report: dict) -> None:
         elif not r.get("curve") and r.get("status") == "ok" and r["final_rmse"] <= target:
             r["time_to_target"] = r["total_seconds"]  # reached by the end; when is unknown
             r["time_to_target_upper_bound"] = True
+    # each whole fit to the target against LIBMF-AVX's in the same run
+    avx = next((r for r in report["results"] if r["library"] == "libmf-avx"), {})
+    for r in report["results"]:
+        ttt, ref = r.get("time_to_target"), avx.get("time_to_target")
+        exact = not (r.get("time_to_target_upper_bound") or avx.get("time_to_target_upper_bound"))
+        r["time_to_target_vs_libmf_avx"] = ttt / ref if ttt and ref and exact else None
 
 
 def _one_line(r: dict) -> str:

@@ -19,11 +19,11 @@ N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so result
 
 
 @sized_kernel(**JIT)
-def dense_int_codes(ids, low, high):
-    """Codes 0..m-1 of integer ids in [low, high], in sorted id order, and the m distinct ids.
+def int_code_table(ids, low, high):
+    """The code of every id slot ``low..high`` (int32, sorted id order) and the m distinct ids.
 
-    Marks the ids present in a table of high - low + 1 slots, numbers the marked slots in order,
-    then looks every id up, each pass in parallel."""
+    Marks the ids present in a table of high - low + 1 slots (in parallel), then numbers the
+    marked slots in order."""
     n = ids.shape[0]
     present = np.zeros(high - low + 1, dtype=np.bool_)
     for c in prange(N_CHUNKS):
@@ -39,9 +39,25 @@ def dense_int_codes(ids, low, high):
     for v in range(high - low + 1):
         if present[v]:
             uniques[table[v]] = v + low
-    codes = np.empty(n, dtype=np.int32)
-    for j in prange(n):
-        codes[j] = table[ids[j] - low]
+    return table, uniques
+
+
+@sized_kernel(**JIT)
+def codes_from_table(ids, table, low, out):
+    """``out[j] = table[ids[j] - low]`` in parallel (each piece writes its own rows)."""
+    n = ids.shape[0]
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            out[j] = table[ids[j] - low]
+
+
+@sized_kernel(**JIT)
+def dense_int_codes(ids, low, high):
+    """Codes 0..m-1 of integer ids in [low, high], in sorted id order, and the m distinct ids
+    (``int_code_table``, then every id looked up in parallel)."""
+    table, uniques = int_code_table(ids, low, high)
+    codes = np.empty(ids.shape[0], dtype=np.int32)
+    codes_from_table(ids, table, low, codes)
     return codes, uniques
 
 
@@ -138,6 +154,114 @@ def sort_unsorted_segments(values, offsets):
                 break
 
 
+@sized_kernel(**JIT)
+def _scatter_by_key(keys, n_keys, carry_a, carry_b, carry_c, out_a, out_b, out_c):
+    """One stable counting-sort pass: the rows of ``carry_a``/``carry_b`` (and ``carry_c``
+    when it is as long as ``keys``) moved to ``out_*`` in stable ``keys`` order. N_CHUNKS
+    pieces count, then write, their own rows in parallel at the serial sort's positions.
+    Returns the key offsets (n_keys + 1)."""
+    n = keys.shape[0]
+    offsets, cursor = chunk_cursors(chunk_counts(keys, n_keys))
+    with_c = carry_c.shape[0] == n
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            k = keys[j]
+            p = cursor[c, k]
+            cursor[c, k] = p + 1
+            out_a[p] = carry_a[j]
+            out_b[p] = carry_b[j]
+            if with_c:
+                out_c[p] = carry_c[j]
+    return offsets
+
+
+@sized_kernel(**JIT)
+def _scatter_runs_by_key(keys, n_keys, runs, carry_b, carry_c, out_runs, out_b, out_c):
+    """``_scatter_by_key`` for data sorted into runs (row j belongs to the run k with
+    ``runs[k] <= j < runs[k + 1]``): moves the run number of each row (``out_runs``) without
+    an array that holds it, and ``carry_b`` (and ``carry_c`` when as long as ``keys``)."""
+    n = keys.shape[0]
+    offsets, cursor = chunk_cursors(chunk_counts(keys, n_keys))
+    with_c = carry_c.shape[0] == n
+    for c in prange(N_CHUNKS):
+        lo = c * n // N_CHUNKS
+        run = np.searchsorted(runs, lo, side="right") - 1
+        for j in range(lo, (c + 1) * n // N_CHUNKS):
+            while runs[run + 1] <= j:
+                run += 1
+            k = keys[j]
+            p = cursor[c, k]
+            cursor[c, k] = p + 1
+            out_runs[p] = run
+            out_b[p] = carry_b[j]
+            if with_c:
+                out_c[p] = carry_c[j]
+    return offsets
+
+
+@sized_kernel(**JIT)
+def _fill_runs_counting_repeats(offsets, items, out):
+    """``out[offsets[k]:offsets[k + 1]] = k`` for every user k (each run written by one thread),
+    and how many rows repeat the item of the row before them inside their user's run (with
+    items sorted in each run: the repeated pairs)."""
+    n_keys = offsets.shape[0] - 1
+    repeats = np.zeros(n_keys, dtype=np.int64)
+    for k in prange(n_keys):
+        lo = offsets[k]
+        hi = offsets[k + 1]
+        r = 0
+        for j in range(lo, hi):
+            out[j] = k
+            if j > lo and items[j] == items[j - 1]:
+                r += 1
+        repeats[k] = r
+    return repeats.sum()
+
+
+def sort_by_user_item(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    extra: np.ndarray,
+    n_users: int,
+    n_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Rating triples sorted by (user, item), equal pairs in row order: two stable counting
+    sorts (by item, then by user), each one parallel pass that moves the data itself.
+
+    ``extra`` (int64, e.g. timestamps) is moved along when it is as long as the ratings (pass an
+    empty array otherwise). Returns the sorted users, items, values and extra, and the number of
+    rows that repeat the (user, item) pair of the row before them. The buffers are numpy's (whose
+    large arrays get huge pages where the system offers them: fewer page faults than Numba's)."""
+    n, m = users.shape[0], extra.shape[0]
+    users_1, values_1 = np.empty(n, np.int32), np.empty(n, values.dtype)
+    extra_1 = np.empty(m, np.int64)
+    with KERNEL_LOCK:
+        runs = _scatter_by_key(items, n_items, users, values, extra, users_1, values_1, extra_1)
+        users_2, items_2 = np.empty(n, np.int32), np.empty(n, np.int32)
+        values_2, extra_2 = np.empty(n, values.dtype), np.empty(m, np.int64)
+        offsets = _scatter_runs_by_key(
+            users_1, n_users, runs, values_1, extra_1, items_2, values_2, extra_2
+        )
+        del users_1, values_1, extra_1
+        repeats = _fill_runs_counting_repeats(offsets, items_2, users_2)
+    return users_2, items_2, values_2, extra_2, int(repeats)
+
+
+@sized_kernel(**JIT)
+def sorted_by_user_item(users, items):
+    """Whether the ratings are in (user, item) order, each pair at most once (N_CHUNKS pieces
+    checked in parallel, each with the row before it)."""
+    n = users.shape[0]
+    bad = np.zeros(N_CHUNKS, dtype=np.bool_)
+    for c in prange(N_CHUNKS):
+        for j in range(max(1, c * n // N_CHUNKS), (c + 1) * n // N_CHUNKS):
+            if users[j] < users[j - 1] or (users[j] == users[j - 1] and items[j] <= items[j - 1]):
+                bad[c] = True
+                break
+    return not bad.any()
+
+
 @njit(**JIT)
 def is_sorted_by_user_item(users, items):
     """Whether the ratings are in (user, item) order, each pair at most once: then every layout
@@ -213,8 +337,26 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
     Returns the rows, values and the int64 block offsets (n_strata² + 1).
     """
     n = users.shape[0]
-    if is_sorted_by_user_item(users, items):
-        order = np.arange(n)
+    out_users = np.empty(n, dtype=np.int32)
+    out_items = np.empty(n, dtype=np.int32)
+    out_values = np.empty(n, dtype=values.dtype)
+    offsets = block_layout_into(
+        users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata,
+        out_users, out_items, out_values,
+    )  # fmt: skip
+    return out_users, out_items, out_values, offsets
+
+
+@sized_kernel(**JIT)
+def block_layout_into(
+    users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata,
+    out_users, out_items, out_values,
+):  # fmt: skip
+    """``block_layout`` into given arrays (n each: the rows and the values); returns the block
+    offsets. Lets the caller hand in numpy's buffers (huge pages, fewer page faults)."""
+    n = users.shape[0]
+    if sorted_by_user_item(users, items):
+        order = np.empty(0, dtype=np.int64)  # the identity: rows already in (user, item) order
     else:
         rows_u = np.empty(n, dtype=np.int32)
         rows_i = np.empty(n, dtype=np.int32)
@@ -224,42 +366,71 @@ def block_layout(users, items, values, user_row, item_row, user_stratum, item_st
         order, u_offsets = stable_bucket_order(rows_u, user_row.shape[0])
         sort_segments_by_item(order, u_offsets, rows_i)
     return _bucket_by_block(order, users, items, values, user_row, item_row, user_stratum,
-                            item_stratum, n_strata)  # fmt: skip
+                            item_stratum, n_strata, out_users, out_items, out_values)  # fmt: skip
 
 
 @sized_kernel(**JIT)
 def _bucket_by_block(
-    order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata
-):
-    """Stable bucketing of ``order`` by block, in N_CHUNKS parallel pieces: each piece counts
-    and then writes its own ratings, at positions that make the result the serial one, with each
-    block's runs interleaved (``interleaved_position``)."""
-    n = order.shape[0]
+    order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata,
+    out_users, out_items, out_values,
+):  # fmt: skip
+    """Stable bucketing of ``order`` (empty: the rows in their own order) by block, in N_CHUNKS
+    parallel pieces: each piece counts and then writes its own ratings, at positions that make
+    the result the serial one, with each block's runs interleaved (``interleaved_position``).
+    Writes ``out_*``; returns the block offsets."""
+    n = users.shape[0]
+    identity = order.shape[0] == 0
     n_blocks = n_strata * n_strata
+    # the first block of each user's stratum row and the block column of each item, by index
+    user_block = np.empty(user_row.shape[0], dtype=np.int64)
+    for u in range(user_row.shape[0]):
+        user_block[u] = np.int64(user_stratum[user_row[u]]) * n_strata
+    item_block = np.empty(item_row.shape[0], dtype=np.int64)
+    for i in range(item_row.shape[0]):
+        item_block[i] = item_stratum[item_row[i]]
     counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            row = order[j]
-            u = user_row[users[row]]
-            i = item_row[items[row]]
-            counts[c, user_stratum[u] * n_strata + item_stratum[i]] += 1
+            row = j if identity else order[j]
+            counts[c, user_block[users[row]] + item_block[items[row]]] += 1
     offsets, cursor = chunk_cursors(counts)
-    out_users = np.empty(n, dtype=np.int32)
-    out_items = np.empty(n, dtype=np.int32)
-    out_values = np.empty(n, dtype=values.dtype)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            row = order[j]
-            u = user_row[users[row]]
-            i = item_row[items[row]]
-            b = user_stratum[u] * n_strata + item_stratum[i]
-            rank = cursor[c, b] - offsets[b]
-            cursor[c, b] += 1
-            dest = offsets[b] + interleaved_position(rank, offsets[b + 1] - offsets[b], STREAMS)
-            out_users[dest] = u
-            out_items[dest] = i
+            row = j if identity else order[j]
+            b = user_block[users[row]] + item_block[items[row]]
+            dest = cursor[c, b]
+            cursor[c, b] = dest + 1
+            out_users[dest] = user_row[users[row]]
+            out_items[dest] = item_row[items[row]]
             out_values[dest] = values[row]
-    return out_users, out_items, out_values, offsets
+    _interleave_blocks(offsets, out_users, out_items, out_values)
+    return offsets
+
+
+@sized_kernel(**JIT)
+def _interleave_blocks(offsets, users, items, values):
+    """Each block's ratings, written in (user, item) order, rearranged in place into its STREAMS
+    interleaved runs (``interleaved_position``), one block per thread through a copy that stays
+    in cache. Interleaving while scattering instead writes every cache line of a block once per
+    run: three times the memory traffic."""
+    for b in prange(offsets.shape[0] - 1):
+        lo = offsets[b]
+        m = offsets[b + 1] - lo
+        if m >= STREAMS:  # a shorter block is its own interleaving
+            _interleave_one(lo, m, users, items, values)
+
+
+@njit(**JIT)
+def _interleave_one(lo, m, users, items, values):
+    """Block ``lo:lo + m`` rearranged in place into its interleaved runs."""
+    u = users[lo : lo + m].copy()
+    i = items[lo : lo + m].copy()
+    v = values[lo : lo + m].copy()
+    for rank in range(m):
+        dest = lo + interleaved_position(rank, m, STREAMS)
+        users[dest] = u[rank]
+        items[dest] = i[rank]
+        values[dest] = v[rank]
 
 
 @njit(**JIT)

@@ -87,12 +87,15 @@ def lay_out(
     ``users``/``items`` are indices relabelled by ``user_row``/``item_row`` into model rows;
     ``values`` may be of any dtype (the store passes rating numbers to get the permutation).
     The one builder of the layout: the fit from memory and the store both call it."""
+    n = users.shape[0]  # numpy's buffers (huge pages: fewer page faults than Numba's)
+    out_u, out_i, out_v = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, values.dtype)
     with KERNEL_LOCK:
-        return sk.block_layout(
+        offsets = sk.block_layout_into(
             users, items, values, user_row, item_row,
             user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)),
-            user_strata.n_strata,
+            user_strata.n_strata, out_u, out_i, out_v,
         )  # fmt: skip
+    return out_u, out_i, out_v, offsets
 
 
 def lay_out_block(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> np.ndarray:

@@ -183,24 +183,46 @@ def normalize_ids(values: Any, *, column: str) -> np.ndarray:
     )
 
 
-def factorize_ids(values: Any, *, column: str) -> tuple[np.ndarray, IdMap]:
-    """Dense int32 codes of raw ids (sorted raw order) and their IdMap."""
+def factorize_ids(values: Any, *, column: str, copy: bool = True) -> tuple[np.ndarray, IdMap]:
+    """Dense int32 codes of raw ids (sorted raw order) and their IdMap.
+
+    With ``copy=False``, int32 ids that are already their codes (every id of 0..n-1 present)
+    come back as the array given, not a copy."""
     arr = normalize_ids(values, column=column)
     if arr.dtype.kind in "iu":
         if arr.size == 0:
             return np.empty(0, np.int32), IdMap(arr.astype(np.int64))
         low, high = int(arr.min()), int(arr.max())
+        if arr.dtype not in (np.int32, np.int64, np.uint64):
+            arr = arr.astype(np.int64)
         if high - low <= 8 * arr.size + 1_000_000 and high <= _INT64_MAX:
-            if arr.dtype not in (np.int32, np.int64):
-                arr = arr.astype(np.int64)
-            with KERNEL_LOCK:
-                codes, uniques = sk.dense_int_codes(arr, np.int64(low), np.int64(high))
-            return codes, IdMap(uniques)
+            return _table_codes(arr, low, high, copy)
         wide = arr.dtype == np.uint64 and high > _INT64_MAX
-        uniques, codes = np.unique(arr if wide else arr.astype(np.int64), return_inverse=True)
-        return codes.astype(np.int32), IdMap(uniques)
+        return _sparse_int_codes(arr if wide else arr.astype(np.int64, copy=False))
     codes, uniques = pd.factorize(pd.Series(arr, copy=False), sort=True)
     return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object))
+
+
+def _table_codes(arr: np.ndarray, low: int, high: int, copy: bool) -> tuple[np.ndarray, IdMap]:
+    """Codes of integer ids in ``low..high`` through a table of that range (parallel passes)."""
+    with KERNEL_LOCK:
+        table, uniques = sk.int_code_table(arr, np.int64(low), np.int64(high))
+        if not copy and low == 0 and uniques.shape[0] == high + 1 and arr.dtype == np.int32:
+            return arr, IdMap(uniques)  # the ids are their own codes
+        codes = np.empty(arr.shape[0], dtype=np.int32)  # numpy's buffer: fewer page faults
+        sk.codes_from_table(arr, table, np.int64(low), codes)
+    return codes, IdMap(uniques)
+
+
+def _sparse_int_codes(arr: np.ndarray) -> tuple[np.ndarray, IdMap]:
+    """Codes of integer ids spread too thin for a table: hashed to first-seen codes, then the
+    few distinct ids sorted and the codes renumbered (one pass, not a sort of every id)."""
+    codes, uniques = pd.factorize(arr, sort=False)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(order.shape[0], dtype=np.int32)
+    rank[order] = np.arange(order.shape[0], dtype=np.int32)
+    with KERNEL_LOCK:
+        return sk.gather(rank, codes), IdMap(uniques[order])
 
 
 # ---------------------------------------------------------------------------------------------

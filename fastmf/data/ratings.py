@@ -121,11 +121,15 @@ class Ratings:
             timestamps = np.asarray(timestamps)
             lengths["timestamp"] = timestamps
         check_same_length(**lengths)
-        values = check_ratings_values(ratings, column=rating_col).astype(np.float32)
-        u_codes, user_map = factorize_ids(users, column=user_col)
-        i_codes, item_map = factorize_ids(items, column=item_col)
+        values = check_ratings_values(ratings, column=rating_col).astype(np.float32, copy=False)
+        u_codes, user_map = factorize_ids(users, column=user_col, copy=False)
+        i_codes, item_map = factorize_ids(items, column=item_col, copy=False)
         out = cls(u_codes, i_codes, values, user_map, item_map, timestamps)
-        return out._resolve_duplicates(duplicates, (user_col, item_col))
+        out = out._resolve_duplicates(duplicates, (user_col, item_col))
+        for name, given in (("users", users), ("items", items), ("values", ratings)):
+            if np.may_share_memory(getattr(out, name), given):  # sorted already: copy the input
+                setattr(out, name, getattr(out, name).copy())
+        return out
 
     @classmethod
     def from_indices(
@@ -169,35 +173,45 @@ class Ratings:
     def _resolve_duplicates(self, policy: str, names: tuple[str, str]) -> Ratings:
         """Raise on repeated (user, item) pairs, or keep the last of each (``policy="last"``).
 
-        The ratings come back in (user, item) order, which every later layout builds on cheaply.
+        The ratings come back in (user, item) order, which every later layout builds on cheaply:
+        two stable counting sorts (by item, then by user) that move the triples themselves.
         """
-        if sk.is_sorted_by_user_item(self.users, self.items):
+        with KERNEL_LOCK:
+            in_order = sk.sorted_by_user_item(self.users, self.items)
+        if in_order:
             return self
+        extra = np.empty(0, np.int64) if self.timestamps is None else self.timestamps
         with KERNEL_LOCK:
-            order, offsets = sk.stable_bucket_order(self.users, self.n_users)
-            unsorted = sk.sort_segments_by_item(order, offsets, self.items)
-        if unsorted > 0:
-            first, last = sk.find_duplicates(order, offsets, self.users, self.items)
-        else:
-            first = last = np.empty(0, dtype=np.int64)
-        if first.size and policy == "error":
-            row, again = int(first[0]), int(last[0])
-            raise ValueError(
-                f"{first.size} duplicate ({names[0]}, {names[1]}) pairs: the pair "
-                f"({plain_value(self.user_map.ids[self.users[row]])!r}, "
-                f"{plain_value(self.item_map.ids[self.items[row]])!r}) "
-                f"is at rows {row} and {again}; pass duplicates='last' to keep the last rating "
-                f"of each pair"
+            users, items, values, ts, repeats = sk.sort_by_user_item(
+                self.users, self.items, self.values, extra, self.n_users, self.n_items
             )
-        if first.size:
-            keep = np.ones(len(self), dtype=np.bool_)
-            keep[first] = False
-            order = order[keep[order]]
-        with KERNEL_LOCK:
-            ts = None if self.timestamps is None else sk.gather(self.timestamps, order)
-            users, items = sk.gather(self.users, order), sk.gather(self.items, order)
-            values = sk.gather(self.values, order)
-        return Ratings(users, items, values, self.user_map, self.item_map, ts)
+        if repeats and policy == "error":
+            self._raise_duplicates(int(repeats), users, items, names)
+        if repeats:  # keep the last row of each run of equal pairs (the sorts are stable)
+            keep = np.ones(len(users), dtype=np.bool_)
+            keep[:-1] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+            users, items, values = users[keep], items[keep], values[keep]
+            ts = ts[keep] if self.timestamps is not None else ts
+        return Ratings(
+            users, items, values, self.user_map, self.item_map,
+            None if self.timestamps is None else ts,
+        )  # fmt: skip
+
+    def _raise_duplicates(
+        self, repeats: int, users: np.ndarray, items: np.ndarray, names: tuple[str, str]
+    ) -> None:
+        """The error for repeated pairs, naming the first pair (in (user, item) order) and the
+        first and last rows that hold it; ``users``/``items`` are the sorted indices."""
+        same = (users[1:] == users[:-1]) & (items[1:] == items[:-1])
+        at = int(np.flatnonzero(same)[0]) + 1
+        u, i = users[at], items[at]
+        rows = np.flatnonzero((self.users == u) & (self.items == i))
+        raise ValueError(
+            f"{repeats} duplicate ({names[0]}, {names[1]}) pairs: the pair "
+            f"({plain_value(self.user_map.ids[u])!r}, {plain_value(self.item_map.ids[i])!r}) "
+            f"is at rows {int(rows[0])} and {int(rows[-1])}; pass duplicates='last' to keep the "
+            f"last rating of each pair"
+        )
 
     def subset(self, rows: np.ndarray) -> Ratings:
         """The ratings at ``rows`` (a boolean mask or indices), with the same id maps."""

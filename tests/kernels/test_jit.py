@@ -66,6 +66,8 @@ def test_a_sized_kernel_calls_callees_of_its_own_kind():
     variant the serial one (a serial caller with a parallel callee would compile both)."""
     for parallel in (False, True):
         scope = sorting.block_layout.variant(parallel).py_func.__globals__
+        assert scope["block_layout_into"] is sorting.block_layout_into.variant(parallel)
+        scope = sorting.block_layout_into.variant(parallel).py_func.__globals__
         assert scope["stable_bucket_order"] is sorting.stable_bucket_order.variant(parallel)
         assert scope["_bucket_by_block"] is sorting._bucket_by_block.variant(parallel)
 

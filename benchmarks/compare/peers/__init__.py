@@ -1,0 +1,131 @@
+"""Each library the runner compares: how to train it on the split and what to record.
+
+Every ``run_*`` function runs inside its own worker process (``benchmarks.compare.worker``) and
+talks to the runner only through the :class:`Context`: ``ctx.epoch`` records a point of the
+test-RMSE-against-time curve as soon as it is known (so a peer killed later still reports what it
+reached) and the function returns the summary of the fit.
+
+Protocol, the same for every library:
+- ``prepare_seconds``: turning the split into the library's input (id maps, its data object).
+- ``fit_seconds``: the library's training call for ``n_epochs`` epochs, without evaluation.
+- the curve's time axis: prepare plus training time up to the end of each epoch; evaluating the
+  test set after an epoch is not counted.
+- final test RMSE and MAE: computed here from the model's parameters for every library, with
+  predictions clipped to the training rating scale.
+Each library keeps its documented learning rate and initialization; the factors, the epochs, the
+L2 weight ``reg`` (per rating, on the factors) and the threads are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from benchmarks.compare.machine import package_version
+from benchmarks.compare.peers.cornac_peer import run_cornac
+from benchmarks.compare.peers.fastmf_peer import run_fastmf
+from benchmarks.compare.peers.harness import Context, biased_predict, rss_gb
+from benchmarks.compare.peers.lenskit_peer import run_lenskit
+from benchmarks.compare.peers.libmf_peer import run_libmf
+from benchmarks.compare.peers.skrecsys_peer import run_skrecsys
+from benchmarks.compare.peers.surprise_peer import run_surprise
+from benchmarks.compare.peers.torch_peer import run_torch
+
+__all__ = ["PEERS", "Context", "Peer", "biased_predict", "rss_gb"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A library the runner can compare, how to tell it is installed and how to run it."""
+
+    name: str
+    label: str
+    module: str
+    dist: str
+    run: Callable[[Context], dict]
+    install: str
+    build_libmf: bool = False
+    time_budget: float | None = None  # seconds; None: the run's --time-budget
+
+    def version(self) -> str | None:
+        return package_version(self.dist)
+
+
+def _p(fn, **kw):
+    return lambda ctx: fn(ctx, **kw)
+
+
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        Peer("fastmf", "fastmf (defaults)", "fastmf", "fastmf", run_fastmf, "pip install -e ."),
+        Peer(
+            "fastmf-sgd",
+            "fastmf (batch_size=1)",
+            "fastmf",
+            "fastmf",
+            _p(run_fastmf, batch_size=1),
+            "pip install -e .",
+        ),
+        Peer(
+            "fastmf-b1024",
+            "fastmf (batch_size=1024, row_adagrad)",
+            "fastmf",
+            "fastmf",
+            _p(run_fastmf, batch_size=1024, optimizer="row_adagrad", learning_rate=0.2),
+            "pip install -e .",
+        ),
+        Peer(
+            "libmf-avx",
+            "LIBMF (-O3 -march=native AVX OpenMP)",
+            "libmf",
+            "libmf",
+            _p(run_libmf, avx=True),
+            "pip install libmf (and a C++ compiler)",
+            True,
+        ),
+        Peer("libmf", "LIBMF (pip libmf)", "libmf", "libmf", run_libmf, "pip install libmf"),
+        Peer(
+            "surprise",
+            "Surprise SVD",
+            "surprise",
+            "scikit-surprise",
+            run_surprise,
+            "pip install scikit-surprise",
+        ),
+        Peer("cornac", "cornac MF", "cornac", "cornac", run_cornac, "pip install cornac"),
+        Peer(
+            "torch-b1024",
+            "PyTorch Adam, batch 1024",
+            "torch",
+            "torch",
+            run_torch,
+            "pip install torch==2.13.0",
+        ),
+        Peer(
+            "torch-sparse-b100k",
+            "PyTorch SparseAdam, batch 100k",
+            "torch",
+            "torch",
+            _p(run_torch, batch_size=100_000, sparse=True),
+            "pip install torch==2.13.0",
+        ),
+        Peer(
+            "lenskit",
+            "LensKit biased MF (ALS)",
+            "lenskit",
+            "lenskit",
+            run_lenskit,
+            "pip install lenskit (needs pandas<3)",
+        ),
+        Peer(
+            "skrecsys",
+            "skrecsys AlternatingLeastSquares (ALS)",
+            "skrecsys",
+            "skrecsys",
+            run_skrecsys,
+            "pip install skrecsys (Python >= 3.11, numpy >= 2.4.6, scikit-learn >= 1.9.1)",
+            time_budget=900.0,
+        ),
+    )
+}
