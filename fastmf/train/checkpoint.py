@@ -35,7 +35,6 @@ _NOT_IDENTITY = (
     "verbose",
     "n_jobs",
     "checkpoint_dir",
-    "n_epochs",
     "client",
     "timeout",
 )
@@ -52,11 +51,15 @@ def check_checkpoint_dir(value: Any) -> Path | None:
 
 def identity(model: Any) -> dict[str, str]:
     """What a checkpoint must share with the fit that resumes it: the parameters that shape the
-    training (as text) and the fingerprint of the training data."""
+    training (as text) and the fingerprint of the training data. ``n_epochs`` belongs to it only
+    where it shapes the schedule (``lr_schedule="auto"`` spreads its decay over ``n_epochs``):
+    otherwise a fit may resume a shorter one's checkpoint and go on."""
+    given = model.get_params()
+    skip = _NOT_IDENTITY if given.get("lr_schedule") == "auto" else (*_NOT_IDENTITY, "n_epochs")
     params = {
         k: (getattr(v, "__qualname__", None) or repr(v)) if callable(v) else repr(v)
-        for k, v in model.get_params().items()
-        if k not in _NOT_IDENTITY
+        for k, v in given.items()
+        if k not in skip
     }
     params["data"] = repr(model._state.blocks_key)
     return params

@@ -14,7 +14,7 @@ from fastmf._biases import damped_biases
 from fastmf._kernels.sorting import STREAMS
 from fastmf.data.blocks import balanced_strata, choose_n_strata
 from fastmf.data.coerce import to_ratings
-from fastmf.train.params import check_params
+from fastmf.train.params import check_params, resolve_for_data
 from fastmf.train.state import initialize
 
 
@@ -35,7 +35,9 @@ def ratings_frame(n: int, n_users: int, n_items: int, seed: int = 0, ts: bool = 
 def in_memory_layout(df: pd.DataFrame):
     """The model a fit from memory starts from, and its block layout."""
     model = MatrixFactorization(n_factors=4, verbose=0, random_state=0)
-    initialize(model, to_ratings(df), check_params(model), np.random.default_rng(0))
+    ratings = to_ratings(df)
+    params = resolve_for_data(check_params(model), ratings)
+    initialize(model, ratings, params, np.random.default_rng(0))
     return model, model._state.blocks
 
 

@@ -48,7 +48,10 @@ def same_model(a, b) -> None:
 )
 def test_resume_from_a_stopped_fit_gives_the_same_bits(tmp_path, settings):
     df = ratings()
-    common = dict(n_factors=8, random_state=3, verbose=0, **settings)
+    # a schedule that does not depend on n_epochs, so a 2-epoch fit is a 4-epoch one stopped
+    common = dict(
+        n_factors=8, random_state=3, verbose=0, **{"lr_schedule": "exponential", **settings}
+    )
     whole = MatrixFactorization(n_epochs=4, **common).fit(df)
     MatrixFactorization(n_epochs=2, checkpoint_dir=tmp_path, **common).fit(df)
     assert (tmp_path / ck.FILE).exists()
@@ -56,6 +59,15 @@ def test_resume_from_a_stopped_fit_gives_the_same_bits(tmp_path, settings):
     resumed.fit(df, resume=True)
     same_model(whole, resumed)
     assert resumed.n_epochs_done_ == 4
+
+
+def test_the_auto_schedule_refuses_a_checkpoint_of_another_length(tmp_path):
+    """ "auto" spreads the decay over n_epochs: a 2-epoch fit is not a 4-epoch one stopped."""
+    df = ratings()
+    common = dict(n_factors=4, random_state=3, verbose=0, checkpoint_dir=tmp_path)
+    MatrixFactorization(n_epochs=2, **common).fit(df)
+    with pytest.raises(ValueError, match="n_epochs"):
+        MatrixFactorization(n_epochs=4, **common).fit(df, resume=True)
 
 
 def test_resume_without_a_checkpoint_is_a_fresh_fit(tmp_path):
@@ -124,7 +136,7 @@ def test_a_fit_from_a_store_resumes_to_the_same_bits(tmp_path):
     from fastmf import RatingStore
 
     store = RatingStore.build(tmp_path / "store", ratings())
-    common = dict(n_factors=8, random_state=3, verbose=0)
+    common = dict(n_factors=8, random_state=3, verbose=0, lr_schedule="exponential")
     whole = MatrixFactorization(n_epochs=3, **common).fit(store)
     MatrixFactorization(n_epochs=1, checkpoint_dir=tmp_path / "ck", **common).fit(store)
     resumed = MatrixFactorization(n_epochs=3, checkpoint_dir=tmp_path / "ck", **common)
