@@ -19,12 +19,11 @@ from fastmf._threads import threads_for
 from fastmf._validation import check_fitted
 from fastmf.data.coerce import pairs, to_ratings, validation_frame
 from fastmf.train import from_store, guard
-from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import check_memory
 from fastmf.train.contract import EstimatorContract
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
-from fastmf.train.loop import train_epochs
+from fastmf.train.loop import train_epochs, train_fresh
 from fastmf.train.params import (
     Params,
     check_params,
@@ -271,15 +270,9 @@ class MatrixFactorization(EstimatorContract, ServingMethods):
                 ratings, val = hold_out(ratings, params.validation_fraction, rng)
             params = resolve_for_data(params, ratings)
             check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))
-            checkpoint = Checkpoint(self, in_place=False)
-            try:
-                initialize(self, ratings, params, rng)
-                self.item_titles_ = titles
-                n_epochs, monitor = epochs_left(self, params, resume)
-                train_epochs(self, self._state.blocks, val, params, n_epochs, checkpoint, monitor)
-            except BaseException as exc:
-                checkpoint.settle(self, exc)
-                raise
+            train_fresh(
+                self, lambda: initialize(self, ratings, params, rng), val, params, titles, resume
+            )
         return self
 
     def partial_fit(self, X: Any, y: Any = None, validation: Any = None) -> MatrixFactorization:

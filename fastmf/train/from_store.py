@@ -23,12 +23,11 @@ from fastmf.data.coerce import validation_frame
 from fastmf.data.ids import IdMap
 from fastmf.data.store import RatingStore
 from fastmf.train.aligned import aligned_empty
-from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checks import available_memory, check_memory
 from fastmf.train.defaults import AUTO_PARAMS, is_auto
 from fastmf.train.layout import ShiftPiece, assign_blocks, shift_piece
 from fastmf.train.lock import lock_of
-from fastmf.train.loop import empty_history, train_epochs
+from fastmf.train.loop import empty_history, train_epochs, train_fresh
 from fastmf.train.params import (
     SET_AT_FIT,
     Params,
@@ -229,15 +228,10 @@ def fit(
         titles = None if item_titles is None else dict(pd.Series(item_titles))
         params = resolve_for_store(params, store)
         check_memory(store.n_users, store.n_items, params)
-        checkpoint = Checkpoint(model, in_place=False)
-        try:
-            initialize_from_store(model, store, params, rng)
-            model.item_titles_ = titles
-            n_epochs, monitor = epochs_left(model, params, resume)
-            train_epochs(model, model._state.blocks, val, params, n_epochs, checkpoint, monitor)
-        except BaseException as exc:
-            checkpoint.settle(model, exc)
-            raise
+        train_fresh(
+            model, lambda: initialize_from_store(model, store, params, rng), val, params, titles,
+            resume,
+        )  # fmt: skip
     return model
 
 

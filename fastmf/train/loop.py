@@ -6,7 +6,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from fastmf._stats import root_mean_square
 from fastmf._threads import numba_threads
 from fastmf.data.coerce import pairs
 from fastmf.train.aligned import cache_aligned
+from fastmf.train.checkpoint import epochs_left
 from fastmf.train.checkpoint import write as write_checkpoint
 from fastmf.train.checks import check_divergence
 from fastmf.train.epoch import (
@@ -31,6 +32,24 @@ from fastmf.train.transaction import Checkpoint, install
 
 if TYPE_CHECKING:
     from fastmf.train.params import Params
+
+
+def train_fresh(
+    model: Any, initialize: Callable[[], None], val: Any, params: Params, titles: Any,
+    resume: bool,
+) -> None:  # fmt: skip
+    """A fit from scratch: ``initialize()`` makes the model's state, then its epochs run (with
+    ``resume``, those the checkpoint leaves). Completes, or leaves the previous fitted model
+    exactly as it was, whatever the exception."""
+    checkpoint = Checkpoint(model, in_place=False)
+    try:
+        initialize()
+        model.item_titles_ = titles
+        n_epochs, monitor = epochs_left(model, params, resume)
+        train_epochs(model, model._state.blocks, val, params, n_epochs, checkpoint, monitor)
+    except BaseException as exc:
+        checkpoint.settle(model, exc)
+        raise
 
 
 def train_epochs(

@@ -1,20 +1,5 @@
-"""Each library the runner compares: how to train it on the split and what to record.
-
-Every ``run_*`` function runs inside its own worker process (``benchmarks.compare.worker``) and
-talks to the runner only through the :class:`Context`: ``ctx.epoch`` records a point of the
-test-RMSE-against-time curve as soon as it is known (so a peer killed later still reports what it
-reached) and the function returns the summary of the fit.
-
-Protocol, the same for every library:
-- ``prepare_seconds``: turning the split into the library's input (id maps, its data object).
-- ``fit_seconds``: the library's training call for ``n_epochs`` epochs, without evaluation.
-- the curve's time axis: prepare plus training time up to the end of each epoch; evaluating the
-  test set after an epoch is not counted.
-- final test RMSE and MAE: computed here from the model's parameters for every library, with
-  predictions clipped to the training rating scale.
-Each library keeps its documented learning rate and initialization; the factors, the epochs, the
-L2 weight ``reg`` (per rating, on the factors) and the threads are shared.
-"""
+"""Each library the runner compares, one module a library over the shared harness
+(``harness.py``, whose docstring gives the protocol every peer follows)."""
 
 from __future__ import annotations
 
