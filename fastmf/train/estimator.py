@@ -23,7 +23,7 @@ from fastmf.train.checks import check_memory
 from fastmf.train.contract import EstimatorContract
 from fastmf.train.epoch import predict_rows
 from fastmf.train.lock import lock_of
-from fastmf.train.loop import train_epochs, train_fresh
+from fastmf.train.loop import train_fresh, train_one_more
 from fastmf.train.params import (
     Params,
     check_params,
@@ -39,7 +39,6 @@ from fastmf.train.state import (
     initialize,
     seen_csr,
 )
-from fastmf.train.transaction import Checkpoint
 
 Callback = Callable[["MatrixFactorization", dict], Any]
 
@@ -312,19 +311,17 @@ class MatrixFactorization(EstimatorContract, ServingMethods):
             else:
                 params = resolve_for_continuation(self, params)
                 check_continuation(self, params)
-            checkpoint = Checkpoint(self, in_place=not fresh)
-            try:
-                if fresh:
-                    initialize(self, ratings, params, np.random.default_rng(params.random_state))
-                    self.item_titles_ = None
-                    blocks = self._state.blocks
-                else:
-                    blocks = blocks_for(self, ratings, threads_for(params.n_jobs))
-                    continue_optimizer(self, params)
-                train_epochs(self, blocks, val, params, 1, checkpoint)
-            except BaseException as exc:
-                checkpoint.settle(self, exc)
-                raise
+
+            def start() -> None:
+                initialize(self, ratings, params, np.random.default_rng(params.random_state))
+                self.item_titles_ = None
+
+            def go_on() -> Any:
+                blocks = blocks_for(self, ratings, threads_for(params.n_jobs))
+                continue_optimizer(self, params)
+                return blocks
+
+            train_one_more(self, fresh, start, go_on, val, params)
         return self
 
     def predict(self, X: Any, clip: bool = True) -> np.ndarray:

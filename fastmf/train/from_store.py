@@ -27,7 +27,7 @@ from fastmf.train.checks import available_memory, check_memory
 from fastmf.train.defaults import AUTO_PARAMS, is_auto
 from fastmf.train.layout import ShiftPiece, assign_blocks, shift_piece
 from fastmf.train.lock import lock_of
-from fastmf.train.loop import empty_history, train_epochs, train_fresh
+from fastmf.train.loop import empty_history, train_fresh, train_one_more
 from fastmf.train.params import (
     SET_AT_FIT,
     Params,
@@ -40,7 +40,7 @@ from fastmf.train.state import (
     continue_optimizer,
     new_optimizer_state,
 )
-from fastmf.train.transaction import Checkpoint, install
+from fastmf.train.transaction import install
 
 
 def is_store(X: Any) -> bool:
@@ -267,19 +267,16 @@ def partial_fit(model: Any, store: RatingStore, validation: Any) -> Any:
         else:
             params = resolve_for_continuation(model, params)
             check_continuation(model, params)
-        checkpoint = Checkpoint(model, in_place=not fresh)
-        try:
-            if fresh:
-                rng = np.random.default_rng(params.random_state)
-                initialize_from_store(model, store, params, rng)
-                blocks = model._state.blocks
-            else:
-                blocks = blocks_of_store(model, store, threads_for(params.n_jobs))
-                continue_optimizer(model, params)
-            train_epochs(model, blocks, val, params, 1, checkpoint)
-        except BaseException as exc:
-            checkpoint.settle(model, exc)
-            raise
+
+        def start() -> None:
+            initialize_from_store(model, store, params, np.random.default_rng(params.random_state))
+
+        def go_on() -> StreamedBlocks:
+            blocks = blocks_of_store(model, store, threads_for(params.n_jobs))
+            continue_optimizer(model, params)
+            return blocks
+
+        train_one_more(model, fresh, start, go_on, val, params)
     return model
 
 

@@ -52,6 +52,26 @@ def train_fresh(
         raise
 
 
+def train_one_more(
+    model: Any, fresh: bool, initialize: Callable[[], None],
+    continuing_blocks: Callable[[], Any], val: Any, params: Params,
+) -> None:  # fmt: skip
+    """``partial_fit``'s epoch: on a fresh model ``initialize()`` first, else on the blocks
+    ``continuing_blocks()`` gives (it also continues the optimizer). Completes, or leaves the
+    model exactly as it was, whatever the exception."""
+    checkpoint = Checkpoint(model, in_place=not fresh)
+    try:
+        if fresh:
+            initialize()
+            blocks = model._state.blocks
+        else:
+            blocks = continuing_blocks()
+        train_epochs(model, blocks, val, params, 1, checkpoint)
+    except BaseException as exc:
+        checkpoint.settle(model, exc)
+        raise
+
+
 def train_epochs(
     model: Any,
     blocks: BlockSchedule,
