@@ -137,13 +137,11 @@ def _hsum_pair(builder, a, b, n):
     return builder.extract_element(v, zero), builder.extract_element(v, one)
 
 
-def _dot_sqnorm_lanes(context, builder, signature, args, kept=None):
+def _dot_sqnorm_lanes(context, builder, signature, args):
     """The W-lane partial sums (p·q, ‖p‖², ‖q‖²) of an intrinsic called as (P, u, Q, i,
-    n_chunks, ...): chunks go to two sets of accumulators by parity, and a constant n_chunks
-    unrolls the loop without changing the order of any addition. With a constant n_chunks and
-    a list ``kept``, each chunk's two loaded vectors (p, q) are appended to it, for a caller
-    that uses the rows again without reading them a second time."""
-    P_ty, u_ty, Q_ty, i_ty, n_ty = signature.args[:5]
+    n_chunks): chunks go to two sets of accumulators by parity, and a constant n_chunks unrolls
+    the loop without changing the order of any addition."""
+    P_ty, u_ty, Q_ty, i_ty, n_ty = signature.args
     W = _lanes(P_ty.dtype)
     vty = ir.VectorType(context.get_value_type(P_ty.dtype), W)
     parr = context.make_array(P_ty)(context, builder, args[0])
@@ -158,8 +156,6 @@ def _dot_sqnorm_lanes(context, builder, signature, args, kept=None):
         col = builder.mul(index, ir.Constant(index.type, W))
         p = builder.load(_row_ptr(context, builder, P_ty, parr, row_u, col, vty), align=4)
         q = builder.load(_row_ptr(context, builder, Q_ty, qarr, row_i, col, vty), align=4)
-        if kept is not None:
-            kept.append((p, q))
         return ((p, q), (p, p), (q, q))
 
     # two sets of accumulators (even and odd chunks) and separate ones for ‖p‖² and ‖q‖²:
@@ -238,80 +234,6 @@ def simd_dot_sqnorms(typingctx, P, u, Q, i, n_chunks):
         return context.make_tuple(builder, signature.return_type, [d, np_, nq])
 
     return sig, codegen
-
-
-def _error_and_gather(context, builder, signature, args):
-    """The codegen of ``simd_error_and_gather`` and ``simd_error_and_gather_user``: args are
-    (P, u, Q, i, n_chunks, r0, GU, su[, GI, si])."""
-    P_ty, u_ty, Q_ty, i_ty, n_ty, r0_ty, GU_ty, su_ty = signature.args[:8]
-    both = len(signature.args) == 10
-    dt = P_ty.dtype
-    kept: list = []
-    fixed = _fixed_count(n_ty)
-    dots, sp, sq, W = _dot_sqnorm_lanes(
-        context, builder, signature, args, kept if fixed is not None else None
-    )
-    d, np_ = _hsum_pair(builder, dots, sp, W)
-    nq = _hsum_pair(builder, sq, sq, W)[0]
-    e = builder.fsub(context.cast(builder, args[5], r0_ty, dt), d)
-    vty = ir.VectorType(context.get_value_type(dt), W)
-    bvec = _splat(context, builder, builder.fneg(builder.fadd(e, e)), dt, dt, vty)
-    fma = _fma(builder, vty)
-    targets = [(GU_ty, context.make_array(GU_ty)(context, builder, args[6]),
-                _as_intp(context, builder, args[7], su_ty))]  # fmt: skip
-    if both:
-        GI_ty, si_ty = signature.args[8:]
-        targets.append((GI_ty, context.make_array(GI_ty)(context, builder, args[8]),
-                        _as_intp(context, builder, args[9], si_ty)))  # fmt: skip
-    count = _as_intp(context, builder, args[4], n_ty)
-
-    def load(index):
-        col = builder.mul(index, ir.Constant(index.type, W))
-        ptrs = [_row_ptr(context, builder, t, arr, row, col, vty) for t, arr, row in targets]
-        if fixed is not None:
-            p, q = kept[index.constant]
-        else:
-            p, q = _dot_sqnorm_rows(context, builder, signature, args, col, vty)
-        return ptrs, [builder.load(ptr, align=4) for ptr in ptrs], p, q
-
-    def store(ptrs, vectors, p, q):
-        # the user's slot gathers the item's row, the item's slot the user's
-        for ptr, g, other in zip(ptrs, vectors, (q, p), strict=False):
-            builder.store(builder.call(fma, [bvec, other, g]), ptr, align=4)
-
-    _each_chunk(builder, n_ty, count, load, store)
-    return context.make_tuple(builder, signature.return_type, [e, np_, nq])
-
-
-@intrinsic(prefer_literal=True)
-def simd_error_and_gather(typingctx, P, u, Q, i, n_chunks, r0, GU, su, GI, si):
-    """One rating's part of a batch over the first n_chunks·W columns (all of the row): the
-    error e = r0 − p_u·q_i, ‖p_u‖² and ‖q_i‖², summed as ``simd_dot_sqnorms`` sums them, and its
-    share of the batch's gradient, GU[su] += −2e·q_i and GI[si] += −2e·p_u, as
-    ``simd_accumulate_pair`` adds it. Returns (e, ‖p_u‖², ‖q_i‖²). With a constant n_chunks the
-    rows are read once, for both: the gradient takes the vectors the dot product loaded."""
-    sig = types.UniTuple(P.dtype, 3)(P, u, Q, i, n_chunks, r0, GU, su, GI, si)
-    return sig, _error_and_gather
-
-
-@intrinsic(prefer_literal=True)
-def simd_error_and_gather_user(typingctx, P, u, Q, i, n_chunks, r0, GU, su):
-    """``simd_error_and_gather`` with the user's slot alone: GU[su] += −2e·q_i."""
-    sig = types.UniTuple(P.dtype, 3)(P, u, Q, i, n_chunks, r0, GU, su)
-    return sig, _error_and_gather
-
-
-def _dot_sqnorm_rows(context, builder, signature, args, col, vty):
-    """The vectors of p_u and q_i at column ``col`` for an intrinsic called as (P, u, Q, i,
-    ...)."""
-    P_ty, u_ty, Q_ty, i_ty = signature.args[:4]
-    parr = context.make_array(P_ty)(context, builder, args[0])
-    qarr = context.make_array(Q_ty)(context, builder, args[2])
-    row_u = _as_intp(context, builder, args[1], u_ty)
-    row_i = _as_intp(context, builder, args[3], i_ty)
-    p = builder.load(_row_ptr(context, builder, P_ty, parr, row_u, col, vty), align=4)
-    q = builder.load(_row_ptr(context, builder, Q_ty, qarr, row_i, col, vty), align=4)
-    return p, q
 
 
 @intrinsic(prefer_literal=True)
@@ -500,148 +422,6 @@ def prefetch_row(typingctx, A, r, n_chunks):
         )
         with cgutils.for_range(builder, n_lines) as loop:
             line(loop.index)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-def _item_1d(context, builder, aryty, ary, index):
-    """``ary[index]`` of a 1-d array (no bounds or wraparound test)."""
-    ptr = cgutils.get_item_pointer2(
-        context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
-        strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout, inds=[index],
-        wraparound=False,
-    )  # fmt: skip
-    return builder.load(ptr)
-
-
-def _gather_rows(context, builder, sig_args, args, n_ty, finish):
-    """Σ_t coefs[t]·P[rows[t]] over t in lo..hi, each lane summed in the order of t from the
-    vector ``start(col)`` gives (one FMA a term), then ``finish(col, sum)`` for each chunk. The
-    arguments are (P, rows, coefs, lo, hi, n_chunks) at ``args[:6]``. With a constant n_chunks
-    the terms run outermost, one accumulator a chunk (kept in registers); otherwise the chunks
-    do, reading the rows one chunk at a time, with the same additions in the same order."""
-    P_ty, rows_ty, coefs_ty, lo_ty, hi_ty = sig_args[:5]
-    dt = P_ty.dtype
-    W = _lanes(dt)
-    vty = ir.VectorType(context.get_value_type(dt), W)
-    parr = context.make_array(P_ty)(context, builder, args[0])
-    rarr = context.make_array(rows_ty)(context, builder, args[1])
-    carr = context.make_array(coefs_ty)(context, builder, args[2])
-    lo = _as_intp(context, builder, args[3], lo_ty)
-    hi = _as_intp(context, builder, args[4], hi_ty)
-    count = _as_intp(context, builder, args[5], n_ty)
-    fma = _fma(builder, vty)
-    zero = ir.Constant(vty, [0.0] * W)
-    one = ir.Constant(lo.type, 1)
-
-    def term(t, col, acc):
-        row = _as_intp(context, builder, _item_1d(context, builder, rows_ty, rarr, t),
-                       rows_ty.dtype)  # fmt: skip
-        coef = _item_1d(context, builder, coefs_ty, carr, t)
-        cvec = _splat(context, builder, coef, coefs_ty.dtype, dt, vty)
-        p = builder.load(_row_ptr(context, builder, P_ty, parr, row, col, vty), align=4)
-        return builder.call(fma, [cvec, p, acc])
-
-    fixed = _fixed_count(n_ty)
-    if fixed is not None:
-        cols = [ir.Constant(lo.type, c * W) for c in range(fixed)]
-        accs = [cgutils.alloca_once_value(builder, zero) for _ in cols]
-        with cgutils.for_range_slice(builder, lo, hi, one) as (t, _):
-            for col, a in zip(cols, accs, strict=True):
-                builder.store(term(t, col, builder.load(a)), a)
-        for col, a in zip(cols, accs, strict=True):
-            finish(col, builder.load(a))
-        return
-    acc = cgutils.alloca_once_value(builder, zero)
-    with cgutils.for_range(builder, count) as chunk:
-        col = builder.mul(chunk.index, ir.Constant(chunk.index.type, W))
-        builder.store(zero, acc)
-        with cgutils.for_range_slice(builder, lo, hi, one) as (t, _):
-            builder.store(term(t, col, builder.load(acc)), acc)
-        finish(col, builder.load(acc))
-
-
-@intrinsic(prefer_literal=True)
-def simd_gather_and_step(typingctx, P, rows, coefs, lo, hi, n_chunks, X, r, c, a):
-    """x_r ← c·x_r + a·g over the first n_chunks·W columns, where g = Σ coefs[t]·P[rows[t]]
-    for t in lo..hi is summed from zero in the order of t, as the batch kernel's gradient slots
-    sum it (``simd_accumulate_pair``), so the step is ``simd_step_and_clear``'s along that
-    slot, bit for bit, with no slot written or read."""
-    sig = types.void(P, rows, coefs, lo, hi, n_chunks, X, r, c, a)
-
-    def codegen(context, builder, signature, args):
-        X_ty, r_ty, c_ty, a_ty = signature.args[6:]
-        dt = X_ty.dtype
-        vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
-        xarr = context.make_array(X_ty)(context, builder, args[6])
-        row = _as_intp(context, builder, args[7], r_ty)
-        cvec = _splat(context, builder, args[8], c_ty, dt, vty)
-        avec = _splat(context, builder, args[9], a_ty, dt, vty)
-        fma = _fma(builder, vty)
-
-        def finish(col, g):
-            xp = _row_ptr(context, builder, X_ty, xarr, row, col, vty)
-            x = builder.load(xp, align=4)
-            builder.store(builder.call(fma, [avec, g, builder.fmul(cvec, x)]), xp, align=4)
-
-        _gather_rows(context, builder, signature.args, args, signature.args[5], finish)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic(prefer_literal=True)
-def simd_gather_into(typingctx, P, rows, coefs, lo, hi, n_chunks, G, s):
-    """G[s] ← Σ coefs[t]·P[rows[t]] for t in lo..hi over the first n_chunks·W columns, summed
-    from zero in the order of t (the gradient slot ``simd_accumulate_pair`` would have filled
-    rating by rating; G[s] is overwritten)."""
-    sig = types.void(P, rows, coefs, lo, hi, n_chunks, G, s)
-
-    def codegen(context, builder, signature, args):
-        G_ty, s_ty = signature.args[6:]
-        dt = G_ty.dtype
-        vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
-        garr = context.make_array(G_ty)(context, builder, args[6])
-        slot = _as_intp(context, builder, args[7], s_ty)
-
-        def finish(col, g):
-            builder.store(g, _row_ptr(context, builder, G_ty, garr, slot, col, vty), align=4)
-
-        _gather_rows(context, builder, signature.args, args, signature.args[5], finish)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic(prefer_literal=True)
-def simd_accumulate(typingctx, G, s, X, r, b, n_chunks):
-    """G[s] += b·x_r over the first n_chunks·W columns, each element as ``simd_accumulate_pair``
-    adds it (one side of a rating's share of a batch's gradient)."""
-    sig = types.void(G, s, X, r, b, n_chunks)
-
-    def codegen(context, builder, signature, args):
-        G_ty, s_ty, X_ty, r_ty, b_ty, n_ty = signature.args
-        dt = G_ty.dtype
-        vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
-        garr = context.make_array(G_ty)(context, builder, args[0])
-        xarr = context.make_array(X_ty)(context, builder, args[2])
-        slot = _as_intp(context, builder, args[1], s_ty)
-        row = _as_intp(context, builder, args[3], r_ty)
-        bvec = _splat(context, builder, args[4], b_ty, dt, vty)
-        count = _as_intp(context, builder, args[5], n_ty)
-        fma = _fma(builder, vty)
-
-        def load(index):
-            col = builder.mul(index, ir.Constant(index.type, vty.count))
-            gp = _row_ptr(context, builder, G_ty, garr, slot, col, vty)
-            xp = _row_ptr(context, builder, X_ty, xarr, row, col, vty)
-            return gp, builder.load(gp, align=4), builder.load(xp, align=4)
-
-        def store(gp, g, x):
-            builder.store(builder.call(fma, [bvec, x, g]), gp, align=4)
-
-        _each_chunk(builder, n_ty, count, load, store)
         return context.get_dummy_value()
 
     return sig, codegen

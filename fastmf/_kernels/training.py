@@ -30,13 +30,10 @@ from fastmf._kernels.simd import (
     cast_like,
     fma,
     prefetch_row,
-    simd_accumulate,
+    simd_accumulate_pair,
     simd_dot,
     simd_dot_sqnorm,
     simd_dot_sqnorms,
-    simd_error_and_gather_user,
-    simd_gather_and_step,
-    simd_gather_into,
     simd_grad_sumsq,
     simd_shrink_and_swap,
     simd_step_and_clear,
@@ -54,7 +51,6 @@ ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 EPS = 1e-8
 
-ROWS_AHEAD = 4  # item rows ahead whose rows are prefetched at the batch's item step
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
 # the runs a block's ratings are interleaved in (``_kernels.sorting.STREAMS``, which lays them
 # out; a test checks the two agree): defined here, as Numba's cache does not see another file
@@ -376,106 +372,12 @@ def step_touched_rows(
 
 
 @njit(**JIT_INLINE)
-def sort_by_slot(m, n, CR, slot_t, coef_t, users, first, ends, rows, coefs):
-    """The batch's m ratings (rating t: ``users[first + t]``, in item slot ``slot_t[t]`` with
-    coefficient ``coef_t[t]``) grouped by their item's slot, in rating order within a slot: the
-    ratings of slot s go to ``rows``/``coefs`` at ``ends[s - 1]:ends[s]`` (0 for s = 0), from
-    the slots' rating counts ``CR[:n, 0]``."""
-    at = 0
-    for s in range(n):
-        ends[s] = at
-        at += CR[s, 0]
-    for t in range(m):
-        s = slot_t[t]
-        p = ends[s]
-        ends[s] = p + 1
-        rows[p] = users[first + t]
-        coefs[p] = coef_t[t]
-
-
-@njit(**JIT_INLINE)
-def gather_rest(P, rows, coefs, lo, hi, f, like):
-    """Σ coefs[t]·P[rows[t], f] over t in lo..hi, from zero in the order of t (column f of a
-    gradient ``simd_gather_and_step`` sums in its lanes)."""
-    g = cast_like(0.0, like)
-    for t in range(lo, hi):
-        g = fma(coefs[t], P[rows[t], f], g)
-    return g
-
-
-@njit(**JIT_INLINE)
-def step_gathered_rows_sgd(
-    n, CR, slot_of, b, X, GH, learn_bias, damped, lr, scale, lam2, lam_b2, P, rows, coefs, ends,
-    n_chunks, has_rest,
-):  # fmt: skip
-    """``step_touched_rows_sgd`` for the items, whose gradient is summed here from the batch's
-    ratings grouped by slot (``sort_by_slot``) instead of from a gradient slot: the same sums in
-    the same order, so the same bits, with no slot written during the batch and read again."""
-    one = cast_like(1.0, lr)
-    ls = lr * scale
-    k_b = one + one + lam_b2
-    lo = 0
-    for s in range(n):
-        hi = ends[s]
-        if s + ROWS_AHEAD < n:
-            prefetch_row(X, CR[s + ROWS_AHEAD, 1], n_chunks)
-            prefetch_row(P, rows[ends[s + ROWS_AHEAD - 1]], n_chunks)
-        r = CR[s, 1]
-        slot_of[r] = -1
-        c = cast_like(CR[s, 0], lr)
-        CR[s, 0] = 0
-        m = c * lam2
-        rate = lr
-        h = GH[s, 1]
-        if damped:
-            rate = lr / fma(ls, fma(c, lam2, h + h), one)
-        GH[s, 1] = 0
-        if learn_bias:
-            rate_b = lr
-            if damped:
-                rate_b = lr / fma(ls * c, k_b, one)
-            g = fma(c * lam_b2, b[r], GH[s, 0]) * scale
-            b[r] = fma(-rate_b, g, b[r])
-        GH[s, 0] = 0
-        a = -(rate * scale)
-        shrink = fma(a, m, one)
-        simd_gather_and_step(P, rows, coefs, lo, hi, n_chunks, X, r, shrink, a)
-        if has_rest:
-            for f in range(n_chunks * lanes_of(X), X.shape[1]):
-                g = gather_rest(P, rows, coefs, lo, hi, f, lr)
-                X[r, f] = fma(a, g, shrink * X[r, f])
-        lo = hi
-
-
-@njit(**JIT_INLINE)
-def fill_slots(n, G, P, rows, coefs, ends, n_chunks, has_rest):
-    """Each of the n item slots' gradient, summed from the ratings grouped by slot as
-    ``step_gathered_rows_sgd`` sums it, into ``G[s]`` (for the optimizers that keep state)."""
-    lo = 0
-    for s in range(n):
-        hi = ends[s]
-        simd_gather_into(P, rows, coefs, lo, hi, n_chunks, G, s)
-        if has_rest:
-            for f in range(n_chunks * lanes_of(G), G.shape[1]):
-                G[s, f] = gather_rest(P, rows, coefs, lo, hi, f, G[s, f])
-        lo = hi
-
-
-@njit(**JIT_INLINE)
 def batch_ratings(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     state, scratch, n_chunks, has_rest,
 ):  # fmt: skip
     """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples:
-    the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``.
-
-    The users' gradient gathers in their slots rating by rating (a user's ratings follow one
-    another in its run, so its slot stays in L1). The items' does not: each rating keeps its
-    item's slot and its −2e, and after the batch its ratings are grouped by item slot and each
-    item's gradient is summed from its users' rows in registers, then stepped, before the users
-    step (it needs their rows as the batch found them). An item slot written at each of its
-    ratings came from L2 (a batch touches about 300 of them), and most items have one rating in
-    a batch."""
+    the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``."""
     SU, u_steps, SI, i_steps = state
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     k = P.shape[1]
@@ -486,12 +388,6 @@ def batch_ratings(
     lam_b2 = lam_b + lam_b
     # the nominal batch size, also for a batch cut short by the end of the block
     scale = cast_like(1.0 / batch_size, lr)
-    most = max(0, min(batch_size, hi - lo))
-    slot_t = np.empty(most, np.int32)
-    rows = np.empty(most, np.int32)
-    ends = np.empty(most, np.int32)
-    coef_t = np.empty(most, P.dtype)
-    coefs = np.empty(most, P.dtype)
     start = lo
     while start < hi:
         stop = min(start + batch_size, hi)
@@ -510,36 +406,24 @@ def batch_ratings(
             b_u = bu[u]
             b_i = bi[i]
             r0 = values[j] - mu - b_u - b_i
-            if has_rest:
-                d, sp, sq = chunked_dot_and_sqnorms(P, u, Q, i, n_chunks, has_rest)
-                e = r0 - d
-                e2 = e + e
-                simd_accumulate(GU, su, Q, i, -e2, n_chunks)
-                for f in range(n_chunks * W, k):
-                    GU[su, f] -= e2 * Q[i, f]
-            else:
-                # the rows are loaded once, for the dot product and the gradient both
-                e, sp, sq = simd_error_and_gather_user(P, u, Q, i, n_chunks, r0, GU, su)
-                e2 = e + e
+            d, sp, sq = chunked_dot_and_sqnorms(P, u, Q, i, n_chunks, has_rest)
+            e = r0 - d
             base += e * e
             regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
             # the squared norms of each row's partners, for DAMPED_SGD's rate
             GHU[su, 1] += sq
             GHI[si, 1] += sp
+            e2 = e + e
+            simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, n_chunks)
+            if has_rest:
+                for f in range(n_chunks * W, k):
+                    GU[su, f] -= e2 * Q[i, f]
+                    GI[si, f] -= e2 * P[u, f]
             GHU[su, 0] -= e2
             GHI[si, 0] -= e2
-            slot_t[j - start] = si
-            coef_t[j - start] = -e2
-        sort_by_slot(stop - start, n_i, CRI, slot_t, coef_t, users, start, ends, rows, coefs)
-        if opt == SGD or opt == DAMPED_SGD:
-            step_gathered_rows_sgd(n_i, CRI, slot_i, bi, Q, GHI, learn_bias, opt == DAMPED_SGD,
-                                   lr, scale, lam2, lam_b2, P, rows, coefs, ends, n_chunks,
-                                   has_rest)  # fmt: skip
-        else:
-            fill_slots(n_i, GI, P, rows, coefs, ends, n_chunks, has_rest)
-            step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, SI, GI, GHI, learn_bias, opt,
-                              lr, scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         step_touched_rows(n_u, CRU, slot_u, u_steps, bu, P, SU, GU, GHU, learn_bias, opt, lr,
+                          scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
+        step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, SI, GI, GHI, learn_bias, opt, lr,
                           scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         start = stop
     return base, regl
