@@ -78,9 +78,11 @@ class Ratings:
         rating_col: str = "rating",
         timestamp_col: str | None = "timestamp",
         duplicates: str = "error",
+        ordered: bool = True,
     ) -> Ratings:
         """Ratings from a DataFrame with one row per rating (raw ids in the user and item
-        columns)."""
+        columns). ``ordered=False`` keeps the rows' order and leaves the duplicate check to
+        the caller (a fit checks them while it lays the ratings out)."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame of ratings, got {type(df).__name__}")
         missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
@@ -99,6 +101,7 @@ class Ratings:
             timestamps,
             duplicates=duplicates,
             columns=(user_col, item_col, rating_col),
+            ordered=ordered,
         )
 
     @classmethod
@@ -111,8 +114,10 @@ class Ratings:
         *,
         duplicates: str = "error",
         columns: tuple[str, str, str] = ("user", "item", "rating"),
+        ordered: bool = True,
     ) -> Ratings:
-        """Ratings from arrays of raw user ids, raw item ids and ratings."""
+        """Ratings from arrays of raw user ids, raw item ids and ratings (``ordered=False``: see
+        ``from_dataframe``; the arrays may then be the given ones)."""
         check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
         user_col, item_col, rating_col = columns
         users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
@@ -125,6 +130,8 @@ class Ratings:
         u_codes, user_map = factorize_ids(users, column=user_col, copy=False)
         i_codes, item_map = factorize_ids(items, column=item_col, copy=False)
         out = cls(u_codes, i_codes, values, user_map, item_map, timestamps)
+        if not ordered:
+            return out
         out = out._resolve_duplicates(duplicates, (user_col, item_col))
         for name, given in (("users", users), ("items", items), ("values", ratings)):
             if np.may_share_memory(getattr(out, name), given):  # sorted already: copy the input

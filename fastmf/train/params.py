@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from fastmf._kernels.sorting import key_counts
 from fastmf._random import check_random_state
 from fastmf._validation import check_choice, check_float, check_int
 from fastmf.train.checkpoint import check_checkpoint_dir
@@ -155,8 +156,8 @@ def _check_dtype(dtype: Any) -> str:
 
 def resolve_for_data(params: Params, ratings: Any) -> Params:
     """``params`` with the "auto" parameters resolved from the training ratings' counts."""
-    users = np.bincount(ratings.users, minlength=ratings.n_users)
-    items = np.bincount(ratings.items, minlength=ratings.n_items)
+    users = key_counts(ratings.users, ratings.n_users)  # np.bincount's, counted in parallel
+    items = key_counts(ratings.items, ratings.n_items)
     return resolve_for_counts(params, len(ratings), users, items)
 
 
