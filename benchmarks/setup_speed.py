@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from fastmf import MatrixFactorization
-from fastmf._kernels import sorting as sk
 from fastmf._validation import check_ratings_values
+from fastmf.data.blocks import lay_out_unordered
 from fastmf.data.ids import factorize_ids
 from fastmf.data.ratings import Ratings
-from fastmf.train.layout import balanced_strata, choose_n_strata
-from fastmf.train.state import fingerprint, initialize, layout_of
+from fastmf.train.layout import fit_ratings, strata_of
+from fastmf.train.params import resolve_for_data
+from fastmf.train.state import fingerprint, initialize
 
 TWIN_DIR = Path(os.environ.get("FASTMF_TWIN_DIR", "/tmp/fastmf-twin"))
 
@@ -84,19 +85,16 @@ def breakdown(df: pd.DataFrame) -> _Steps:
     uc, umap = st.run("user ids", factorize_ids, u, column="user")
     ic, imap = st.run("item ids", factorize_ids, i, column="item")
     raw = Ratings(uc, ic, vals, umap, imap)
-    ratings = st.run("(user, item) order, duplicates", raw._resolve_duplicates, "error", ("u", "i"))
-    s = choose_n_strata(len(ratings), ratings.n_users, ratings.n_items)
-    uk = st.run("rating counts", sk.key_counts, ratings.users, ratings.n_users)
-    ik = st.run("rating counts", sk.key_counts, ratings.items, ratings.n_items)
-    st.run("strata", balanced_strata, uk, s)
-    st.run("strata", balanced_strata, ik, s)
+    rows = st.run("rating counts, strata", strata_of, raw)
+    st.run("block layout, duplicates", lay_out_unordered, raw.users, raw.items, raw.values,
+           rows[0], rows[2], rows[1], rows[3])  # fmt: skip
     model = MatrixFactorization(n_epochs=1, random_state=0, verbose=0)
     params = model._check_params()
-    st.run("initialize (all of it)", initialize, model, ratings, params, np.random.default_rng(0))
-    st.run("  of which fingerprint", fingerprint, ratings)
-    u_rows = model.user_map_.lookup(ratings.user_map.ids)
-    i_rows = model.item_map_.lookup(ratings.item_map.ids)
-    st.run("  of which block layout", layout_of, model._state, ratings, u_rows, i_rows, 2)
+    params = st.run("auto defaults (rating counts)", resolve_for_data, params, raw)
+    prepared = fit_ratings(df, None, "error", holds_out=False)
+    st.run("initialize (factors, biases, key)", initialize, model, prepared, params,
+           np.random.default_rng(0))  # fmt: skip
+    st.run("  of which key (fingerprint)", fingerprint, prepared)
     return st
 
 

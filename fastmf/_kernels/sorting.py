@@ -403,27 +403,32 @@ def _bucket_by_block(
     n = users.shape[0]
     identity = order.shape[0] == 0
     n_blocks = n_strata * n_strata
-    # the first block of each user's stratum row and the block column of each item, by index
-    user_block = np.empty(user_row.shape[0], dtype=np.int64)
+    # by index: the model row (high 32 bits) and the first block of its stratum row (users) or
+    # its block column (items), one lookup a side per rating
+    user_key = np.empty(user_row.shape[0], dtype=np.int64)
     for u in range(user_row.shape[0]):
-        user_block[u] = np.int64(user_stratum[user_row[u]]) * n_strata
-    item_block = np.empty(item_row.shape[0], dtype=np.int64)
+        r = user_row[u]
+        user_key[u] = (np.int64(r) << 32) | (np.int64(user_stratum[r]) * n_strata)
+    item_key = np.empty(item_row.shape[0], dtype=np.int64)
     for i in range(item_row.shape[0]):
-        item_block[i] = item_stratum[item_row[i]]
+        r = item_row[i]
+        item_key[i] = (np.int64(r) << 32) | np.int64(item_stratum[r])
+    low = (np.int64(1) << 32) - 1
     counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
             row = j if identity else order[j]
-            counts[c, user_block[users[row]] + item_block[items[row]]] += 1
+            counts[c, (user_key[users[row]] & low) + (item_key[items[row]] & low)] += 1
     offsets, cursor = chunk_cursors(counts)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
             row = j if identity else order[j]
-            b = user_block[users[row]] + item_block[items[row]]
+            uk, ik = user_key[users[row]], item_key[items[row]]
+            b = (uk & low) + (ik & low)
             dest = cursor[c, b]
             cursor[c, b] = dest + 1
-            out_users[dest] = user_row[users[row]]
-            out_items[dest] = item_row[items[row]]
+            out_users[dest] = np.int32(uk >> 32)
+            out_items[dest] = np.int32(ik >> 32)
             out_values[dest] = values[row]
     return offsets
 
