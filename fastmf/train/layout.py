@@ -38,6 +38,7 @@ __all__ = [
     "build_blocks",
     "choose_n_strata",
     "fit_ratings",
+    "rating_counts",
     "strata_of",
 ]
 
@@ -102,22 +103,40 @@ def schedule_of(
 Rows = tuple[np.ndarray, Strata, np.ndarray, Strata]  # user rows, user strata, item rows, strata
 
 
-def strata_of(ratings: Ratings) -> Rows:
+def strata_of(ratings: Ratings, counts: tuple[np.ndarray, np.ndarray] | None = None) -> Rows:
     """The model row of each user and item index and the strata (``balanced_strata`` of the
-    rating counts, S from ``choose_n_strata``): a function of the set of ratings alone."""
+    rating counts, ``counts`` when given; S from ``choose_n_strata``): a function of the set
+    of ratings alone."""
+    u_counts, i_counts = rating_counts(ratings) if counts is None else counts
     s = choose_n_strata(len(ratings), ratings.n_users, ratings.n_items)
-    u_pos, u_strata = balanced_strata(key_counts(ratings.users, ratings.n_users), s)
-    i_pos, i_strata = balanced_strata(key_counts(ratings.items, ratings.n_items), s)
+    u_pos, u_strata = balanced_strata(u_counts, s)
+    i_pos, i_strata = balanced_strata(i_counts, s)
     return u_pos, u_strata, i_pos, i_strata
 
 
-class PreparedRatings(Ratings):
-    """Ratings in the order they were given, no (user, item) pair twice, with their rows,
-    strata and block layout (``rows``, ``laid``: what ``strata_of`` and ``lay_out`` give)."""
+def rating_counts(ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """The ratings of each user and of each item index (int64), counted in parallel, or the
+    counts a ``PreparedRatings`` holds already."""
+    if isinstance(ratings, PreparedRatings):
+        return ratings.counts
+    return key_counts(ratings.users, ratings.n_users), key_counts(ratings.items, ratings.n_items)
 
-    def __init__(self, ratings: Ratings, rows: Rows, laid: tuple[np.ndarray, ...]) -> None:
+
+class PreparedRatings(Ratings):
+    """Ratings in the order they were given, no (user, item) pair twice, with their counts,
+    rows, strata and block layout (``counts``, ``rows``, ``laid``: what ``rating_counts``,
+    ``strata_of`` and ``lay_out`` give)."""
+
+    def __init__(
+        self,
+        ratings: Ratings,
+        counts: tuple[np.ndarray, np.ndarray],
+        rows: Rows,
+        laid: tuple[np.ndarray, ...],
+    ) -> None:
         r = ratings
         super().__init__(r.users, r.items, r.values, r.user_map, r.item_map, None)
+        self.counts = counts
         self.rows = rows
         self.laid = laid
 
@@ -132,7 +151,8 @@ def fit_ratings(X: Any, y: Any, duplicates: str, holds_out: bool) -> Ratings:
     if holds_out or isinstance(X, Ratings) or hasattr(X, "tocoo"):
         return to_ratings(X, y, duplicates=duplicates)
     raw = to_ratings(X, y, duplicates=duplicates, ordered=False)
-    rows = strata_of(raw)
+    counts = rating_counts(raw)
+    rows = strata_of(raw, counts)
     u_pos, u_strata, i_pos, i_strata = rows
     out_u, out_i, out_v, offsets, repeats = lay_out_unordered(
         raw.users, raw.items, raw.values, u_pos, i_pos, u_strata, i_strata
@@ -140,7 +160,7 @@ def fit_ratings(X: Any, y: Any, duplicates: str, holds_out: bool) -> Ratings:
     if repeats:
         del out_u, out_i, out_v
         return raw._resolve_duplicates(duplicates, ("user", "item"))
-    return PreparedRatings(raw, rows, (out_u, out_i, out_v, offsets))
+    return PreparedRatings(raw, counts, rows, (out_u, out_i, out_v, offsets))
 
 
 def _rows_below(rows: np.ndarray, n_rows: int, side: str) -> int:

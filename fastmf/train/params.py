@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from fastmf._kernels.sorting import key_counts
 from fastmf._random import check_random_state
 from fastmf._validation import check_choice, check_float, check_int
 from fastmf.train.checkpoint import check_checkpoint_dir
@@ -20,6 +19,7 @@ from fastmf.train.defaults import (
     resolve_learning_rate,
     resolve_optimizer,
 )
+from fastmf.train.layout import rating_counts
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
 BIASES = ("learned", "fixed", "none")
@@ -156,8 +156,7 @@ def _check_dtype(dtype: Any) -> str:
 
 def resolve_for_data(params: Params, ratings: Any) -> Params:
     """``params`` with the "auto" parameters resolved from the training ratings' counts."""
-    users = key_counts(ratings.users, ratings.n_users)  # np.bincount's, counted in parallel
-    items = key_counts(ratings.items, ratings.n_items)
+    users, items = rating_counts(ratings)  # counted in parallel, or counted at fit_ratings
     return resolve_for_counts(params, len(ratings), users, items)
 
 
