@@ -151,6 +151,7 @@ def fit_ratings(X: Any, y: Any, duplicates: str, holds_out: bool) -> Ratings:
     if holds_out or isinstance(X, Ratings) or hasattr(X, "tocoo"):
         return to_ratings(X, y, duplicates=duplicates)
     raw = to_ratings(X, y, duplicates=duplicates, ordered=False)
+    raw.users, raw.items = _read_only(raw.users), _read_only(raw.items)
     counts = rating_counts(raw)
     rows = strata_of(raw, counts)
     u_pos, u_strata, i_pos, i_strata = rows
@@ -237,3 +238,11 @@ def shift_piece(schedule: Any, shift: int, bounds: np.ndarray, owned: np.ndarray
         (schedule.assign_blocks[shift : shift + 1] // s).astype(np.int32),
         points,
     )
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: the kernels then compile one signature whether the ids were
+    their own codes (the caller's array, often read-only) or new codes."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
