@@ -24,6 +24,7 @@ import pandas as pd
 
 from fastmf._random import as_generator
 from fastmf._stats import mae, rmse
+from fastmf.errors import NonFiniteModelError
 from fastmf.evaluate._cv import prepare, split_indices
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import SCORINGS
@@ -224,7 +225,12 @@ def _run(
 
         model = cls(**{**cand, **fixed, "early_stopping": True, "patience": PATIENCE,
                        "callbacks": [watch]})  # fmt: skip
-        model.fit(train, validation=val)
+        try:
+            model.fit(train, validation=val)
+        except NonFiniteModelError:  # a rate too large for its λ: the worst score, no model
+            if not cand:  # the defaults themselves: nothing to search around
+                raise
+            return _diverged(cand, clock() - t0), None
         secs.append(clock() - t0)
         pred = model.predict(val)
         rmses.append(rmse(yv, pred))
@@ -258,6 +264,23 @@ def _run(
     }
     row["params"] = params
     return row, model
+
+
+def _diverged(cand: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The row of a candidate whose fit diverged: an infinite error, so it never leads."""
+    params = {k: cand[k] for k in SEARCHED if k in cand}
+    return {
+        **{k: params.get(k, np.nan) for k in SEARCHED},
+        "schedule": int(cand.get("n_epochs", 0)),
+        **dict.fromkeys(("mean_val_rmse", "mean_val_mae"), math.inf),
+        **dict.fromkeys(("std_val_rmse", "std_val_mae", "std_fit_seconds"), 0.0),
+        "mean_fit_seconds": seconds,
+        "mean_epochs": 0.0,
+        "splits_run": 0,
+        "stopped": "diverged",
+        "seconds_per_epoch": seconds,
+        "params": params,
+    }
 
 
 def _stopped_early(model: Any) -> bool:

@@ -180,3 +180,19 @@ def test_a_budget_that_holds_the_defaults_runs_the_search(df, monkeypatch):
     monkeypatch.setattr(_auto, "PROBE", 2)
     res, _ = _run(df, monkeypatch, budget=40.0)
     assert len(res.results_) > 1
+
+
+def test_a_candidate_that_diverges_is_ranked_last_and_the_search_goes_on(df, monkeypatch):
+    draws = iter([{"learning_rate": 50.0}])
+    real = _auto.draw
+
+    def draw(rng, leader=None):
+        cand = real(rng, leader)
+        return {**cand, **next(draws, {})}  # the second candidate's rate makes it diverge
+
+    monkeypatch.setattr(_auto, "draw", draw)
+    res, _ = _run(df, monkeypatch, budget=8.0)
+    table = res.results_
+    assert len(table) > 2 and (table["stopped"] == "diverged").sum() == 1
+    assert table.iloc[-1]["stopped"] == "diverged" and np.isinf(table.iloc[-1]["mean_val_rmse"])
+    assert np.isfinite(res.best_score_) and np.isfinite(res.best_estimator_.predict(df)).all()
