@@ -8,7 +8,8 @@ epoch. The first candidate is the data-aware default, so the search never return
 validation split. Every fit runs in this process (the compiled kernels are reused) and gets the
 same ``Ratings`` per split (its ids are mapped once). Time is checked between epochs: no fit
 runs past the deadline, and the refit of the best candidate on all of X is sized to fit in what
-is left.
+is left. When the first candidate's first epochs show that its schedule and its refit would not
+fit in the budget, there is no search: the defaults are fitted on all of X instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from fastmf._random import as_generator
 from fastmf._stats import mae, rmse
+from fastmf.errors import NonFiniteModelError
 from fastmf.evaluate._cv import prepare, split_indices
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import SCORINGS
@@ -40,6 +42,7 @@ MARGIN = 0.03  # share of the budget kept for the work around the fits
 # early stopping keeps each candidate's best epoch; a decaying rate often improves the error again
 # after a flat stretch, so the patience is long (the rungs prune the poor candidates)
 PATIENCE = 8
+PROBE = 2  # epochs of the first candidate after which the pace is known
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Rungs:
 
     ratio: float = 1.0  # ratings of all of X over those of a training part
     reserve: float = 0.0  # seconds kept for refitting the best candidate so far
+    probe: bool = True  # the first candidate's first epochs measure whether a search fits
+    no_search: bool = False  # the budget cannot hold the defaults' schedule and their refit
     scores: dict[tuple[int, int], list[float]] = field(default_factory=dict)
 
     def out_of_time(self, elapsed: float, epochs: int, deadline: float) -> bool:
@@ -55,6 +60,16 @@ class Rungs:
         its next epoch and its refit, or the best one's, still fit before the deadline."""
         own = SAFETY * elapsed * self.ratio
         return clock() + elapsed / max(epochs, 1) + max(own, self.reserve) >= deadline
+
+    def too_short(
+        self, elapsed: float, epoch: int, planned: int, splits: int, deadline: float
+    ) -> bool:
+        """Whether, at the pace of the first candidate's first ``epoch`` epochs, the rest of
+        its schedule on every split and its refit on all of X would pass the deadline: then
+        the budget is better spent on fitting the defaults on all of X."""
+        per_epoch = elapsed / max(epoch, 1)
+        rest = per_epoch * (planned - epoch + (splits - 1) * planned)
+        return clock() + rest + SAFETY * per_epoch * planned * self.ratio >= deadline
 
     def keep_going(self, split: int, epoch: int, score: float) -> bool:
         """Record ``score`` at a rung epoch and say whether it is in the best share so far."""
@@ -128,6 +143,8 @@ def auto_search(
         while True:
             row, model = _run(MatrixFactorization, cand, fixed, parts, rungs, deadline, scoring)
             rows.append(row)
+            if rungs.no_search:
+                break
             models[len(rows) - 1] = model
             lead = rows.index(_leader(rows))
             models = {i: m for i, m in models.items() if i in (0, lead)}
@@ -148,8 +165,11 @@ def auto_search(
     table = _ranked(rows, scoring, len(parts))
     lead = rows.index(_leader(rows))
     best_params = dict(rows[lead]["params"])
+    if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
+        best, refit_seconds = _refit(MatrixFactorization, {}, fixed, everything, deadline)
+        best_params, lead = _resolved(best), 0
     # the margin of the estimate kept the time; the refit itself stops before the deadline
-    if deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
+    elif deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
         best, refit_seconds = _refit(MatrixFactorization, best_params, fixed, everything, deadline)
     else:  # no time to refit: the best candidate as it was trained, on the training part
         best, refit_seconds = models[lead], 0.0
@@ -192,14 +212,25 @@ def _run(
         t0 = clock()
 
         def watch(model: Any, row: dict, s: int = s, t0: float = t0, col: str = col) -> bool:
-            if rungs.out_of_time(clock() - t0, int(row["epoch"]), deadline):
+            epoch = int(row["epoch"])
+            if rungs.probe and s == 0 and epoch == PROBE:
+                rungs.probe = False
+                if rungs.too_short(clock() - t0, epoch, model.n_epochs_, len(parts), deadline):
+                    rungs.no_search = True
+                    return True
+            if rungs.out_of_time(clock() - t0, epoch, deadline):
                 timed_out.append(s)
                 return True
             return not rungs.keep_going(s, int(row["epoch"]), float(row[col]))
 
         model = cls(**{**cand, **fixed, "early_stopping": True, "patience": PATIENCE,
                        "callbacks": [watch]})  # fmt: skip
-        model.fit(train, validation=val)
+        try:
+            model.fit(train, validation=val)
+        except NonFiniteModelError:  # a rate too large for its λ: the worst score, no model
+            if not cand:  # the defaults themselves: nothing to search around
+                raise
+            return _diverged(cand, clock() - t0), None
         secs.append(clock() - t0)
         pred = model.predict(val)
         rmses.append(rmse(yv, pred))
@@ -235,6 +266,23 @@ def _run(
     return row, model
 
 
+def _diverged(cand: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The row of a candidate whose fit diverged: an infinite error, so it never leads."""
+    params = {k: cand[k] for k in SEARCHED if k in cand}
+    return {
+        **{k: params.get(k, np.nan) for k in SEARCHED},
+        "schedule": int(cand.get("n_epochs", 0)),
+        **dict.fromkeys(("mean_val_rmse", "mean_val_mae"), math.inf),
+        **dict.fromkeys(("std_val_rmse", "std_val_mae", "std_fit_seconds"), 0.0),
+        "mean_fit_seconds": seconds,
+        "mean_epochs": 0.0,
+        "splits_run": 0,
+        "stopped": "diverged",
+        "seconds_per_epoch": seconds,
+        "params": params,
+    }
+
+
 def _stopped_early(model: Any) -> bool:
     """Whether the fit ended by its own early stopping (patience ran out after its best)."""
     best = model.best_epoch_
@@ -253,6 +301,17 @@ def _final_params(model: Any, schedule: int, epochs: int) -> dict:
         "n_epochs": max(int(epochs), 1),
         "lr_schedule": "exponential",
         "lr_decay": float(0.8 ** (20.0 / max(schedule, 1))),
+    }
+
+
+def _resolved(model: Any) -> dict[str, Any]:
+    """The searched parameters at the values a fit of the defaults resolved."""
+    return {
+        "reg": float(model.reg_),
+        "learning_rate": float(model.learning_rate_),
+        "n_factors": int(model.n_factors_),
+        "reg_bias": float(model.reg_bias),
+        "n_epochs": int(model.n_epochs_),
     }
 
 

@@ -47,17 +47,17 @@ def resolve_learning_rate(learning_rate: float | None, optimizer: str, batch_siz
 # ---------------------------------------------------------------- data-aware defaults
 # ``n_factors``, ``n_epochs``, ``reg`` and ``init_std`` default to "auto": a function of the
 # training data's counts, resolved at fit into ``n_factors_``, ``n_epochs_``, ``reg_`` and
-# ``init_std_``. What decides is the
-# number of ratings per model row, N / (users + items): about 10 on ml-latest-small, 38 on
-# ml-100k, and 100 to 125 on ml-1m, ml-10m, ml-25m and their synthetic twins. Sparse data wants
-# a larger λ, more factors and a longer schedule; dense data keeps λ = 0.05, 64 factors and 20
-# epochs (the measurements: benchmarks/accuracy_defaults.py, tables in benchmarks/README.md).
+# ``init_std_``. What decides is the number of ratings per model row, d = N / (users + items):
+# about 9 on ml-latest-small, 31-38 on ml-100k, and 100 to 125 on ml-1m, ml-10m, ml-25m and
+# their synthetic twins. Sparse data wants a larger λ, more factors started smaller, and a
+# longer schedule; dense data keeps λ = 0.05, 64 factors and 20 epochs (the measurements:
+# benchmarks/accuracy_defaults.py and accuracy_bars.py, tables in benchmarks/README.md).
 AUTO_PARAMS = ("n_factors", "n_epochs", "reg", "init_std")
-_SPARSE, _DENSE = 40.0, 100.0  # ratings per row: the small-data settings up to 40, large from 100
-_REG = (0.08, 0.05)
-_EPOCHS = (40, 20)
-_FACTORS = (128, 64)
-_INIT_STD = (0.05, 0.1)  # smaller starting factors for the sparse settings' longer vectors
+_DENSE = 100.0  # ratings per row from which the dense settings hold
+_REG_SPARSE, _REG = 40.0, (0.08, 0.05)  # λ: 0.08 up to d = 40, 0.05 from d = 100
+_EPOCHS_SPARSE, _EPOCHS = 10.0, (40, 20)  # epochs: 40 up to d = 10, 20 from d = 100
+_FACTORS = (256, 64)
+_INIT_STD = (0.02, 0.1)  # smaller starting factors for the sparse settings' longer vectors
 
 
 def is_auto(value: object) -> bool:
@@ -65,14 +65,19 @@ def is_auto(value: object) -> bool:
     return isinstance(value, str) and value == AUTO
 
 
+def _ramp(d: float, lo: float) -> float:
+    """0 up to d = ``lo`` ratings per row, 1 from d = 100, linear in log d between."""
+    return min(max(math.log(d / lo) / math.log(_DENSE / lo), 0.0), 1.0)
+
+
 def data_defaults(n_ratings: int, user_counts: Any, item_counts: Any) -> dict[str, Any]:
     """The values of the "auto" parameters for training data of these counts.
 
     ``user_counts`` and ``item_counts`` are each user's and item's number of ratings (a rating
     store holds them, so it resolves the same values without reading a rating). With
-    d = n_ratings / (users + items), λ and the epochs move linearly in log d from the sparse
-    settings (d <= 40: λ = 0.08, 40 epochs) to the dense ones (d >= 100: 0.05, 20); the
-    factors step from 128 to 64 halfway, and the starting factors' spread from 0.05 to 0.1.
+    d = n_ratings / (users + items), λ moves linearly in log d from 0.08 (d <= 40) to 0.05
+    (d >= 100) and the epochs from 40 (d <= 10) to 20 (d >= 100); the factors step from 256 to
+    64, and the starting factors' spread from 0.02 to 0.1, halfway along λ's ramp (d = 63).
     """
     n = int(n_ratings)
     n_u, n_i = int(np.sum(user_counts)), int(np.sum(item_counts))
@@ -83,10 +88,10 @@ def data_defaults(n_ratings: int, user_counts: Any, item_counts: Any) -> dict[st
         )
     rows = max(len(user_counts) + len(item_counts), 1)
     d = max(n / rows, 1e-12)
-    t = min(max(math.log(d / _SPARSE) / math.log(_DENSE / _SPARSE), 0.0), 1.0)
+    t, s = _ramp(d, _REG_SPARSE), _ramp(d, _EPOCHS_SPARSE)
     return {
         "reg": round(_REG[0] + (_REG[1] - _REG[0]) * t, 4),
-        "n_epochs": int(round(_EPOCHS[0] + (_EPOCHS[1] - _EPOCHS[0]) * t)),
+        "n_epochs": int(round(_EPOCHS[0] + (_EPOCHS[1] - _EPOCHS[0]) * s)),
         "n_factors": _FACTORS[0] if t < 0.5 else _FACTORS[1],
         "init_std": _INIT_STD[0] if t < 0.5 else _INIT_STD[1],
     }

@@ -58,8 +58,9 @@ class MatrixFactorization(EstimatorContract, ServingMethods):
     n_factors : int or "auto", default "auto"
         Length k of the factor vectors p_u and q_i. "auto", like ``n_epochs`` and ``reg``,
         resolves at ``fit`` from the training data's rating counts (``n_factors_``, ``n_epochs_``,
-        ``reg_``; ``fastmf.train.defaults.data_defaults``): 128 factors, 40 epochs and λ = 0.08
-        up to 100k ratings, moving to 64, 20 and 0.05 at 10M and above (benchmarks/README.md).
+        ``reg_``; ``fastmf.train.defaults.data_defaults``): 256 factors, 40 epochs and λ = 0.08
+        on the sparsest data (30 epochs at ml-100k's density), 64, 20 and 0.05 from ml-1m's
+        density up (benchmarks/README.md).
     n_epochs : int or "auto", default "auto"
         Passes over the training ratings made by ``fit``.
     batch_size : int, default 1
@@ -100,7 +101,7 @@ class MatrixFactorization(EstimatorContract, ServingMethods):
     bias_damping : float, default 5.0
     init_std : float or "auto", default "auto"
         Factors start as draws from N(0, init_std²); biases start at 0. "auto" (``init_std_``):
-        0.05 with the sparse settings' 128 factors, 0.1 with 64.
+        0.02 with the sparse settings' 256 factors, 0.1 with 64.
     lr_schedule : {"auto", "constant", "step", "exponential", "plateau"} or callable
         "auto" (the default) multiplies the rate by 0.8 ** (20 / n_epochs) every epoch: the decay
         of 20 epochs at 0.8, spread over the fit's length, so more epochs take smaller steps

@@ -25,6 +25,13 @@ class FakeClock:
         return self.t
 
 
+@pytest.fixture(autouse=True)
+def no_probe(monkeypatch):
+    """The fake clock's epochs are slow against these budgets: the searches below run without
+    the first candidate's probe (tested on its own at the end)."""
+    monkeypatch.setattr(_auto, "PROBE", 10**9)
+
+
 @pytest.fixture
 def df() -> pd.DataFrame:
     return random_ratings(80, 60, 2500, seed=3)
@@ -145,3 +152,47 @@ def test_without_time_for_the_refit_the_best_candidate_is_returned_as_trained(df
     assert len(model.user_map_) <= df["user"].nunique()  # trained on the part without validation
     assert model.callbacks is None and not model.early_stopping
     assert np.isfinite(model.predict(df)).all()
+
+
+def test_a_budget_too_short_for_the_defaults_and_their_refit_fits_the_defaults(df, monkeypatch):
+    monkeypatch.setattr(_auto, "PROBE", 2)
+    seen = []
+    fit = MatrixFactorization.fit
+
+    def spy(self, X, y=None, **kw):
+        seen.append(len(X))
+        return fit(self, X, y, **kw)
+
+    monkeypatch.setattr(MatrixFactorization, "fit", spy)
+    res, clock = _run(df, monkeypatch, budget=6.0)  # slower epochs than the budget holds
+    assert clock.t <= 6.0 + 20 * clock.step
+    assert len(res.results_) == 1 and res.results_["stopped"][0].startswith("stopped at epoch 2 of")
+    assert seen[-1] == len(df)  # the defaults, fitted on all of X
+    model = res.best_estimator_
+    plain = MatrixFactorization(random_state=0, verbose=0).fit(df)
+    assert res.best_params_ == {"reg": plain.reg_, "learning_rate": plain.learning_rate_,
+                                "n_factors": plain.n_factors_, "reg_bias": 0.0,
+                                "n_epochs": plain.n_epochs_}  # fmt: skip
+    assert model.lr_schedule == "auto" and model.n_epochs == "auto"
+
+
+def test_a_budget_that_holds_the_defaults_runs_the_search(df, monkeypatch):
+    monkeypatch.setattr(_auto, "PROBE", 2)
+    res, _ = _run(df, monkeypatch, budget=40.0)
+    assert len(res.results_) > 1
+
+
+def test_a_candidate_that_diverges_is_ranked_last_and_the_search_goes_on(df, monkeypatch):
+    draws = iter([{"learning_rate": 50.0}])
+    real = _auto.draw
+
+    def draw(rng, leader=None):
+        cand = real(rng, leader)
+        return {**cand, **next(draws, {})}  # the second candidate's rate makes it diverge
+
+    monkeypatch.setattr(_auto, "draw", draw)
+    res, _ = _run(df, monkeypatch, budget=8.0)
+    table = res.results_
+    assert len(table) > 2 and (table["stopped"] == "diverged").sum() == 1
+    assert table.iloc[-1]["stopped"] == "diverged" and np.isinf(table.iloc[-1]["mean_val_rmse"])
+    assert np.isfinite(res.best_score_) and np.isfinite(res.best_estimator_.predict(df)).all()

@@ -60,7 +60,10 @@ def test_a_string_other_than_auto_is_refused_by_name(name):
 
 def test_sparse_and_dense_data_get_the_measured_settings():
     sparse = data_defaults(90_000, np.full(1_000, 90), np.full(9_000, 10))  # 9 per row
-    assert sparse == {"reg": 0.08, "n_epochs": 40, "n_factors": 128, "init_std": 0.05}
+    assert sparse == {"reg": 0.08, "n_epochs": 40, "n_factors": 256, "init_std": 0.02}
+    # ml-100k's shape (31 per row): λ still at its sparse end, the epochs halfway down in log d
+    mid = data_defaults(80_000, np.full(1_000, 80), np.full(1_580, 50) + (np.arange(1_580) < 1_000))
+    assert mid == {"reg": 0.08, "n_epochs": 30, "n_factors": 256, "init_std": 0.02}
     n = 2_000_000
     dense = data_defaults(n, np.full(10_000, n // 10_000), np.full(5_000, n // 5_000))
     assert dense == {"reg": 0.05, "n_epochs": 20, "n_factors": 64, "init_std": 0.1}  # as before
