@@ -30,17 +30,24 @@ def announce_compile(params: Params) -> None:
 
 
 def kernels_cached(params: Params) -> bool:
-    """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype,
-    and matching the kernel's current source. True when it cannot tell (nothing is announced)."""
+    """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype
+    and factor width (each width has a kernel of its own), and matching the kernel's current
+    source. With ``n_factors="auto"`` the width is known at fit only: any width "auto" can
+    choose counts. True when it cannot tell (nothing is announced)."""
     try:
         from fastmf._kernels import training as _kernels
+        from fastmf.train.defaults import _FACTORS
 
         per_rating = params.batch_size == 1 and params.optimizer == "sgd"  # "auto" resolved
-        dispatcher = getattr(_kernels, "sgd_epoch" if per_rating else "batch_epoch")
-        index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
-        # the scalar mu has the model's dtype: it tells a float32 compile from a float64 one
-        at = list(inspect.signature(dispatcher.py_func).parameters).index("mu")
-        dtype = str(np.dtype(params.dtype))
-        return any(str(key[0][at]) == dtype for key in index)
+        kernel = _kernels.sgd_epoch if per_rating else _kernels.batch_epoch
+        widths = [params.n_factors] if isinstance(params.n_factors, int) else list(_FACTORS)
+        return any(_cached(kernel.for_width(k, params.dtype), params.dtype) for k in widths)
     except Exception:  # noqa: BLE001 - another Numba, or the kernel changed: cannot tell
         return True
+
+
+def _cached(dispatcher, dtype: str) -> bool:
+    """Whether the dispatcher's cache index holds a compile for ``dtype`` (of its scalar mu)."""
+    index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
+    at = list(inspect.signature(dispatcher.py_func).parameters).index("mu")
+    return any(str(key[0][at]) == str(np.dtype(dtype)) for key in index)
