@@ -62,7 +62,7 @@ STREAMS = 3
 # compiles its own width's body only. ``CHUNKS`` is the variant's count, a constant of its scope
 # (0 here and in the general body, which takes the width at run time).
 SGD_UNROLLED = frozenset({2, 4, 8, 16})
-BATCH_UNROLLED = frozenset({8})
+BATCH_UNROLLED = frozenset({8, 16})
 CHUNKS = 0
 
 
@@ -444,10 +444,10 @@ def batch_block(
     the ratings. The calling thread's scratch holds, per side, a batch's gradient slots GU, GI
     and in ``GHU``/``GHI`` each slot's bias gradient and its partners' squared norms (all zero
     between batches), in ``CRU``/``CRI`` each slot's rating count and model row; ``slot_u``/
-    ``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8
-    chunks of W (64 float32 factors, 32 float64: ``BATCH_UNROLLED``) run a body compiled for
-    that width; the other widths share the general body (each unrolled body adds seconds of
-    compile time, and the batch kernel has many optimizers' code).
+    ``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8 and 16
+    chunks of W (64 and 128 float32 factors, 32 and 64 float64: ``BATCH_UNROLLED``) run a body
+    compiled for that width; the other widths share the general body. Each width is a variant
+    of its own (``CHUNKS``): a fit compiles one.
     """
     state = (SU, u_steps, SI, i_steps)
     scratch = (GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i)
