@@ -149,6 +149,7 @@ class WidthKernel(_Variants):
     ) -> None:
         super().__init__(py_func, options)
         self.unrolled = unrolled
+        self._pending: dict[int, Callable[[], None]] = {}
         self._at = list(inspect.signature(py_func).parameters).index("P")
 
     def _own_key(self, key: int) -> int:
@@ -169,9 +170,18 @@ class WidthKernel(_Variants):
         """The dispatcher of the variant for rows of ``width`` factors of ``dtype``."""
         return self.variant(self.key(width, dtype))
 
+    def expect(self, key: int, wait: Callable[[], None]) -> None:
+        """Have the first call of variant ``key`` run ``wait`` first: another process is filling
+        Numba's cache with it (``fastmf.cli._prefill``), and the call then loads it."""
+        self._pending[self._own_key(key)] = wait
+
     def __call__(self, *args: Any) -> Any:
         P = args[self._at]
-        return self.for_width(P.shape[1], P.dtype)(*args)
+        key = self.key(P.shape[1], P.dtype)
+        wait = self._pending.pop(key, None)
+        if wait is not None:
+            wait()
+        return self.variant(key)(*args)
 
 
 def width_kernel(

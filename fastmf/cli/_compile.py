@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,33 +18,62 @@ if TYPE_CHECKING:
 _COMPILE_SECONDS = 20
 
 
-def announce_compile(params: Params) -> None:
+def announce_compile(params: Params, ratings: Any = None) -> None:
     """Say on stderr that the kernels compile now, when Numba's cache holds no compiled training
-    kernel for this dtype (the first run, or the first after fastmf's kernels changed)."""
-    if kernels_cached(params):
+    kernel for this dtype and width (the first run, or the first after fastmf's kernels
+    changed), and start compiling the epoch kernel in a child process meanwhile
+    (``cli._prefill``; not with ``FASTMF_COMPILE_CHILD=0`` or on one core). ``ratings`` (with
+    "user" and "item" columns) tell an "auto" width."""
+    width = fit_width(params, ratings)
+    if kernels_cached(params, width):
         return
     print(
         f"fastmf: compiling fastmf's kernels (first run only, about {_COMPILE_SECONDS} s)",
         file=sys.stderr,
         flush=True,
     )
+    child = os.environ.get("FASTMF_COMPILE_CHILD", "1") != "0"  # "0": compile in this process
+    if width is not None and child and (os.cpu_count() or 1) > 1:
+        from fastmf.cli import _prefill
+
+        _prefill.start(_epoch_kernel(params), width, params.dtype)
 
 
-def kernels_cached(params: Params) -> bool:
+def fit_width(params: Params, ratings: Any = None) -> int | None:
+    """The factor width the fit will have: ``n_factors``, or for "auto" the data-aware value of
+    these ratings' counts (None without them)."""
+    if isinstance(params.n_factors, int):
+        return params.n_factors
+    try:
+        from fastmf.train.defaults import data_defaults
+
+        users, items = ratings["user"].value_counts(), ratings["item"].value_counts()
+        return int(data_defaults(len(ratings), users.to_numpy(), items.to_numpy())["n_factors"])
+    except Exception:  # noqa: BLE001 - no ratings, or not a frame of them: the fit will tell
+        return None
+
+
+def kernels_cached(params: Params, width: int | None = None) -> bool:
     """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype
     and factor width (each width has a kernel of its own), and matching the kernel's current
-    source. With ``n_factors="auto"`` the width is known at fit only: any width "auto" can
-    choose counts. True when it cannot tell (nothing is announced)."""
+    source. With ``n_factors="auto"`` and no ``width``, any width "auto" can choose counts.
+    True when it cannot tell (nothing is announced)."""
     try:
         from fastmf._kernels import training as _kernels
         from fastmf.train.defaults import _FACTORS
 
-        per_rating = params.batch_size == 1 and params.optimizer == "sgd"  # "auto" resolved
-        kernel = _kernels.sgd_epoch if per_rating else _kernels.batch_epoch
-        widths = [params.n_factors] if isinstance(params.n_factors, int) else list(_FACTORS)
+        kernel = getattr(_kernels, _epoch_kernel(params))
+        if width is None:
+            width = params.n_factors if isinstance(params.n_factors, int) else None
+        widths = [width] if width is not None else list(_FACTORS)
         return any(_cached(kernel.for_width(k, params.dtype), params.dtype) for k in widths)
     except Exception:  # noqa: BLE001 - another Numba, or the kernel changed: cannot tell
         return True
+
+
+def _epoch_kernel(params: Params) -> str:
+    per_rating = params.batch_size == 1 and params.optimizer == "sgd"  # "auto" resolved
+    return "sgd_epoch" if per_rating else "batch_epoch"
 
 
 def _cached(dispatcher, dtype: str) -> bool:
