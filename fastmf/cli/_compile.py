@@ -22,8 +22,9 @@ def announce_compile(params: Params, ratings: Any = None) -> None:
     """Say on stderr that the kernels compile now, when Numba's cache holds no compiled training
     kernel for this dtype and width (the first run, or the first after fastmf's kernels
     changed), and start compiling the epoch kernel in a child process meanwhile
-    (``cli._prefill``; not with ``FASTMF_COMPILE_CHILD=0`` or on one core). ``ratings`` (with
-    "user" and "item" columns) tell an "auto" width."""
+    (``cli._prefill``) when a core is spare (``spare_core``; never with
+    ``FASTMF_COMPILE_CHILD=0``). ``ratings`` (with "user" and "item" columns) tell an "auto"
+    width."""
     width = fit_width(params, ratings)
     if kernels_cached(params, width):
         return
@@ -33,10 +34,20 @@ def announce_compile(params: Params, ratings: Any = None) -> None:
         flush=True,
     )
     child = os.environ.get("FASTMF_COMPILE_CHILD", "1") != "0"  # "0": compile in this process
-    if width is not None and child and (os.cpu_count() or 1) > 1:
+    if width is not None and child and spare_core():
         from fastmf.cli import _prefill
 
         _prefill.start(_epoch_kernel(params), width, params.dtype)
+
+
+def spare_core() -> bool:
+    """Whether a core is idle besides this process's (the load average over the last minute is
+    below the cores less one): a child compiling beside it gains only then, and otherwise adds
+    its start-up to the CPU the others are waiting for."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 1
+    except OSError:  # no load average on this system
+        return False
 
 
 def fit_width(params: Params, ratings: Any = None) -> int | None:
