@@ -29,14 +29,24 @@ def test_the_child_compiles_the_signature_a_fit_calls(dtype, batch_size, optimiz
     assert _prefill.signature(name, dtype) in variant.signatures
 
 
-def test_a_fit_loads_the_kernel_the_child_compiled(tmp_path, monkeypatch):
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+def test_the_kernel_the_child_compiled_is_loaded_from_the_cache(tmp_path, monkeypatch):
+    import numba
+
+    from fastmf._kernels import jit
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # the child's cache
     proc = _prefill.start("sgd_epoch", 4, "float32")
     assert proc is not None
     assert proc.wait(timeout=600) == 0
-    written = [p.name for p in tmp_path.rglob("training.sgd_epoch__any-*.nbi")]
-    assert written, "the child should have written the general epoch kernel to the cache"
     assert training.sgd_epoch._pending.pop(0) is not None  # the fit would have waited first
+    # a dispatcher of the same kernel in this process, reading that cache, loads the compile
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+    fresh = jit.WidthKernel(
+        training.sgd_epoch.py_func, {"parallel": True, **jit.JIT}, training.SGD_UNROLLED
+    ).for_width(4, "float32")
+    fresh.compile(_prefill.signature("sgd_epoch", "float32"))
+    assert sum(fresh._cache_hits.values()) == 1
+    assert not sum(fresh._cache_misses.values())
 
 
 def test_a_failed_child_leaves_the_fit_to_compile(tmp_path, monkeypatch):
