@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import sys
@@ -26,7 +27,9 @@ def announce_compile(params: Params, ratings: Any = None) -> None:
     ``FASTMF_COMPILE_CHILD=0``). ``ratings`` (with "user" and "item" columns) tell an "auto"
     width."""
     width = fit_width(params, ratings)
-    if kernels_cached(params, width):
+    if width is not None:
+        params = dataclasses.replace(params, n_factors=width)
+    if kernels_cached(params):
         return
     print(
         f"fastmf: compiling fastmf's kernels (first run only, about {_COMPILE_SECONDS} s)",
@@ -64,19 +67,18 @@ def fit_width(params: Params, ratings: Any = None) -> int | None:
         return None
 
 
-def kernels_cached(params: Params, width: int | None = None) -> bool:
+def kernels_cached(params: Params) -> bool:
     """Whether Numba's on-disk cache has the epoch kernel this fit runs, compiled for its dtype
     and factor width (each width has a kernel of its own), and matching the kernel's current
-    source. With ``n_factors="auto"`` and no ``width``, any width "auto" can choose counts.
-    True when it cannot tell (nothing is announced)."""
+    source. With ``n_factors="auto"`` any width "auto" can choose counts. True when it cannot
+    tell (nothing is announced)."""
     try:
         from fastmf._kernels import training as _kernels
         from fastmf.train.defaults import _FACTORS
 
         kernel = getattr(_kernels, _epoch_kernel(params))
-        if width is None:
-            width = params.n_factors if isinstance(params.n_factors, int) else None
-        widths = [width] if width is not None else list(_FACTORS)
+        width = params.n_factors
+        widths = [width] if isinstance(width, int) else list(_FACTORS)
         return any(_cached(kernel.for_width(k, params.dtype), params.dtype) for k in widths)
     except Exception:  # noqa: BLE001 - another Numba, or the kernel changed: cannot tell
         return True
