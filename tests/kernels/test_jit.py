@@ -195,7 +195,8 @@ def test_the_width_picks_the_variant():
     assert sgd.key(20, np.float32) == 0  # columns left over: the general body
     assert sgd.key(256, np.float32) == 0  # 32 chunks: no body of its own
     assert batch.key(64, np.float32) == 8 and batch.key(32, np.float64) == 8
-    assert batch.key(32, np.float32) == 0 and batch.key(128, np.float32) == 0
+    assert batch.key(128, np.float32) == 16 and batch.key(64, np.float64) == 16
+    assert batch.key(32, np.float32) == 0 and batch.key(256, np.float32) == 0
     assert jit.chunks_of(19, np.float64) == (4, True)
 
 
