@@ -13,10 +13,11 @@ import numpy as np
 if TYPE_CHECKING:
     from fastmf.train.params import Params
 
-# `python -m benchmarks.compile_time` on a 2-core Xeon (load 0.6): a cold `fastmf train
-# --n-epochs 2` spends 15.3 s of CPU compiling (17-20 s in all, 1.8-2.2 s once the cache is
-# filled); the epochs themselves take a fraction of a second.
-_COMPILE_SECONDS = 20
+# `python -m benchmarks.compile_time` on a 2-core Xeon (load 0.2): a cold `fastmf train
+# --n-epochs 2` takes 10.4 s, 8.4 s of CPU compiling the setup kernels while a child compiles
+# the epoch kernel (3.3 s of CPU; about 12 s without it), and 1.5-2.7 s once the cache is
+# filled; the epochs themselves take a fraction of a second.
+_COMPILE_SECONDS = 10
 
 
 def announce_compile(params: Params, ratings: Any = None) -> None:
