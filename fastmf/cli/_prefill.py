@@ -61,13 +61,14 @@ def start(kernel: str, width: int, dtype: str) -> subprocess.Popen | None:
 
     root = str(Path(__file__).resolve().parents[2])  # the fastmf this process imported
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if env.get("NUMBA_CACHE_DIR"):  # the child runs in ``root``: the same folder from there
+        env["NUMBA_CACHE_DIR"] = os.path.abspath(env["NUMBA_CACHE_DIR"])
     code = "import sys; from fastmf.cli._prefill import child; child(*sys.argv[1:])"
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, kernel, str(width), dtype],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [sys.executable, "-c", code, kernel, str(width), dtype, str(os.getpid())],
+            env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
     except OSError:
         return None
@@ -92,18 +93,23 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _die_with_parent() -> None:
-    """In the child before it runs: SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG)."""
-    import ctypes
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM to this process when its parent dies (Linux's PR_SET_PDEATHSIG), and exit now if
+    the parent is already gone."""
+    if sys.platform == "linux":
+        import ctypes
 
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        sys.exit(0)
 
 
-def child(kernel: str, width: str, dtype: str) -> None:
+def child(kernel: str, width: str, dtype: str, parent: str) -> None:
     """The child's work: compile the variant (Numba saves it to the cache) and exit."""
+    _die_with_parent(int(parent))
     from fastmf._kernels import training
 
     dispatch = getattr(training, kernel).for_width(int(width), dtype)

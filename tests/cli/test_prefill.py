@@ -3,6 +3,8 @@ is the one a fit calls, the fit then loads it, and a failed or stuck child chang
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,3 +74,35 @@ def test_a_stuck_child_is_stopped(tmp_path, monkeypatch):
         _ratings()
     )
     assert proc.poll() is not None  # killed and reaped after the wait ran out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_child_ends_when_its_parent_dies(tmp_path):
+    """A parent killed without running its exit handlers leaves no child compiling behind."""
+    import os
+    import subprocess
+    import time
+
+    code = (
+        "import os, sys, time; from fastmf.cli import _prefill\n"
+        "proc = _prefill.start('sgd_epoch', 3, 'float64')\n"
+        "print(proc.pid, flush=True); time.sleep(1.0); os._exit(0)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert not list(tmp_path.rglob("training.sgd_epoch__any-*.nbi"))  # stopped before it wrote
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie awaiting its reaper counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
