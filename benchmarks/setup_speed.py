@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from fastmf import MatrixFactorization
-from fastmf._kernels import sorting as sk
 from fastmf._validation import check_ratings_values
-from fastmf.data.ids import factorize_ids
+from fastmf.data.blocks import lay_out_unordered
+from fastmf.data.ids import factorize_ids, text_column
 from fastmf.data.ratings import Ratings
-from fastmf.train.layout import balanced_strata, choose_n_strata
-from fastmf.train.state import fingerprint, initialize, layout_of
+from fastmf.train.layout import fit_ratings, strata_of
+from fastmf.train.params import resolve_for_data
+from fastmf.train.state import fingerprint, initialize
 
 TWIN_DIR = Path(os.environ.get("FASTMF_TWIN_DIR", "/tmp/fastmf-twin"))
 
@@ -53,6 +54,11 @@ def twin_frame(size: str, ids: str = "int32") -> pd.DataFrame:
         users = np.char.add("u", users.astype(str)).astype(object)
         items = np.char.add("i", items.astype(str)).astype(object)
     return pd.DataFrame({"user": users, "item": items, "rating": d["rating"][:n]})
+
+
+def _ids(column: pd.Series):
+    """An id column as ``Ratings.from_dataframe`` hands it on (text Series as they are)."""
+    return column if text_column(column) else column.to_numpy()
 
 
 def _clock(fn, *args):
@@ -79,24 +85,20 @@ class _Steps:
 def breakdown(df: pd.DataFrame) -> _Steps:
     """Seconds of each setup step, run one after the other as a fit runs them."""
     st = _Steps()
-    u, i, r = df["user"].to_numpy(), df["item"].to_numpy(), df["rating"].to_numpy()
+    u, i, r = _ids(df["user"]), _ids(df["item"]), df["rating"].to_numpy()
     vals = st.run("rating check", check_ratings_values, r).astype(np.float32, copy=False)
     uc, umap = st.run("user ids", factorize_ids, u, column="user")
     ic, imap = st.run("item ids", factorize_ids, i, column="item")
     raw = Ratings(uc, ic, vals, umap, imap)
-    ratings = st.run("(user, item) order, duplicates", raw._resolve_duplicates, "error", ("u", "i"))
-    s = choose_n_strata(len(ratings), ratings.n_users, ratings.n_items)
-    uk = st.run("rating counts", sk.key_counts, ratings.users, ratings.n_users)
-    ik = st.run("rating counts", sk.key_counts, ratings.items, ratings.n_items)
-    st.run("strata", balanced_strata, uk, s)
-    st.run("strata", balanced_strata, ik, s)
+    rows = st.run("rating counts, strata", strata_of, raw)
+    st.run("block layout, duplicates", lay_out_unordered, raw.users, raw.items, raw.values,
+           rows[0], rows[2], rows[1], rows[3])  # fmt: skip
     model = MatrixFactorization(n_epochs=1, random_state=0, verbose=0)
-    params = model._check_params()
-    st.run("initialize (all of it)", initialize, model, ratings, params, np.random.default_rng(0))
-    st.run("  of which fingerprint", fingerprint, ratings)
-    u_rows = model.user_map_.lookup(ratings.user_map.ids)
-    i_rows = model.item_map_.lookup(ratings.item_map.ids)
-    st.run("  of which block layout", layout_of, model._state, ratings, u_rows, i_rows, 2)
+    prepared = fit_ratings(df, None, "error", holds_out=False)  # the steps above, as fit runs them
+    params = resolve_for_data(model._check_params(), prepared)  # the counts above, reused
+    st.run("initialize (factors, biases, key)", initialize, model, prepared, params,
+           np.random.default_rng(0))  # fmt: skip
+    st.run("  of which key (fingerprint)", fingerprint, prepared)
     return st
 
 

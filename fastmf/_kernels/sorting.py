@@ -365,8 +365,31 @@ def block_layout_into(
             rows_i[j] = item_row[items[j]]
         order, u_offsets = stable_bucket_order(rows_u, user_row.shape[0])
         sort_segments_by_item(order, u_offsets, rows_i)
-    return _bucket_by_block(order, users, items, values, user_row, item_row, user_stratum,
-                            item_stratum, n_strata, out_users, out_items, out_values)  # fmt: skip
+    offsets = _bucket_by_block(
+        order, users, items, values, user_row, item_row, user_stratum, item_stratum, n_strata,
+        out_users, out_items, out_values,
+    )  # fmt: skip
+    _interleave_blocks(offsets, out_users, out_items, out_values)
+    return offsets
+
+
+def unordered_layout_into(
+    users: np.ndarray, items: np.ndarray, values: np.ndarray, user_row: np.ndarray,
+    item_row: np.ndarray, user_stratum: np.ndarray, item_stratum: np.ndarray,
+    user_starts: np.ndarray, item_starts: np.ndarray, out_users: np.ndarray,
+    out_items: np.ndarray, out_values: np.ndarray,
+) -> tuple[np.ndarray, int]:  # fmt: skip
+    """``block_layout_into`` for ratings in any order: one parallel scatter by block, then each
+    block sorted by (user row, item row) in cache and interleaved (``_sort_blocks``).
+    ``user_starts``/``item_starts`` are the strata's first rows (S + 1 each). Returns the block
+    offsets and how many rows repeat a (user, item) pair: when that is not 0 the layout is not
+    the one of the pairs' distinct ratings (resolve the duplicates, then lay them out again)."""
+    n_strata = user_starts.shape[0] - 1
+    offsets = _bucket_by_block(np.empty(0, dtype=np.int64), users, items, values, user_row,
+                               item_row, user_stratum, item_stratum, n_strata, out_users,
+                               out_items, out_values)  # fmt: skip
+    repeats = _sort_blocks(offsets, user_starts, item_starts, out_users, out_items, out_values)
+    return offsets, int(repeats)
 
 
 @sized_kernel(**JIT)
@@ -376,34 +399,37 @@ def _bucket_by_block(
 ):  # fmt: skip
     """Stable bucketing of ``order`` (empty: the rows in their own order) by block, in N_CHUNKS
     parallel pieces: each piece counts and then writes its own ratings, at positions that make
-    the result the serial one, with each block's runs interleaved (``interleaved_position``).
-    Writes ``out_*``; returns the block offsets."""
+    the result the serial one. Writes ``out_*`` (in model rows); returns the block offsets."""
     n = users.shape[0]
     identity = order.shape[0] == 0
     n_blocks = n_strata * n_strata
-    # the first block of each user's stratum row and the block column of each item, by index
-    user_block = np.empty(user_row.shape[0], dtype=np.int64)
+    # by index: the model row (high 32 bits) and the first block of its stratum row (users) or
+    # its block column (items), one lookup a side per rating
+    user_key = np.empty(user_row.shape[0], dtype=np.int64)
     for u in range(user_row.shape[0]):
-        user_block[u] = np.int64(user_stratum[user_row[u]]) * n_strata
-    item_block = np.empty(item_row.shape[0], dtype=np.int64)
+        r = user_row[u]
+        user_key[u] = (np.int64(r) << 32) | (np.int64(user_stratum[r]) * n_strata)
+    item_key = np.empty(item_row.shape[0], dtype=np.int64)
     for i in range(item_row.shape[0]):
-        item_block[i] = item_stratum[item_row[i]]
+        r = item_row[i]
+        item_key[i] = (np.int64(r) << 32) | np.int64(item_stratum[r])
+    low = (np.int64(1) << 32) - 1
     counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
             row = j if identity else order[j]
-            counts[c, user_block[users[row]] + item_block[items[row]]] += 1
+            counts[c, (user_key[users[row]] & low) + (item_key[items[row]] & low)] += 1
     offsets, cursor = chunk_cursors(counts)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
             row = j if identity else order[j]
-            b = user_block[users[row]] + item_block[items[row]]
+            uk, ik = user_key[users[row]], item_key[items[row]]
+            b = (uk & low) + (ik & low)
             dest = cursor[c, b]
             cursor[c, b] = dest + 1
-            out_users[dest] = user_row[users[row]]
-            out_items[dest] = item_row[items[row]]
+            out_users[dest] = np.int32(uk >> 32)
+            out_items[dest] = np.int32(ik >> 32)
             out_values[dest] = values[row]
-    _interleave_blocks(offsets, out_users, out_items, out_values)
     return offsets
 
 
@@ -418,6 +444,61 @@ def _interleave_blocks(offsets, users, items, values):
         m = offsets[b + 1] - lo
         if m >= STREAMS:  # a shorter block is its own interleaving
             _interleave_one(lo, m, users, items, values)
+
+
+@sized_kernel(**JIT)
+def _sort_blocks(offsets, user_starts, item_starts, users, items, values):
+    """Each block's ratings (in model rows) sorted in place by (user row, item row), equal pairs
+    in their order, and interleaved into its STREAMS runs: one block per thread, in cache.
+    Returns how many rows repeat the pair of the row before them in sorted order."""
+    n_strata = user_starts.shape[0] - 1
+    repeats = np.zeros(offsets.shape[0] - 1, dtype=np.int64)
+    for b in prange(offsets.shape[0] - 1):
+        lo = offsets[b]
+        m = offsets[b + 1] - lo
+        if m > 0:
+            a, c = b // n_strata, b % n_strata
+            repeats[b] = _sort_one_block(
+                lo, m, user_starts[a], user_starts[a + 1], item_starts[c], item_starts[c + 1],
+                users, items, values,
+            )  # fmt: skip
+    return repeats.sum()
+
+
+@njit(**JIT)
+def _sort_one_block(lo, m, u0, u1, i0, i1, users, items, values):
+    """Block ``lo:lo + m`` (users in rows u0..u1-1, items in i0..i1-1): a stable counting sort
+    by item into a copy, then one by user written straight to each rating's interleaved place.
+    Returns the number of rows that repeat the pair before them."""
+    count = np.zeros(i1 - i0 + 1, dtype=np.int64)
+    for j in range(lo, lo + m):
+        count[items[j] - i0 + 1] += 1
+    for k in range(1, i1 - i0 + 1):
+        count[k] += count[k - 1]
+    su = np.empty(m, dtype=np.int32)
+    si = np.empty(m, dtype=np.int32)
+    sv = np.empty(m, dtype=values.dtype)
+    for j in range(lo, lo + m):
+        p = count[items[j] - i0]
+        count[items[j] - i0] = p + 1
+        su[p], si[p], sv[p] = users[j], items[j], values[j]
+    cursor = np.zeros(u1 - u0 + 1, dtype=np.int64)
+    for j in range(m):
+        cursor[su[j] - u0 + 1] += 1
+    for k in range(1, u1 - u0 + 1):
+        cursor[k] += cursor[k - 1]
+    last = np.full(u1 - u0, -1, dtype=np.int32)  # the item each user's run ends with so far
+    repeats = 0
+    for j in range(m):
+        k = su[j] - u0
+        p = cursor[k]
+        cursor[k] = p + 1
+        if last[k] == si[j]:
+            repeats += 1
+        last[k] = si[j]
+        dest = lo + interleaved_position(p, m, STREAMS)
+        users[dest], items[dest], values[dest] = su[j], si[j], sv[j]
+    return repeats
 
 
 @njit(**JIT)

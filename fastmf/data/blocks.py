@@ -98,6 +98,31 @@ def lay_out(
     return out_u, out_i, out_v, offsets
 
 
+def lay_out_unordered(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    user_row: np.ndarray,
+    item_row: np.ndarray,
+    user_strata: Strata,
+    item_strata: Strata,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """``lay_out`` for ratings in any order, and how many rows repeat a (user, item) pair.
+
+    One scatter by block, then each block sorted in cache: with no pair repeated, the same
+    layout as ``lay_out`` of the ratings in (user, item) order; else not (resolve the
+    duplicates and call ``lay_out``)."""
+    n = users.shape[0]
+    out_u, out_i, out_v = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, values.dtype)
+    with KERNEL_LOCK:
+        offsets, repeats = sk.unordered_layout_into(
+            users, items, values, user_row, item_row,
+            user_strata.of_rows(len(user_row)), item_strata.of_rows(len(item_row)),
+            user_strata.starts, item_strata.starts, out_u, out_i, out_v,
+        )  # fmt: skip
+    return out_u, out_i, out_v, offsets, repeats
+
+
 def lay_out_block(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
     """The training order of one block's distinct ratings: the permutation of them that
     ``lay_out`` gives the block (users/items are rows local to the block's strata)."""

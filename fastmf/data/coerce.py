@@ -12,14 +12,19 @@ import pandas as pd
 from fastmf.data.ratings import Ratings
 
 
-def to_ratings(X: Any, y: Any = None, *, duplicates: str = "error") -> Ratings:
-    """A Ratings container from what ``fit`` accepts: DataFrame, (n, 2) ids with y, sparse."""
+def to_ratings(
+    X: Any, y: Any = None, *, duplicates: str = "error", ordered: bool = True
+) -> Ratings:
+    """A Ratings container from what ``fit`` accepts: DataFrame, (n, 2) ids with y, sparse.
+
+    ``ordered=False`` keeps a DataFrame's or an array's rows in their order, duplicates not
+    checked yet (``fastmf.train.layout.fit_ratings`` checks them while it lays them out)."""
     if isinstance(X, Ratings):
         return X
     if isinstance(X, pd.DataFrame):
         if y is not None:
             X = X.assign(rating=np.asarray(y))
-        return Ratings.from_dataframe(X, duplicates=duplicates)
+        return Ratings.from_dataframe(X, duplicates=duplicates, ordered=ordered)
     if hasattr(X, "tocoo"):
         return Ratings.from_sparse(X, duplicates=duplicates)
     arr = np.asarray(X)
@@ -30,7 +35,7 @@ def to_ratings(X: Any, y: Any = None, *, duplicates: str = "error") -> Ratings:
         )
     if y is None:
         raise ValueError("X is an array of (user, item) ids: pass the ratings as y")
-    return Ratings.from_arrays(arr[:, 0], arr[:, 1], y, duplicates=duplicates)
+    return Ratings.from_arrays(arr[:, 0], arr[:, 1], y, duplicates=duplicates, ordered=ordered)
 
 
 def pairs(X: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -183,11 +183,21 @@ def normalize_ids(values: Any, *, column: str) -> np.ndarray:
     )
 
 
+def text_column(values: Any) -> bool:
+    """Whether ``values`` is a pandas Series of a text dtype (``factorize_ids`` takes it as it is:
+    an arrow-backed column turned into Python strings costs more than factorizing it)."""
+    return isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype)
+
+
 def factorize_ids(values: Any, *, column: str, copy: bool = True) -> tuple[np.ndarray, IdMap]:
     """Dense int32 codes of raw ids (sorted raw order) and their IdMap.
 
     With ``copy=False``, int32 ids that are already their codes (every id of 0..n-1 present)
-    come back as the array given, not a copy."""
+    come back as the array given, not a copy. A pandas Series of text (``str``, arrow-backed
+    or not) with no missing id is factorized as it is, never turned into Python strings."""
+    if text_column(values) and not values.hasnans:
+        codes, uniques = pd.factorize(values, sort=True)
+        return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object))
     arr = normalize_ids(values, column=column)
     if arr.dtype.kind in "iu":
         if arr.size == 0:

@@ -18,7 +18,7 @@ from fastmf._validation import (
     first_rows,
 )
 from fastmf.data._id_values import plain_value
-from fastmf.data.ids import IdMap, factorize_ids
+from fastmf.data.ids import IdMap, factorize_ids, text_column
 
 DUPLICATE_POLICIES = ("error", "last")
 
@@ -78,9 +78,11 @@ class Ratings:
         rating_col: str = "rating",
         timestamp_col: str | None = "timestamp",
         duplicates: str = "error",
+        ordered: bool = True,
     ) -> Ratings:
         """Ratings from a DataFrame with one row per rating (raw ids in the user and item
-        columns)."""
+        columns). ``ordered=False`` keeps the rows' order and leaves the duplicate check to
+        the caller (a fit checks them while it lays the ratings out)."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame of ratings, got {type(df).__name__}")
         missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
@@ -93,12 +95,13 @@ class Ratings:
         if timestamp_col is not None and timestamp_col in df.columns:
             timestamps = _timestamps(df[timestamp_col], timestamp_col)
         return cls.from_arrays(
-            df[user_col].to_numpy(),
-            df[item_col].to_numpy(),
+            _id_column(df[user_col]),
+            _id_column(df[item_col]),
             df[rating_col].to_numpy(),
             timestamps,
             duplicates=duplicates,
             columns=(user_col, item_col, rating_col),
+            ordered=ordered,
         )
 
     @classmethod
@@ -111,11 +114,14 @@ class Ratings:
         *,
         duplicates: str = "error",
         columns: tuple[str, str, str] = ("user", "item", "rating"),
+        ordered: bool = True,
     ) -> Ratings:
-        """Ratings from arrays of raw user ids, raw item ids and ratings."""
+        """Ratings from arrays of raw user ids, raw item ids and ratings (``ordered=False``: see
+        ``from_dataframe``; the arrays may then be the given ones)."""
         check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
         user_col, item_col, rating_col = columns
-        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
+        users, items = _id_column(users), _id_column(items)  # text Series stay Series
+        ratings = np.asarray(ratings)
         lengths = {user_col: users, item_col: items, rating_col: ratings}
         if timestamps is not None:
             timestamps = np.asarray(timestamps)
@@ -125,10 +131,13 @@ class Ratings:
         u_codes, user_map = factorize_ids(users, column=user_col, copy=False)
         i_codes, item_map = factorize_ids(items, column=item_col, copy=False)
         out = cls(u_codes, i_codes, values, user_map, item_map, timestamps)
+        if not ordered:
+            return out
         out = out._resolve_duplicates(duplicates, (user_col, item_col))
         for name, given in (("users", users), ("items", items), ("values", ratings)):
-            if np.may_share_memory(getattr(out, name), given):  # sorted already: copy the input
-                setattr(out, name, getattr(out, name).copy())
+            mine = getattr(out, name)
+            if isinstance(given, np.ndarray) and np.may_share_memory(mine, given):
+                setattr(out, name, mine.copy())  # sorted already: copy the input
         return out
 
     @classmethod
@@ -230,6 +239,11 @@ class Ratings:
         if self.timestamps is not None:
             data["timestamp"] = self.timestamps
         return pd.DataFrame(data)
+
+
+def _id_column(ids: Any) -> Any:
+    """An id column as an array, or a Series of text as it is (``factorize_ids`` reads it)."""
+    return ids if text_column(ids) else np.asarray(ids)
 
 
 def _timestamps(column: pd.Series, name: str) -> np.ndarray:

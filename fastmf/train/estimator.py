@@ -22,6 +22,7 @@ from fastmf.train import from_store, guard
 from fastmf.train.checks import check_memory
 from fastmf.train.contract import EstimatorContract
 from fastmf.train.epoch import predict_rows
+from fastmf.train.layout import fit_ratings
 from fastmf.train.lock import lock_of
 from fastmf.train.loop import train_fresh, train_one_more
 from fastmf.train.params import (
@@ -261,11 +262,14 @@ class MatrixFactorization(EstimatorContract, ServingMethods):
             return from_store.fit(self, X, validation, item_titles, resume=resume)
         with lock_of(self).writing():
             params = self._check_params()
-            ratings = to_ratings(X, y, duplicates=params.duplicates)
+            holds_out = validation is None and (
+                params.validation_fraction is not None or params.early_stopping
+            )
+            ratings = fit_ratings(X, y, params.duplicates, holds_out)
             rng = np.random.default_rng(params.random_state)
             val = None if validation is None else validation_frame(validation)
             titles = None if item_titles is None else dict(pd.Series(item_titles))
-            if val is None and (params.validation_fraction is not None or params.early_stopping):
+            if holds_out:
                 ratings, val = hold_out(ratings, params.validation_fraction, rng)
             params = resolve_for_data(params, ratings)
             check_memory(ratings.n_users, ratings.n_items, params, n_ratings=len(ratings))

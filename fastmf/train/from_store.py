@@ -140,12 +140,7 @@ def store_seen_csr(store: RatingStore) -> tuple[np.ndarray, np.ndarray]:
     n_users = store.n_users
     starts = store.user_strata.starts
     s = store.n_strata
-    counts = np.zeros(n_users, dtype=np.int64)
-    for b, users, _, _ in store.iter_blocks():
-        a = b // s
-        counts[starts[a] : starts[a + 1]] += np.bincount(
-            users - starts[a], minlength=int(starts[a + 1] - starts[a])
-        )
+    counts, _ = store.rating_counts()
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     items_out = np.empty(int(indptr[-1]), dtype=np.int32)
@@ -237,16 +232,10 @@ def fit(
 
 def resolve_for_store(params: Params, store: RatingStore) -> Params:
     """``params`` with the "auto" parameters resolved from the store's counts of ratings per
-    user and per item, counted block by block (read only when a parameter is "auto")."""
+    user and per item (``RatingStore.rating_counts``; only when a parameter is "auto")."""
     if not any(is_auto(getattr(params, name)) for name in AUTO_PARAMS):
         return params
-    users = np.zeros(store.n_users, np.int64)
-    items = np.zeros(store.n_items, np.int64)
-    us, its, s = store.user_strata.starts, store.item_strata.starts, store.n_strata
-    for b, u, i, _ in store.iter_blocks():
-        a, c = divmod(b, s)
-        users[us[a] : us[a + 1]] += np.bincount(u - us[a], minlength=int(us[a + 1] - us[a]))
-        items[its[c] : its[c + 1]] += np.bincount(i - its[c], minlength=int(its[c + 1] - its[c]))
+    users, items = store.rating_counts()
     return resolve_for_counts(params, store.n_ratings, users, items)
 
 

@@ -18,15 +18,28 @@ from typing import Any
 
 import numpy as np
 
-from fastmf.data.blocks import Strata, balanced_strata, choose_n_strata, lay_out
+from fastmf._kernels.sorting import key_counts
+from fastmf.data.blocks import (
+    Strata,
+    balanced_strata,
+    choose_n_strata,
+    lay_out,
+    lay_out_unordered,
+)
+from fastmf.data.coerce import to_ratings
+from fastmf.data.ratings import Ratings
 
 __all__ = [
     "BlockSchedule",
+    "PreparedRatings",
     "Strata",
     "assign_blocks",
     "balanced_strata",
     "build_blocks",
     "choose_n_strata",
+    "fit_ratings",
+    "rating_counts",
+    "strata_of",
 ]
 
 
@@ -70,15 +83,85 @@ def build_blocks(
 
     ``users``/``items`` are container indices and ``user_row``/``item_row`` the model row of each
     (see ``_kernels.sorting.block_layout``)."""
-    s = user_strata.n_strata
-    out_u, out_i, out_v, offsets = lay_out(
-        users, items, values, user_row, item_row, user_strata, item_strata
-    )
-    a_off, a_blocks = assign_blocks(offsets, s, n_workers)
+    laid = lay_out(users, items, values, user_row, item_row, user_strata, item_strata)
+    return schedule_of(laid, user_strata.n_strata, len(user_row), len(item_row), n_workers)
+
+
+def schedule_of(
+    laid: tuple[np.ndarray, ...], n_strata: int, n_users: int, n_items: int, n_workers: int
+) -> BlockSchedule:
+    """The schedule of a layout (``lay_out``'s rows, values and block offsets), dealt to
+    ``n_workers`` threads."""
+    out_u, out_i, out_v, offsets = laid
+    a_off, a_blocks = assign_blocks(offsets, n_strata, n_workers)
     return BlockSchedule(
-        out_u, out_i, out_v, offsets, s, a_off, a_blocks,
-        _rows_below(out_u, len(user_row), "user"), _rows_below(out_i, len(item_row), "item"),
+        out_u, out_i, out_v, offsets, n_strata, a_off, a_blocks,
+        _rows_below(out_u, n_users, "user"), _rows_below(out_i, n_items, "item"),
     )  # fmt: skip
+
+
+Rows = tuple[np.ndarray, Strata, np.ndarray, Strata]  # user rows, user strata, item rows, strata
+
+
+def strata_of(ratings: Ratings, counts: tuple[np.ndarray, np.ndarray] | None = None) -> Rows:
+    """The model row of each user and item index and the strata (``balanced_strata`` of the
+    rating counts, ``counts`` when given; S from ``choose_n_strata``): a function of the set
+    of ratings alone."""
+    u_counts, i_counts = rating_counts(ratings) if counts is None else counts
+    s = choose_n_strata(len(ratings), ratings.n_users, ratings.n_items)
+    u_pos, u_strata = balanced_strata(u_counts, s)
+    i_pos, i_strata = balanced_strata(i_counts, s)
+    return u_pos, u_strata, i_pos, i_strata
+
+
+def rating_counts(ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """The ratings of each user and of each item index (int64), counted in parallel, or the
+    counts a ``PreparedRatings`` holds already."""
+    if isinstance(ratings, PreparedRatings):
+        return ratings.counts
+    return key_counts(ratings.users, ratings.n_users), key_counts(ratings.items, ratings.n_items)
+
+
+class PreparedRatings(Ratings):
+    """Ratings in the order they were given, no (user, item) pair twice, with their counts,
+    rows, strata and block layout (``counts``, ``rows``, ``laid``: what ``rating_counts``,
+    ``strata_of`` and ``lay_out`` give)."""
+
+    def __init__(
+        self,
+        ratings: Ratings,
+        counts: tuple[np.ndarray, np.ndarray],
+        rows: Rows,
+        laid: tuple[np.ndarray, ...],
+    ) -> None:
+        r = ratings
+        super().__init__(r.users, r.items, r.values, r.user_map, r.item_map, None)
+        self.counts = counts
+        self.rows = rows
+        self.laid = laid
+
+
+def fit_ratings(X: Any, y: Any, duplicates: str, holds_out: bool) -> Ratings:
+    """The training ratings of ``fit``. Unless a share is held out for validation
+    (``holds_out``: it is drawn over the ratings in (user, item) order), a DataFrame's or an
+    array's ratings are laid out in blocks straight from their given order, checked for
+    repeated pairs on the way (``PreparedRatings``): one scatter and a sort of each block in
+    cache instead of sorting all ratings first. With repeated pairs, or ``holds_out``, the
+    ratings of ``to_ratings`` (in (user, item) order, duplicates resolved by ``duplicates``)."""
+    if holds_out or isinstance(X, Ratings) or hasattr(X, "tocoo"):
+        return to_ratings(X, y, duplicates=duplicates)
+    raw = to_ratings(X, y, duplicates=duplicates, ordered=False)
+    raw.users, raw.items = _read_only(raw.users), _read_only(raw.items)
+    counts = rating_counts(raw)
+    rows = strata_of(raw, counts)
+    u_pos, u_strata, i_pos, i_strata = rows
+    out_u, out_i, out_v, offsets, repeats = lay_out_unordered(
+        raw.users, raw.items, raw.values, u_pos, i_pos, u_strata, i_strata
+    )
+    if repeats:
+        del out_u, out_i, out_v
+        return raw._resolve_duplicates(duplicates, ("user", "item"))
+    return PreparedRatings(raw, counts, rows, (out_u, out_i, out_v, offsets))
 
 
 def _rows_below(rows: np.ndarray, n_rows: int, side: str) -> int:
@@ -155,3 +238,11 @@ def shift_piece(schedule: Any, shift: int, bounds: np.ndarray, owned: np.ndarray
         (schedule.assign_blocks[shift : shift + 1] // s).astype(np.int32),
         points,
     )
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: the kernels then compile one signature whether the ids were
+    their own codes (the caller's array, often read-only) or new codes."""
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -19,6 +19,7 @@ from fastmf.train.defaults import (
     resolve_learning_rate,
     resolve_optimizer,
 )
+from fastmf.train.layout import rating_counts
 
 OPTIMIZERS = ("sgd", "adagrad", "adam", "row_adagrad", "damped_sgd")
 BIASES = ("learned", "fixed", "none")
@@ -155,8 +156,7 @@ def _check_dtype(dtype: Any) -> str:
 
 def resolve_for_data(params: Params, ratings: Any) -> Params:
     """``params`` with the "auto" parameters resolved from the training ratings' counts."""
-    users = np.bincount(ratings.users, minlength=ratings.n_users)
-    items = np.bincount(ratings.items, minlength=ratings.n_items)
+    users, items = rating_counts(ratings)  # counted in parallel, or counted at fit_ratings
     return resolve_for_counts(params, len(ratings), users, items)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from fastmf._biases import damped_biases
 from fastmf._kernels import sorting as sk
-from fastmf._kernels.hashing import hash_arrays
+from fastmf._kernels.hashing import hash_arrays, hash_rating_set
 from fastmf._threads import KERNEL_LOCK, threads_for
 from fastmf.data.blocks import block_mean, damped_fixed_biases, slices
 from fastmf.data.ids import IdMap
@@ -20,10 +20,11 @@ from fastmf.data.ratings import Ratings
 from fastmf.train.aligned import aligned_empty
 from fastmf.train.layout import (
     BlockSchedule,
+    PreparedRatings,
     Strata,
-    balanced_strata,
     build_blocks,
-    choose_n_strata,
+    schedule_of,
+    strata_of,
 )
 from fastmf.train.loop import empty_history
 from fastmf.train.params import SET_AT_FIT, Params, same
@@ -56,11 +57,8 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     """Fresh model state for ``ratings``: strata, row order, biases and random factors."""
     dtype = np.dtype(model.dtype)
     n_users, n_items = ratings.n_users, ratings.n_items
-    s = choose_n_strata(len(ratings), n_users, n_items)
-    u_counts = sk.key_counts(ratings.users, n_users)
-    i_counts = sk.key_counts(ratings.items, n_items)
-    u_pos, u_strata = balanced_strata(u_counts, s)
-    i_pos, i_strata = balanced_strata(i_counts, s)
+    prepared = ratings if isinstance(ratings, PreparedRatings) else None
+    u_pos, u_strata, i_pos, i_strata = strata_of(ratings) if prepared is None else prepared.rows
     u_ids = np.empty_like(ratings.user_map.ids)
     u_ids[u_pos] = ratings.user_map.ids
     i_ids = np.empty_like(ratings.item_map.ids)
@@ -83,7 +81,11 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
         fit_params={name: getattr(params, name) for name in SET_AT_FIT},
     )
     # the training data in model rows, laid out in blocks (kept for partial_fit)
-    state.blocks = layout_of(state, ratings, u_pos, i_pos, threads_for(params.n_jobs))
+    n_workers = threads_for(params.n_jobs)
+    if prepared is None:
+        state.blocks = layout_of(state, ratings, u_pos, i_pos, n_workers)
+    else:  # laid out already, from the ratings as given (fit_ratings)
+        state.blocks = schedule_of(prepared.laid, u_strata.n_strata, n_users, n_items, n_workers)
     state.blocks_key = fingerprint(ratings)
     mu = layout_mean(state.blocks)
     if params.biases == "fixed":
@@ -251,13 +253,13 @@ def seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarra
 
 
 def fingerprint(ratings: Ratings) -> tuple:
-    """The identity of a ratings set, to reuse its block layout: a hash of every triple (the
-    raw ids through the id maps, the indices and the ratings), at memory speed."""
+    """The identity of a ratings set, to reuse its block layout: a hash of the id maps and of
+    the set of (user, item, rating) triples, whatever their order (a fit keeps the given
+    order, ``partial_fit`` may see the same ratings sorted), at memory speed."""
     return (
         len(ratings),
         ratings.n_users,
         ratings.n_items,
-        hash_arrays(
-            ratings.user_map.ids, ratings.item_map.ids, ratings.users, ratings.items, ratings.values
-        ),
+        hash_arrays(ratings.user_map.ids, ratings.item_map.ids),
+        hash_rating_set(ratings.users, ratings.items, ratings.values),
     )

@@ -16,6 +16,7 @@ counts, sizes and checksums)::
                                                # exactly the order the in-process kernel trains
     store.read_block_timestamps(b)             # int64, same order (when store.has_timestamps)
     store.iter_blocks(blocks=None)             # (b, users, items, values), read in order
+    store.rating_counts()                      # (per user, per item) int64, from the build
     store.mean                                 # μ as the fit computes it
     store.fixed_biases(damping)                # (b_u, b_i) float64 in model rows, as fit sets them
     store.rating_scale                         # (low, high)
@@ -26,7 +27,8 @@ A model trained from a store is bit for bit the one ``fit`` gives for the same r
 memory: both lay ratings out with ``fastmf.data.blocks`` and sum μ and the biases block by block.
 Files: ``manifest.json``, ``users.i32``, ``items.i32``, ``values.f32``, ``timestamps.i64``
 (optional), ``user_ids.npy``, ``item_ids.npy``, ``user_strata.npy``, ``item_strata.npy``,
-``block_offsets.npy``; the big arrays are raw little-endian, one file per array.
+``block_offsets.npy``, ``user_counts.npy``, ``item_counts.npy`` (a store built before they
+were written counts its blocks instead); the big arrays are raw little-endian, one file per array.
 """
 
 from fastmf.data.store._errors import (

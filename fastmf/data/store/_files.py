@@ -24,6 +24,8 @@ COLUMNS: dict[str, tuple[str, np.dtype]] = {
     "timestamps": ("timestamps.i64", np.dtype("<i8")),
 }
 SMALL = ("user_ids", "item_ids", "user_strata", "item_strata", "block_offsets")
+# ratings per model row, written by every build since they were added (older stores lack them)
+COUNTS = ("user_counts", "item_counts")
 _CRC_STEP = 64 << 20
 
 

@@ -57,7 +57,7 @@ def build(
         n_dups, plan, scale = write_store(spill, work, duplicates, chunk_size)
         if n_dups:  # the last rating of each pair was kept: lay out the rest anew
             again = reread_as_spill(work, plan, spill.has_timestamps, scale, chunk_size)
-            write_store(again, work, "error", chunk_size)
+            write_store(again, work, "error", chunk_size, dropped_before=n_dups)
         os.rename(work, final)
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
@@ -246,11 +246,12 @@ def plan_of(spill: Spill) -> Plan:
 
 
 def write_store(
-    spill: Spill, work: Path, duplicates: str, chunk_size: int
+    spill: Spill, work: Path, duplicates: str, chunk_size: int, dropped_before: int = 0
 ) -> tuple[int, Plan, tuple[float, float]]:
     """Passes 2 and 3 into ``work``; returns the number of duplicate ratings dropped (then the
     store is to be laid out again from its own arrays: no manifest is written), the plan and
-    the ratings' range."""
+    the ratings' range. ``dropped_before``: the duplicates an earlier pass dropped, for the
+    manifest."""
     plan = plan_of(spill)
     buckets = partition(spill, plan, work / "buckets", chunk_size)
     shutil.rmtree(spill.folder)
@@ -264,11 +265,18 @@ def write_store(
     files["user_strata.npy"] = F.save_small(work, "user_strata", plan.user_starts)
     files["item_strata.npy"] = F.save_small(work, "item_strata", plan.item_starts)
     files["block_offsets.npy"] = F.save_small(work, "block_offsets", offsets)
+    for side, row, counts in (
+        ("user", plan.user_row, spill.user_counts), ("item", plan.item_row, spill.item_counts)
+    ):  # fmt: skip
+        by_row = np.empty(row.shape[0], np.int64)
+        by_row[row] = counts[: row.shape[0]]
+        files[f"{side}_counts.npy"] = F.save_small(work, f"{side}_counts", by_row)
     manifest = {
         "n_ratings": n_kept, "n_users": len(plan.user_ids), "n_items": len(plan.item_ids),
         "n_strata": s, "has_timestamps": spill.has_timestamps, "user_id_kind": ukind,
         "item_id_kind": ikind, "mean": (total / n_kept).hex() if n_kept else None,
-        "rating_scale": [spill.low, spill.high], "duplicates_dropped": n_dups, "files": files,
+        "rating_scale": [spill.low, spill.high], "files": files,
+        "duplicates_dropped": n_dups + dropped_before,
     }  # fmt: skip
     if not n_dups:
         F.write_manifest(work, manifest)

@@ -253,6 +253,53 @@ class RatingStore:
             yield u, i, v
 
     # ------------------------------------------------------------------ what a fit needs
+    def rating_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The number of ratings of each user and of each item (int64, in model rows): read
+        from the counts the build wrote, checked against the block offsets, or counted block
+        by block for a store built before they were written."""
+        files = self.manifest["files"]
+        if all(f"{name}.npy" in files for name in F.COUNTS):
+            for name in F.COUNTS:  # small files: their checksums are always checked
+                if F.file_crc(self.path / f"{name}.npy") != files[f"{name}.npy"]["crc32"]:
+                    raise StoreCorruptError(
+                        f"{self.path / name}.npy does not match its checksum in the manifest: "
+                        f"the file was changed after the build; build the store again"
+                    )
+            users, items = (F.load_small(self.path, name) for name in F.COUNTS)
+            self._check_counts(users, items)
+            return users.astype(np.int64), items.astype(np.int64)
+        users = np.zeros(self.n_users, np.int64)
+        items = np.zeros(self.n_items, np.int64)
+        us, its, s = self.user_strata.starts, self.item_strata.starts, self.n_strata
+        for b, u, i, _ in self.iter_blocks():
+            a, c = divmod(b, s)
+            users[us[a] : us[a + 1]] += np.bincount(u - us[a], minlength=int(us[a + 1] - us[a]))
+            items[its[c] : its[c + 1]] += np.bincount(
+                i - its[c], minlength=int(its[c + 1] - its[c])
+            )
+        return users, items
+
+    def _check_counts(self, users: np.ndarray, items: np.ndarray) -> None:
+        """The stored counts fit the layout: one per row, none negative, and each stratum's
+        sum is the number of ratings its row (or column) of blocks holds."""
+        s = self.n_strata
+        sizes = np.diff(self.block_offsets).reshape(s, s) if s else np.zeros((0, 0), np.int64)
+        for counts, n, strata, held in (
+            (users, self.n_users, self.user_strata, sizes.sum(axis=1)),
+            (items, self.n_items, self.item_strata, sizes.sum(axis=0)),
+        ):
+            ok = counts.shape == (n,) and counts.dtype.kind in "iu"
+            ok = ok and bool(np.all(counts >= 0))
+            if ok:
+                running = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+                st = strata.starts
+                ok = np.array_equal(running[st[1:]] - running[st[:-1]], held)
+            if not ok:
+                raise StoreCorruptError(
+                    f"the rating counts of {self.path} do not fit its blocks (one count per "
+                    f"user and per item, summing to each stratum's ratings); build the store again"
+                )
+
     def recompute_mean(self) -> float:
         """μ summed again from the blocks (``mean`` holds it from the build)."""
         return block_mean(self.triples(), self.n_ratings)

@@ -1,0 +1,171 @@
+"""Where a batch-1024 epoch's time goes: the batch kernel's body with parts taken out, against
+per-rating SGD, one thread, CPU time, the variants taking turns in one process.
+
+    python -m benchmarks.batch_ablation                  # the 25M twin, 64 factors, 5 rounds
+    python -m benchmarks.batch_ablation --data 5M --reps 7
+
+The model is fitted once (batch 1024, ``damped_sgd``, 1 thread) for its blocks and parameters;
+each round, every variant runs from a copy of them over all blocks in order, serially. A variant
+that leaves a gradient out also leaves out the steps (the parameters stay as they are): stepping
+rows with part of their gradient missing shrinks them towards zero, and float32 arithmetic on
+denormal numbers is many times slower, which would be measured instead. The figure is ns a
+rating, median and fastest of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from numba import njit
+
+from benchmarks.batch_defaults import load
+from fastmf._kernels import training as K
+from fastmf._kernels.jit import JIT, JIT_INLINE
+from fastmf._kernels.simd import cast_like, prefetch_row, simd_accumulate_pair
+
+# name: (user slot gathered, item slot gathered, users step, items step)
+VARIANTS = {
+    "whole batch kernel": (True, True, True, True),
+    "without the items' step": (True, True, True, False),
+    "without any step (parameters fixed)": (True, True, False, False),
+    "no step, no item slot gathered": (True, False, False, False),
+    "no step, no user slot gathered": (False, True, False, False),
+    "no step, no slot gathered (dots and slot bookkeeping)": (False, False, False, False),
+}
+
+
+@njit(**JIT_INLINE)
+def _free(n, CR, slot_of):
+    for s in range(n):
+        slot_of[CR[s, 1]] = -1
+        CR[s, 0] = 0
+
+
+@njit(**JIT_INLINE)
+def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch, flags):
+    """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name."""
+    acc_u, acc_i, step_u, step_i = flags
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    base = 0.0
+    lam2, lam_b2 = lam + lam, lam_b + lam_b
+    scale = cast_like(1.0 / B, lr)
+    start = lo
+    while start < hi:
+        stop = min(start + B, hi)
+        n_u = 0
+        n_i = 0
+        for j in range(start, stop):
+            u = users[j]
+            i = items[j]
+            if j + K.PREFETCH_AHEAD < hi:
+                ahead = users[j + K.PREFETCH_AHEAD]
+                if ahead != users[j + K.PREFETCH_AHEAD - K.STREAMS]:
+                    prefetch_row(P, ahead, 8)
+                prefetch_row(Q, items[j + K.PREFETCH_AHEAD], 8)
+            su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
+            si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
+            b_u = bu[u]
+            b_i = bi[i]
+            d, sp, sq = K.chunked_dot_and_sqnorms(P, u, Q, i, 8, False)
+            e = values[j] - mu - b_u - b_i - d
+            base += e * e
+            GHU[su, 1] += sq
+            GHI[si, 1] += sp
+            e2 = e + e
+            if acc_u and acc_i:
+                simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, 8)
+            elif acc_u:
+                simd_accumulate_pair(GU, su, GU, su, P, u, Q, i, -e2, 8)
+            elif acc_i:
+                simd_accumulate_pair(GI, si, GI, si, P, u, Q, i, -e2, 8)
+            GHU[su, 0] -= e2
+            GHI[si, 0] -= e2
+        if step_u:
+            K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale,
+                                    lam2, lam_b2, 8, False)  # fmt: skip
+        else:
+            _free(n_u, CRU, slot_u)
+        if step_i:
+            K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, GI, GHI, True, True, lr, scale,
+                                    lam2, lam_b2, 8, False)  # fmt: skip
+        else:
+            _free(n_i, CRI, slot_i)
+        start = stop
+    return base
+
+
+def _variant(flags):
+    @njit(**JIT)
+    def run(offs, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch):
+        total = 0.0
+        for b in range(offs.shape[0] - 1):
+            total += _body(offs[b], offs[b + 1], B, users, items, values, mu, bu, bi, P, Q, lr,
+                           lam, lam_b, scratch, flags)  # fmt: skip
+        return total
+
+    return run
+
+
+@njit(**JIT)
+def _sgd(offs, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b):
+    total = 0.0
+    for b in range(offs.shape[0] - 1):
+        total += K.sgd_block(offs[b], offs[b + 1], users, items, values, mu, bu, bi, P, Q, NU,
+                             NI, lr, lam, lam_b, True)[0]  # fmt: skip
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    from fastmf import MatrixFactorization
+    from fastmf.train.aligned import aligned_zeros
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="25M")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args(argv)
+    train, *_ = load(args.data)
+    B, k, f32 = 1024, 64, np.float32
+    m = MatrixFactorization(n_factors=k, n_epochs=1, n_jobs=1, batch_size=B, random_state=0,
+                            verbose=0).fit(train)  # fmt: skip
+    blocks = m._state.blocks
+    offs = np.asarray(blocks.block_offsets, np.int64)
+    data = (blocks.users, blocks.items, blocks.values)
+    start = (m.user_bias_, m.item_bias_, m.user_factors_, m.item_factors_)
+    mu, lam, lam_b = f32(m.global_mean_), f32(m.reg_), f32(0.01)
+
+    def scratch(n_rows):
+        return (aligned_zeros((B, k), f32), np.zeros((B, 2), f32), np.zeros((B, 2), np.int32),
+                np.full(n_rows, -1, np.int32))  # fmt: skip
+
+    runs = {name: _variant(flags) for name, flags in VARIANTS.items()}
+    times: dict[str, list[float]] = {"per-rating SGD (sgd_block)": [], **{n: [] for n in runs}}
+    print(f"load at start: {os.getloadavg()}")
+    for rep in range(args.reps + 1):  # round 0 compiles
+        bu, bi, P, Q = (x.copy() for x in start)
+        NU = np.einsum("ij,ij->i", P, P).astype(np.float64)
+        NI = np.einsum("ij,ij->i", Q, Q).astype(np.float64)
+        t0 = time.process_time()
+        _sgd(offs, *data, mu, bu, bi, P, Q, NU, NI, f32(0.03), lam, lam_b)
+        if rep:
+            times["per-rating SGD (sgd_block)"].append(time.process_time() - t0)
+        for name, run in runs.items():
+            bu, bi, P, Q = (x.copy() for x in start)
+            sc = (*scratch(P.shape[0]), *scratch(Q.shape[0]))
+            t0 = time.process_time()
+            run(offs, B, *data, mu, bu, bi, P, Q, f32(0.03 * B), lam, lam_b, sc)
+            if rep:
+                times[name].append(time.process_time() - t0)
+    n = len(blocks.values)
+    print(f"{args.data}, 64 factors, batch {B}, damped_sgd, 1 thread, CPU time, {args.reps} rounds")
+    print("| variant | ns a rating, median | fastest |")
+    print("|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {np.median(t) / n * 1e9:.1f} | {min(t) / n * 1e9:.1f} |")
+    print(f"load at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
