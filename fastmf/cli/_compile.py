@@ -13,9 +13,9 @@ import numpy as np
 if TYPE_CHECKING:
     from fastmf.train.params import Params
 
-# `python -m benchmarks.compile_time` on a 2-core Xeon (load 0.2): a cold `fastmf train
-# --n-epochs 2` takes 10.4 s, 8.4 s of CPU compiling the setup kernels while a child compiles
-# the epoch kernel (3.3 s of CPU; about 12 s without it), and 1.5-2.7 s once the cache is
+# `python -m benchmarks.compile_time` on a 2-core Xeon: a cold `fastmf train --n-epochs 2`
+# takes 11.8 s at load 3.6 (7.2 s of CPU compiling: the setup kernels about 4 s, the epoch
+# kernel 2 s, compiled here or by a child when a core is spare) and 1.8-2.5 s once the cache is
 # filled; the epochs themselves take a fraction of a second.
 _COMPILE_SECONDS = 10
 
