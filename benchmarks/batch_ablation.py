@@ -109,12 +109,17 @@ def _variant(flags):
     return run
 
 
+# per-rating SGD's body for 8 chunks (64 float32 factors, as the batch variants above): a width
+# kernel picks its variant in Python, so a kernel calling it names the variant
+_SGD_BLOCK = K.sgd_block.variant(8)
+
+
 @njit(**JIT)
 def _sgd(offs, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b):
     total = 0.0
     for b in range(offs.shape[0] - 1):
-        total += K.sgd_block(offs[b], offs[b + 1], users, items, values, mu, bu, bi, P, Q, NU,
-                             NI, lr, lam, lam_b, True)[0]  # fmt: skip
+        total += _SGD_BLOCK(offs[b], offs[b + 1], users, items, values, mu, bu, bi, P, Q, NU,
+                            NI, lr, lam, lam_b, True)[0]  # fmt: skip
     return total
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
+from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel, width_kernel
 from fastmf._kernels.simd import (
     cast_like,
     fma,
@@ -55,6 +55,15 @@ PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of
 # the runs a block's ratings are interleaved in (``_kernels.sorting.STREAMS``, which lays them
 # out; a test checks the two agree): defined here, as Numba's cache does not see another file
 STREAMS = 3
+
+# The chunk counts (of W lanes) whose per-rating and mini-batch bodies are compiled for their
+# width, every loop over the row unrolled; other widths share the general body. Each width's
+# epoch kernel is a variant of its own (``jit.width_kernel``), compiled on its first call: a fit
+# compiles its own width's body only. ``CHUNKS`` is the variant's count, a constant of its scope
+# (0 here and in the general body, which takes the width at run time).
+SGD_UNROLLED = frozenset({2, 4, 8, 16})
+BATCH_UNROLLED = frozenset({8, 16})
+CHUNKS = 0
 
 
 @njit(**JIT_INLINE)
@@ -165,7 +174,7 @@ def row_sqnorms(X, N, r):
     N[r] = dot(X, r, X, r)
 
 
-@njit(**JIT)
+@width_kernel(SGD_UNROLLED, **JIT)
 def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias):
     """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
 
@@ -176,26 +185,17 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, l
 
     Updates bu, bi (when ``learn_bias``), P, Q, NU and NI in place; returns the sums of the base
     and the regularization loss, each rating's taken at the parameters before its step. The
-    common factor counts (2, 4, 8 or 16 chunks of W) run a body compiled for their width, with
-    every loop over the row unrolled; the arithmetic, and so every bit of the result, is the same
-    as the general body's.
+    common factor counts (``SGD_UNROLLED``: 2, 4, 8 or 16 chunks of W) run a body compiled for
+    their width, with every loop over the row unrolled; the arithmetic, and so every bit of the
+    result, is the same as the general body's. Each width is a variant of its own (``CHUNKS``).
     """
+    if CHUNKS:  # a constant of the variant: Numba prunes the branch not taken
+        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
+                           lam_b, learn_bias, CHUNKS, False)  # fmt: skip
     n_chunks = P.shape[1] // lanes_of(P)
-    whole = P.shape[1] % lanes_of(P) == 0
-    if whole and n_chunks == 8:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
-                           lam_b, learn_bias, 8, False)  # fmt: skip
-    if whole and n_chunks == 4:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
-                           lam_b, learn_bias, 4, False)  # fmt: skip
-    if whole and n_chunks == 16:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
-                           lam_b, learn_bias, 16, False)  # fmt: skip
-    if whole and n_chunks == 2:
-        return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam,
-                           lam_b, learn_bias, 2, False)  # fmt: skip
+    has_rest = P.shape[1] % lanes_of(P) != 0
     return sgd_ratings(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b,
-                       learn_bias, n_chunks, not whole)  # fmt: skip
+                       learn_bias, n_chunks, has_rest)  # fmt: skip
 
 
 @njit(**JIT_INLINE)
@@ -429,7 +429,7 @@ def batch_ratings(
     return base, regl
 
 
-@njit(**JIT)
+@width_kernel(BATCH_UNROLLED, **JIT)
 def batch_block(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i,
@@ -444,27 +444,27 @@ def batch_block(
     the ratings. The calling thread's scratch holds, per side, a batch's gradient slots GU, GI
     and in ``GHU``/``GHI`` each slot's bias gradient and its partners' squared norms (all zero
     between batches), in ``CRU``/``CRI`` each slot's rating count and model row; ``slot_u``/
-    ``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8
-    chunks of W (64 float32 factors, 32 float64) run a body compiled for that width; the other
-    widths share the general body (each unrolled body adds seconds of compile time, and the
-    batch kernel has many optimizers' code).
+    ``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8 and 16
+    chunks of W (64 and 128 float32 factors, 32 and 64 float64: ``BATCH_UNROLLED``) run a body
+    compiled for that width; the other widths share the general body. Each width is a variant
+    of its own (``CHUNKS``): a fit compiles one.
     """
     state = (SU, u_steps, SI, i_steps)
     scratch = (GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i)
-    n_chunks = P.shape[1] // lanes_of(P)
-    whole = P.shape[1] % lanes_of(P) == 0
-    if whole and n_chunks == 8:
+    if CHUNKS:  # a constant of the variant, as in sgd_block
         return batch_ratings(
             lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-            learn_bias, opt, state, scratch, 8, False,
+            learn_bias, opt, state, scratch, CHUNKS, False,
         )  # fmt: skip
+    n_chunks = P.shape[1] // lanes_of(P)
+    has_rest = P.shape[1] % lanes_of(P) != 0
     return batch_ratings(
         lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
-        learn_bias, opt, state, scratch, n_chunks, not whole,
+        learn_bias, opt, state, scratch, n_chunks, has_rest,
     )  # fmt: skip
 
 
-@njit(parallel=True, **JIT)
+@width_kernel(SGD_UNROLLED, parallel=True, **JIT)
 def sgd_epoch(
     users, items, values, point_bounds, block_points, shift_order, assign_offsets, assign_blocks,
     mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, point_losses,
@@ -477,12 +477,14 @@ def sgd_epoch(
     each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
     norms that ``sgd_block`` carries are summed at the epoch's start, each row on its own, so
     the losses too are the same however many threads run and however blocks are cut into points.
+    They are summed serially: milliseconds even for MovieLens 25M's rows, where each ``prange``
+    loop would add about a second to the kernel's compile (it becomes a gufunc of its own).
     """
     NU = np.empty(P.shape[0], np.float64)
     NI = np.empty(Q.shape[0], np.float64)
-    for u in prange(P.shape[0]):
+    for u in range(P.shape[0]):
         row_sqnorms(P, NU, u)
-    for i in prange(Q.shape[0]):
+    for i in range(Q.shape[0]):
         row_sqnorms(Q, NI, i)
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
@@ -499,7 +501,7 @@ def sgd_epoch(
                     point_losses[p, 1] = regl
 
 
-@njit(parallel=True, **JIT)
+@width_kernel(BATCH_UNROLLED, parallel=True, **JIT)
 def batch_epoch(
     users, items, values, point_bounds, block_points, shift_order, assign_offsets, assign_blocks,
     batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt, SU, u_steps, SI, i_steps,
@@ -544,7 +546,7 @@ def predict(users, items, mu, bu, bi, P, Q, out):
         out[j] = r
 
 
-@njit(**JIT)
+@width_kernel(SGD_UNROLLED, **JIT)
 def sgd_block_points(
     users, items, values, point_bounds, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, point_losses
 ):  # fmt: skip
@@ -571,7 +573,7 @@ def sgd_block_points(
         point_losses[p, 1] = regl
 
 
-@njit(**JIT)
+@width_kernel(BATCH_UNROLLED, **JIT)
 def batch_block_points(
     users, items, values, point_bounds, batch_size, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias,
     opt, SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i, point_losses,

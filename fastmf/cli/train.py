@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         callbacks=[table] if table is not None else None,
         verbose=1 if bar else 0,
     )
-    announce_compile(model._check_params())
+    announce_compile(model._check_params(), fit_part)
     t1 = time.perf_counter()
     try:
         model.fit(fit_part, validation=validation, item_titles=titles)

@@ -176,10 +176,11 @@ def test_search_reuses_compiled_kernels(ratings) -> None:
     from numba.core.registry import CPUDispatcher
 
     from fastmf._kernels import training as _kernels
-    from fastmf._kernels.jit import SizedKernel
+    from fastmf._kernels.jit import SizedKernel, WidthKernel
 
-    base_model().fit(ratings.iloc[:2000]).predict(ratings.iloc[:10])
-    kinds = (CPUDispatcher, SizedKernel)
+    # a factor width compiles its own epoch kernel once: 3 and 7 share the general one
+    base_model(n_factors=3).fit(ratings.iloc[:2000]).predict(ratings.iloc[:10])
+    kinds = (CPUDispatcher, SizedKernel, WidthKernel)
     dispatchers = {name: f for name, f in vars(_kernels).items() if isinstance(f, kinds)}
     assert {"sgd_epoch", "predict"} <= set(dispatchers)
     before = {name: len(f.signatures) for name, f in dispatchers.items()}

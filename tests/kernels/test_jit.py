@@ -134,3 +134,107 @@ def test_predict_gives_the_same_bits_either_way(monkeypatch):
     np.testing.assert_array_equal(outs[0], outs[1])
     reference = 3.5 + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u].astype(np.float64), Q[i])
     np.testing.assert_allclose(outs[0], reference, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ width kernels
+
+_FIT_WIDTHS = """
+import json, sys
+import numpy as np, pandas as pd
+from fastmf import MatrixFactorization
+from fastmf._kernels import jit, training
+
+rng = np.random.default_rng(3)
+pairs = rng.permutation(80 * 60)[:3000]
+df = pd.DataFrame({"user": pairs // 60, "item": pairs % 60,
+                   "rating": rng.integers(1, 6, pairs.size).astype(float)})
+
+def compiled():
+    kernels = {name: f for name, f in vars(training).items() if isinstance(f, jit.WidthKernel)}
+    return {name: {str(key): len(d.signatures) for key, d in f.variants.items()}
+            for name, f in kernels.items()}
+
+settings = dict(n_factors=64, dtype="float32", n_epochs=1, n_jobs=1, verbose=0, random_state=0)
+MatrixFactorization(**settings).fit(df)
+after_sgd = compiled()
+MatrixFactorization(batch_size=32, optimizer="adam", **settings).fit(df)
+print(json.dumps([after_sgd, compiled()]))
+"""
+
+
+def test_a_64_factor_fit_compiles_the_width_8_epoch_kernel_only(tmp_path):
+    """64 float32 factors are 8 chunks of 8 lanes: the fit makes and compiles (or loads) the
+    epoch kernels' 8-chunk variants and no other width's (a fresh process: nothing else ran)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-c", _FIT_WIDTHS], env=env, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    after_sgd, after_batch = json.loads(out.stdout.strip().splitlines()[-1])
+    assert after_sgd["sgd_epoch"] == {"8": 1}  # one variant, one signature
+    assert not any(after_sgd["batch_epoch"].values())
+    # variants made for a call from inside a kernel: the same width only
+    for name in ("sgd_block", "batch_block", "sgd_block_points", "batch_block_points"):
+        assert set(after_sgd[name]) <= {"8"}
+    assert after_batch["sgd_epoch"] == {"8": 1}
+    assert after_batch["batch_epoch"] == {"8": 1}
+
+
+def test_the_width_picks_the_variant():
+    sgd, batch = training.sgd_epoch, training.batch_epoch
+    assert sgd.key(64, np.float32) == 8 and sgd.key(64, np.float64) == 16
+    assert sgd.key(16, np.float32) == 2 and sgd.key(32, np.float32) == 4
+    assert sgd.key(20, np.float32) == 0  # columns left over: the general body
+    assert sgd.key(256, np.float32) == 0  # 32 chunks: no body of its own
+    assert batch.key(64, np.float32) == 8 and batch.key(32, np.float64) == 8
+    assert batch.key(128, np.float32) == 16 and batch.key(64, np.float64) == 16
+    assert batch.key(32, np.float32) == 0 and batch.key(256, np.float32) == 0
+    assert jit.chunks_of(19, np.float64) == (4, True)
+
+
+def test_width_variants_have_cache_files_and_callees_of_their_own():
+    names = set()
+    for key in (0, 2, 4, 8, 16):
+        variant = training.sgd_epoch.variant(key)
+        scope = variant.py_func.__globals__
+        assert scope["CHUNKS"] == key
+        assert scope["sgd_block"] is training.sgd_block.variant(key)
+        assert variant.targetoptions["parallel"]
+        names.add(variant.py_func.__qualname__)
+    assert len(names) == 5
+    assert training.batch_epoch.variant(8).py_func.__globals__["batch_block"] is (
+        training.batch_block.variant(8)
+    )
+    # a count with no body of its own is the general variant
+    assert training.batch_epoch.variant(4) is training.batch_epoch.variant(0)
+    assert not training.sgd_block.variant(8).targetoptions.get("parallel")
+
+
+def test_a_width_variant_compiles_its_own_body_only():
+    """The unrolled variant's dispatch keeps only the branch of its constant width: the general
+    branch's locals are not in its typed code (Numba pruned it before typing), and the general
+    variant has them."""
+    py_func = training.sgd_block.py_func
+    kernel = jit.WidthKernel(py_func, {**jit.JIT, "cache": False}, training.SGD_UNROLLED)
+    rng = np.random.default_rng(4)
+    f = np.float32
+    for k in (32, 20):  # 4 chunks of float32; then 2 chunks and 4 columns left over
+        users, items = rng.integers(0, 10, 50).astype(np.int32), rng.integers(0, 9, 50)
+        P, Q = rng.random((10, k)).astype(f), rng.random((9, k)).astype(f)
+        kernel(0, 50, users, items.astype(np.int32), rng.random(50).astype(f), f(3),
+               np.zeros(10, f), np.zeros(9, f), P, Q, np.zeros(10), np.zeros(9), f(0.01),
+               f(0.02), f(0.01), True)  # fmt: skip
+    assert set(kernel.variants) == {4, 0}
+    for key, general in ((4, False), (0, True)):
+        (cres,) = kernel.variants[key].overloads.values()
+        typemap = cres.type_annotation.typemap
+        assert ("n_chunks" in typemap) == general
+        assert ("has_rest" in typemap) == general
