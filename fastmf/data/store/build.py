@@ -250,8 +250,7 @@ def write_store(
 ) -> tuple[int, Plan, tuple[float, float]]:
     """Passes 2 and 3 into ``work``; returns the number of duplicate ratings dropped (then the
     store is to be laid out again from its own arrays: no manifest is written), the plan and
-    the ratings' range. ``dropped_before``: the duplicates an earlier pass dropped, for the
-    manifest."""
+    the ratings' range (``dropped_before``: duplicates an earlier pass dropped)."""
     plan = plan_of(spill)
     buckets = partition(spill, plan, work / "buckets", chunk_size)
     shutil.rmtree(spill.folder)
@@ -265,12 +264,9 @@ def write_store(
     files["user_strata.npy"] = F.save_small(work, "user_strata", plan.user_starts)
     files["item_strata.npy"] = F.save_small(work, "item_strata", plan.item_starts)
     files["block_offsets.npy"] = F.save_small(work, "block_offsets", offsets)
-    for side, row, counts in (
-        ("user", plan.user_row, spill.user_counts), ("item", plan.item_row, spill.item_counts)
-    ):  # fmt: skip
-        by_row = np.empty(row.shape[0], np.int64)
-        by_row[row] = counts[: row.shape[0]]
-        files[f"{side}_counts.npy"] = F.save_small(work, f"{side}_counts", by_row)
+    sides = {"user": (plan.user_row, spill.user_counts), "item": (plan.item_row, spill.item_counts)}
+    for side, (row, counts) in sides.items():  # the ratings of each model row
+        files[f"{side}_counts.npy"] = F.save_small(work, f"{side}_counts", counts[np.argsort(row)])
     manifest = {
         "n_ratings": n_kept, "n_users": len(plan.user_ids), "n_items": len(plan.item_ids),
         "n_strata": s, "has_timestamps": spill.has_timestamps, "user_id_kind": ukind,
