@@ -31,6 +31,12 @@ def _has_fastmf_model() -> bool:
     return hasattr(fastmf, "MatrixFactorization")
 
 
+def tiny_settings(tmp_path: Path, **changes) -> Settings:
+    """A one-epoch comparison of 3,000 synthetic ratings, 4 factors, one thread, no plot."""
+    base = dict(dataset="synthetic:3000", n_factors=4, n_epochs=1, threads=1)
+    return Settings(**{**base, **changes, "out_dir": tmp_path, "plot": False})
+
+
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # One thread: LIBMF's scheduler can hang at exit on tiny data with two (a race between its
@@ -97,32 +103,14 @@ def test_runner_writes_table_json_and_plot(tiny_report: dict) -> None:
 
 
 def test_runner_stops_a_library_over_its_time_budget(tmp_path: Path) -> None:
-    settings = Settings(
-        dataset="synthetic:3000",
-        n_factors=4,
-        n_epochs=1,
-        threads=1,
-        libraries=["fastmf"],
-        time_budget=0.3,
-        out_dir=tmp_path,
-        plot=False,
-    )
+    settings = tiny_settings(tmp_path, libraries=["fastmf"], time_budget=0.3)
     (result,) = run_comparison(settings, log=lambda text: None)["results"]
     assert result["status"] == "timeout after 0.3 s"
     assert result["time_to_target"] is None
 
 
 def test_runner_stops_a_library_over_its_memory_limit(tmp_path: Path) -> None:
-    settings = Settings(
-        dataset="synthetic:3000",
-        n_factors=4,
-        n_epochs=1,
-        threads=1,
-        libraries=["fastmf"],
-        memory_limit_gb=0.01,
-        out_dir=tmp_path,
-        plot=False,
-    )
+    settings = tiny_settings(tmp_path, libraries=["fastmf"], memory_limit_gb=0.01)
     (result,) = run_comparison(settings, log=lambda text: None)["results"]
     assert result["status"].startswith("out of memory (killed at")
     table = markdown(run_report_stub([result]))
@@ -131,15 +119,8 @@ def test_runner_stops_a_library_over_its_memory_limit(tmp_path: Path) -> None:
 
 def test_runner_reports_a_failing_library_and_goes_on(tmp_path: Path) -> None:
     # A setting the library rejects makes its worker fail; the next library still runs.
-    settings = Settings(
-        dataset="synthetic:3000",
-        n_factors=4,
-        n_epochs=1,
-        threads=1,
-        libraries=["fastmf", "fastmf"],
-        options={"fastmf": {"n_factors": -1}},
-        out_dir=tmp_path,
-        plot=False,
+    settings = tiny_settings(
+        tmp_path, libraries=["fastmf", "fastmf"], options={"fastmf": {"n_factors": -1}}
     )
     results = run_comparison(settings, log=lambda text: None)["results"]
     if not _has_fastmf_model():
@@ -335,16 +316,8 @@ def test_time_to_target_against_libmf_avx_in_the_same_run() -> None:
 
 
 def test_a_library_can_have_a_time_budget_of_its_own(tmp_path: Path) -> None:
-    settings = Settings(
-        dataset="synthetic:3000",
-        n_factors=4,
-        n_epochs=1,
-        threads=1,
-        libraries=["fastmf"],
-        time_budget=600,
-        options={"fastmf": {"time_budget": 0.3}},  # --set fastmf.time_budget=0.3
-        out_dir=tmp_path,
-        plot=False,
+    settings = tiny_settings(  # --set fastmf.time_budget=0.3
+        tmp_path, libraries=["fastmf"], time_budget=600, options={"fastmf": {"time_budget": 0.3}}
     )
     (result,) = run_comparison(settings, log=lambda text: None)["results"]
     assert result["status"] == "timeout after 0.3 s"

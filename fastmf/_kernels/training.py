@@ -174,6 +174,20 @@ def row_sqnorms(X, N, r):
     N[r] = dot(X, r, X, r)
 
 
+@njit(**JIT_INLINE)
+def every_row_sqnorm(P, Q):
+    """(‖p_u‖² for every u, ‖q_i‖² for every i) in float64, each row's summed on its own (so
+    the same whatever cuts the rows into blocks), serially: milliseconds even for MovieLens
+    25M's rows, where a ``prange`` loop would add about a second to the kernel's compile."""
+    NU = np.empty(P.shape[0], np.float64)
+    NI = np.empty(Q.shape[0], np.float64)
+    for u in range(P.shape[0]):
+        row_sqnorms(P, NU, u)
+    for i in range(Q.shape[0]):
+        row_sqnorms(Q, NI, i)
+    return NU, NI
+
+
 @width_kernel(SGD_UNROLLED, **JIT)
 def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias):
     """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
@@ -477,15 +491,8 @@ def sgd_epoch(
     each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
     norms that ``sgd_block`` carries are summed at the epoch's start, each row on its own, so
     the losses too are the same however many threads run and however blocks are cut into points.
-    They are summed serially: milliseconds even for MovieLens 25M's rows, where each ``prange``
-    loop would add about a second to the kernel's compile (it becomes a gufunc of its own).
     """
-    NU = np.empty(P.shape[0], np.float64)
-    NI = np.empty(Q.shape[0], np.float64)
-    for u in range(P.shape[0]):
-        row_sqnorms(P, NU, u)
-    for i in range(Q.shape[0]):
-        row_sqnorms(Q, NI, i)
+    NU, NI = every_row_sqnorm(P, Q)
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -558,12 +565,7 @@ def sgd_block_points(
     squared norms are summed afresh at the block's start (``sgd_epoch`` sums them at the epoch's
     start and carries them), so the reported loss may differ from the in-process one in its
     last bits, never the model."""
-    NU = np.empty(P.shape[0], np.float64)
-    NI = np.empty(Q.shape[0], np.float64)
-    for u in range(P.shape[0]):
-        row_sqnorms(P, NU, u)
-    for i in range(Q.shape[0]):
-        row_sqnorms(Q, NI, i)
+    NU, NI = every_row_sqnorm(P, Q)
     for p in range(point_bounds.shape[0] - 1):
         base, regl = sgd_block(
             point_bounds[p], point_bounds[p + 1], users, items, values,

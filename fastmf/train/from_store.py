@@ -20,27 +20,24 @@ import pandas as pd
 from fastmf._kernels import sorting as sk
 from fastmf._threads import KERNEL_LOCK, threads_for
 from fastmf.data.coerce import validation_frame
-from fastmf.data.ids import IdMap
 from fastmf.data.store import RatingStore
-from fastmf.train.aligned import aligned_empty
 from fastmf.train.checks import available_memory, check_memory
 from fastmf.train.defaults import AUTO_PARAMS, is_auto
 from fastmf.train.layout import ShiftPiece, assign_blocks, shift_piece
 from fastmf.train.lock import lock_of
-from fastmf.train.loop import empty_history, train_fresh, train_one_more
+from fastmf.train.loop import train_fresh, train_one_more
 from fastmf.train.params import (
-    SET_AT_FIT,
     Params,
     resolve_for_continuation,
     resolve_for_counts,
 )
 from fastmf.train.state import (
-    TrainState,
     check_continuation,
     continue_optimizer,
-    new_optimizer_state,
+    fresh_state,
+    initial_parameters,
+    install_fresh,
 )
-from fastmf.train.transaction import install
 
 
 def is_store(X: Any) -> bool:
@@ -164,46 +161,14 @@ def initialize_from_store(model: Any, store: RatingStore, params: Params, rng) -
     """Fresh model state for a store: as ``train.state.initialize`` makes it for the same
     ratings in memory, bit for bit."""
     dtype = np.dtype(params.dtype)
-    n_users, n_items = store.n_users, store.n_items
-    k, std = params.n_factors, params.init_std
-    P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
-    P *= dtype.type(std)
-    Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
-    Q *= dtype.type(std)
-    bu = np.zeros(n_users, dtype=dtype)
-    bi = np.zeros(n_items, dtype=dtype)
+    P, Q, bu, bi = initial_parameters(rng, store.n_users, store.n_items, params, dtype)
     if params.biases == "fixed":
         bu[:], bi[:] = store.fixed_biases(params.bias_damping)
-    state = TrainState(
-        rng=rng,
-        user_strata=store.user_strata,
-        item_strata=store.item_strata,
-        optimizer=new_optimizer_state(params.optimizer, P, Q),
-        learning_rate=params.learning_rate,
-        optimizer_name=params.optimizer,
-        fit_params={name: getattr(params, name) for name in SET_AT_FIT},
-    )
+    state = fresh_state(rng, store.user_strata, store.item_strata, params, P, Q)
     state.blocks = StreamedBlocks.of(store, threads_for(params.n_jobs))  # type: ignore[assignment]
     state.blocks_key = ("store", store.layout_fingerprint)
-    install(
-        model,
-        {
-            "global_mean_": store.mean,
-            "user_bias_": bu,
-            "item_bias_": bi,
-            "user_factors_": P,
-            "item_factors_": Q,
-            "user_map_": IdMap(store.user_map.ids),
-            "item_map_": IdMap(store.item_map.ids),
-            "rating_scale_": store.rating_scale,
-            "item_titles_": None,
-            "history_": empty_history(),
-            "n_epochs_done_": 0,
-            "best_epoch_": None,
-            "_state": state,
-        },
-        clear=True,
-    )
+    ids = (store.user_map.ids, store.item_map.ids)
+    install_fresh(model, state, store.mean, (bu, bi, P, Q), ids, store.rating_scale)
 
 
 def fit(

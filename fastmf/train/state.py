@@ -63,23 +63,8 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     u_ids[u_pos] = ratings.user_map.ids
     i_ids = np.empty_like(ratings.item_map.ids)
     i_ids[i_pos] = ratings.item_map.ids
-    k = params.n_factors
-    std = params.init_std
-    P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
-    P *= dtype.type(std)
-    Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
-    Q *= dtype.type(std)
-    bu = np.zeros(n_users, dtype=dtype)
-    bi = np.zeros(n_items, dtype=dtype)
-    state = TrainState(
-        rng=rng,
-        user_strata=u_strata,
-        item_strata=i_strata,
-        optimizer=new_optimizer_state(params.optimizer, P, Q),
-        learning_rate=params.learning_rate,
-        optimizer_name=params.optimizer,
-        fit_params={name: getattr(params, name) for name in SET_AT_FIT},
-    )
+    P, Q, bu, bi = initial_parameters(rng, n_users, n_items, params, dtype)
+    state = fresh_state(rng, u_strata, i_strata, params, P, Q)
     # the training data in model rows, laid out in blocks (kept for partial_fit)
     n_workers = threads_for(params.n_jobs)
     if prepared is None:
@@ -91,6 +76,46 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     if params.biases == "fixed":
         bu[:], bi[:] = layout_fixed_biases(state.blocks, mu, params.bias_damping)
     # seen_indptr_ and seen_items_ are built from these blocks when first asked for
+    scale = (float(ratings.values.min()), float(ratings.values.max()))
+    install_fresh(model, state, mu, (bu, bi, P, Q), (u_ids, i_ids), scale)
+
+
+def initial_parameters(
+    rng: np.random.Generator, n_users: int, n_items: int, params: Params, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(P, Q, b_u, b_i) of a fresh fit: the factors drawn from N(0, init_std²), users' then
+    items', on cache-line-aligned buffers; zero biases. The fit from memory and from a store
+    both draw here, so the same seed gives them the same start, bit for bit."""
+    k, std = params.n_factors, dtype.type(params.init_std)
+    P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
+    P *= std
+    Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
+    Q *= std
+    return P, Q, np.zeros(n_users, dtype=dtype), np.zeros(n_items, dtype=dtype)
+
+
+def fresh_state(
+    rng: np.random.Generator, user_strata: Any, item_strata: Any, params: Params,
+    P: np.ndarray, Q: np.ndarray,
+) -> TrainState:  # fmt: skip
+    """The training state of a fresh fit (its blocks are set by the caller)."""
+    return TrainState(
+        rng=rng,
+        user_strata=user_strata,
+        item_strata=item_strata,
+        optimizer=new_optimizer_state(params.optimizer, P, Q),
+        learning_rate=params.learning_rate,
+        optimizer_name=params.optimizer,
+        fit_params={name: getattr(params, name) for name in SET_AT_FIT},
+    )
+
+
+def install_fresh(
+    model: Any, state: TrainState, mu: float, parameters: tuple, ids: tuple, scale: tuple
+) -> None:
+    """Replace every fitted attribute of ``model`` by a fresh fit's: ``parameters`` are
+    (b_u, b_i, P, Q) and ``ids`` the raw ids of the model's user and item rows."""
+    bu, bi, P, Q = parameters
     install(
         model,
         {
@@ -99,9 +124,9 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
             "item_bias_": bi,
             "user_factors_": P,
             "item_factors_": Q,
-            "user_map_": IdMap(u_ids),
-            "item_map_": IdMap(i_ids),
-            "rating_scale_": (float(ratings.values.min()), float(ratings.values.max())),
+            "user_map_": IdMap(ids[0]),
+            "item_map_": IdMap(ids[1]),
+            "rating_scale_": scale,
             "item_titles_": None,
             "history_": empty_history(),
             "n_epochs_done_": 0,
