@@ -175,16 +175,22 @@ def row_sqnorms(X, N, r):
 
 
 @njit(**JIT_INLINE)
-def every_row_sqnorm(P, Q):
-    """(‖p_u‖² for every u, ‖q_i‖² for every i) in float64, each row's summed on its own (so
-    the same whatever cuts the rows into blocks), serially: milliseconds even for MovieLens
-    25M's rows, where a ``prange`` loop would add about a second to the kernel's compile."""
-    NU = np.empty(P.shape[0], np.float64)
-    NI = np.empty(Q.shape[0], np.float64)
+def every_row_sqnorm_into(P, Q, NU, NI):
+    """NU[u] = ‖p_u‖² for every u and NI[i] = ‖q_i‖² for every i, each row's summed on its own
+    (so the same whatever cuts the rows into blocks or strata), serially: milliseconds even for
+    MovieLens 25M's rows, where a ``prange`` loop would add about a second to a compile."""
     for u in range(P.shape[0]):
         row_sqnorms(P, NU, u)
     for i in range(Q.shape[0]):
         row_sqnorms(Q, NI, i)
+
+
+@njit(**JIT_INLINE)
+def every_row_sqnorm(P, Q):
+    """``every_row_sqnorm_into`` new float64 arrays."""
+    NU = np.empty(P.shape[0], np.float64)
+    NI = np.empty(Q.shape[0], np.float64)
+    every_row_sqnorm_into(P, Q, NU, NI)
     return NU, NI
 
 
@@ -555,17 +561,20 @@ def predict(users, items, mu, bu, bi, P, Q, out):
 
 @width_kernel(SGD_UNROLLED, **JIT)
 def sgd_block_points(
-    users, items, values, point_bounds, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, point_losses
+    users, items, values, point_bounds, mu, bu, bi, P, Q, NU, NI, fresh, lr, lam, lam_b,
+    learn_bias, point_losses,
 ):  # fmt: skip
     """``sgd_block`` over each point of one block held apart: point p is ratings
     ``point_bounds[p]:point_bounds[p + 1]`` of ``users``/``items``/``values`` (the block's own
     arrays, rows relative to the slices ``bu``, ``bi``, ``P``, ``Q`` of its two strata), its
     loss sums into ``point_losses[p]``. The same steps in the same order as ``sgd_epoch`` on
-    that block, so the same parameters, bit for bit, on whichever process trains it. The rows'
-    squared norms are summed afresh at the block's start (``sgd_epoch`` sums them at the epoch's
-    start and carries them), so the reported loss may differ from the in-process one in its
-    last bits, never the model."""
-    NU, NI = every_row_sqnorm(P, Q)
+    that block, so the same parameters, bit for bit, on whichever process trains it. ``NU`` and
+    ``NI`` are the two strata's squared row norms, carried from block to block as ``sgd_epoch``
+    carries them; with ``fresh`` (a stratum's first block of the epoch: the epoch's first
+    sub-epoch) they are first summed afresh, each row on its own, as ``sgd_epoch`` sums them at
+    the epoch's start, so the losses too are the in-process fit's, bit for bit."""
+    if fresh:
+        every_row_sqnorm_into(P, Q, NU, NI)
     for p in range(point_bounds.shape[0] - 1):
         base, regl = sgd_block(
             point_bounds[p], point_bounds[p + 1], users, items, values,

@@ -56,6 +56,7 @@ class ClusterRun:
         self.fit_id = ""
         self.plan: Plan = None  # type: ignore[assignment]  # set by start() before any epoch
         self.item_futures: list | None = None
+        self.plan_batch = False  # whether the fit runs the mini-batch kernel (set by start())
         self.stats: dict[str, Any] = {"restarts": 0, "epochs": []}
 
     # ------------------------------------------------------------------ the epoch
@@ -133,8 +134,8 @@ class ClusterRun:
                 pairs = [(a, (a + t) % s) for a in plan.strata_of(w)]
                 dest = None if nxt is None else {c: plan.owners[(c - nxt) % s] for _, c in pairs}
                 dests[w] = sorted(set(dest.values())) if dest else []
-                tasks[w] = self.on(w, W.train_shift, self.fit_id, pairs, hyper, dest, prev[w],
-                                   *inputs[w])  # fmt: skip
+                tasks[w] = self.on(w, W.train_shift, self.fit_id, pairs, hyper, j == 0, dest,
+                                   prev[w], *inputs[w])  # fmt: skip
             prev, inputs = tasks, {w: [] for w in workers}
             for w in workers:
                 for w2 in dests[w]:
@@ -173,22 +174,16 @@ class ClusterRun:
             self.item_futures = self.scatter_items(int(shift_order[0]))
         items = list(self.item_futures)
         last: list[Any] = [None] * s
-        for t in shift_order:
+        for j, t in enumerate(shift_order):
             for a in range(s):
                 c = (a + int(t)) % s
                 last[a] = items[c] = client.submit(
-                    W.train_block, self.fit_id, a, c, hyper, items[c], last[a],
+                    W.train_block, self.fit_id, a, c, hyper, j == 0, items[c], last[a],
                     workers=[plan.owners[a]], allow_other_workers=False, pure=False,
                 )  # fmt: skip
         collects = [
-            client.submit(
-                W.collect,
-                self.fit_id,
-                plan.strata_of(w),
-                *[last[a] for a in plan.strata_of(w)],
-                workers=[w],
-                allow_other_workers=False,
-                pure=False,
+            self.on(
+                w, W.collect, self.fit_id, plan.strata_of(w), *[last[a] for a in plan.strata_of(w)]
             )  # fmt: skip
             for w in plan.workers()
         ]
@@ -255,6 +250,7 @@ class ClusterRun:
         self.fit_id = f"fastmf-{uuid.uuid4().hex}"
         self.item_futures = None
         config = self.config(model, blocks, params)
+        self.plan_batch = config["batch"]
         users = side_arrays(model, st.optimizer, USER_STATE)
         us = plan.user_starts
         for w in plan.workers():
@@ -352,8 +348,9 @@ class ClusterRun:
         i_arrays = side_arrays(model, opt, ITEM_STATE)
         for a, state in users.items():
             put_stratum(u_arrays, plan.user_starts[a], plan.user_starts[a + 1], state)
-        for c, state in items.items():
-            put_stratum(i_arrays, plan.item_starts[c], plan.item_starts[c + 1], state)
+        for c, state in items.items():  # an item stratum's norms travel after its state
+            put_stratum(i_arrays, plan.item_starts[c], plan.item_starts[c + 1],
+                        state[: len(ITEM_STATE)])  # fmt: skip
 
     def record(self, shift_order: np.ndarray, seconds: float, restarts: int) -> None:
         """The epoch's seconds and the bytes its sub-epochs moved between workers."""
@@ -362,6 +359,8 @@ class ClusterRun:
         items = side_arrays(model, model._state.optimizer, ITEM_STATE)
         its = plan.item_starts
         per_row = sum(x[0:1].nbytes for x in items if x.shape[0])
+        if not self.plan_batch:
+            per_row += np.dtype(np.float64).itemsize  # the row's carried squared norm
         item_bytes = np.diff(its) * per_row
         moved = [moved_bytes(plan, item_bytes, int(a), int(b))
                  for a, b in zip(shift_order[:-1], shift_order[1:], strict=True)]  # fmt: skip

@@ -17,6 +17,7 @@ import numpy as np
 
 from fastmf._kernels import training as K
 from fastmf._threads import KERNEL_LOCK
+from fastmf.dask.plan import ITEM_STATE
 from fastmf.errors import ClusterError
 from fastmf.train.aligned import aligned_zeros
 
@@ -43,6 +44,7 @@ def open_fit(fit_id: str, config: dict, user_states: dict, blocks: dict | None) 
         )
     fit: dict[str, Any] = {"config": config, "user": dict(user_states), "blocks": local}
     fit["losses"] = {}
+    fit["user_norms"] = {a: np.zeros(us[a + 1] - us[a]) for a in user_states}
     if config["batch"]:
         fit["scratch"] = batch_scratch(config)
         fit["slot_u"] = {a: np.full(us[a + 1] - us[a], -1, np.int32) for a in user_states}
@@ -113,22 +115,28 @@ def run_warm_up(plain: dict) -> None:
     item = tuple(np.zeros((1, k) if n == 0 else 1, dtype) for n in range(2))
     hyper = (0.0, 0.0, 0.0, 0.0, False, config["batch"], 1, 0)
     opt = config["empty_state"]
-    train_arrays(config, one, bounds, hyper, (*user, *opt[0]), (*item, *opt[1]),
-                 batch_scratch({**config, "slots": 1}) if config["batch"] else None,
-                 np.full(1, -1, np.int32), np.zeros((1, 2)))  # fmt: skip
+    carried: tuple
+    if config["batch"]:
+        carried = (batch_scratch({**config, "slots": 1}), np.full(1, -1, np.int32))
+    else:
+        carried = (np.zeros(1), np.zeros(1), True)
+    train_arrays(config, one, bounds, hyper, (*user, *opt[0]), (*item, *opt[1]), carried,
+                 np.zeros((1, 2)))  # fmt: skip
 
 
 def train_shift(
-    fit_id: str, pairs: list, hyper: tuple, dest: dict | None, after: Any, *groups: dict
-) -> dict:
+    fit_id: str, pairs: list, hyper: tuple, fresh: bool, dest: dict | None, after: Any,
+    *groups: dict,
+) -> dict:  # fmt: skip
     """Train this worker's blocks (a, c) of one sub-epoch, in ``pairs`` order, on the item
     strata ``groups`` bring ({c: state} each). Returns the new item strata by the worker that
     trains each next (``dest``: {c: worker}), or by stratum after the epoch's last sub-epoch.
-    ``after`` is this worker's previous task, so its sub-epochs run in the schedule's order."""
+    ``after`` is this worker's previous task, so its sub-epochs run in the schedule's order;
+    ``fresh`` marks the epoch's first sub-epoch (see ``train_block``)."""
     held: dict = {}
     for group in groups:
         held.update(group)
-    out = {c: train_block(fit_id, a, c, hyper, held[c], None) for a, c in pairs}
+    out = {c: train_block(fit_id, a, c, hyper, fresh, held[c], None) for a, c in pairs}
     if dest is None:
         return out
     by_worker: dict = {}
@@ -137,26 +145,40 @@ def train_shift(
     return by_worker
 
 
-def train_block(fit_id: str, a: int, c: int, hyper: tuple, item_state: tuple, after: Any) -> tuple:
+def train_block(
+    fit_id: str, a: int, c: int, hyper: tuple, fresh: bool, item_state: tuple, after: Any
+) -> tuple:
     """Train block (a, c) on this worker's user stratum a and the item stratum c it is given;
     returns item stratum c's new state (user stratum a's stays here). ``after`` is the previous
-    task of stratum a, so the strata train in the schedule's order."""
+    task of stratum a, so the strata train in the schedule's order. Per-rating SGD carries each
+    row's squared norm (for the regularization loss) as one process does: the user strata's stay
+    here, an item stratum's travel after its state (``ITEM_STATE``'s arrays, then the norms), and
+    in the epoch's first sub-epoch (``fresh``: every stratum's first block of the epoch) they are
+    summed afresh from the rows."""
     fit = _FITS.get(fit_id)
     if fit is None:
         raise ClusterError(f"this worker does not hold fit {fit_id} (it was restarted)")
     config = fit["config"]
     b = a * config["n_strata"] + c
-    item = tuple(x.copy() for x in item_state)
+    n_state = len(ITEM_STATE)
+    item = tuple(x.copy() for x in item_state[:n_state])
     losses = np.zeros((len(config["bounds"][b]) - 1, 2), dtype=np.float64)
-    slot_u = fit["slot_u"][a] if config["batch"] else None
+    if config["batch"]:
+        train_arrays(config, fit["blocks"][b], config["bounds"][b], hyper, fit["user"][a], item,
+                     (fit["scratch"], fit["slot_u"][a]), losses)  # fmt: skip
+        fit["losses"][b] = losses
+        return item
+    NI = np.zeros(item[0].shape[0]) if fresh else item_state[n_state].copy()
     train_arrays(config, fit["blocks"][b], config["bounds"][b], hyper, fit["user"][a], item,
-                 fit.get("scratch"), slot_u, losses)  # fmt: skip
+                 (fit["user_norms"][a], NI, fresh), losses)  # fmt: skip
     fit["losses"][b] = losses
-    return item
+    return (*item, NI)
 
 
-def train_arrays(config, block, bounds, hyper, user, item, scratch, slot_u, losses) -> None:
-    """The kernel call itself: one block, its strata's slices, the fit's dtype."""
+def train_arrays(config, block, bounds, hyper, user, item, carried, losses) -> None:
+    """The kernel call itself: one block, its strata's slices, the fit's dtype. ``carried`` is
+    what the kernel carries from block to block beside the strata: (user norms, item norms,
+    fresh) for per-rating SGD, (scratch, the user stratum's slot map) for mini-batches."""
     dtype = np.dtype(config["dtype"])
     lr, mu, lam, lam_b, learn_bias, batch, batch_size, opt = hyper
     f = dtype.type
@@ -165,10 +187,11 @@ def train_arrays(config, block, bounds, hyper, user, item, scratch, slot_u, loss
     u, i, v = block
     with KERNEL_LOCK:
         if not batch:
-            K.sgd_block_points(u, i, v, bounds, f(mu), bu, bi, P, Q, f(lr), f(lam), f(lam_b),
-                               learn_bias, losses)  # fmt: skip
+            NU, NI, fresh = carried
+            K.sgd_block_points(u, i, v, bounds, f(mu), bu, bi, P, Q, NU, NI, fresh, f(lr),
+                               f(lam), f(lam_b), learn_bias, losses)  # fmt: skip
             return
-        su, si = scratch
+        (su, si), slot_u = carried
         slot_i = np.full(Q.shape[0], -1, np.int32)
         SU = grouped_state(P_s1, P_s2, bu_s1, bu_s2, P.shape[1])
         SI = grouped_state(Q_s1, Q_s2, bi_s1, bi_s2, Q.shape[1])

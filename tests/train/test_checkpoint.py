@@ -34,7 +34,7 @@ def same_model(a, b) -> None:
     for name in ARRAYS:
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     pd.testing.assert_frame_equal(
-        a.history_.drop(columns="seconds"), b.history_.drop(columns="seconds")
+        a.history_.drop(columns="seconds"), b.history_.drop(columns="seconds"), check_exact=True
     )
 
 

@@ -73,7 +73,7 @@ def test_mini_batches_and_recorded_batches_are_the_same_bits(client):
     local, remote = fit_both(client, df, batch_size=16, optimizer="damped_sgd",
                              record_batches=True, reg_bias=0.01)  # fmt: skip
     same_model(local, remote)
-    pd.testing.assert_frame_equal(local.batch_history_, remote.batch_history_)
+    pd.testing.assert_frame_equal(local.batch_history_, remote.batch_history_, check_exact=True)
 
 
 @pytest.mark.slow
