@@ -24,7 +24,7 @@ from numba import njit
 from benchmarks.batch_defaults import load
 from fastmf._kernels import training as K
 from fastmf._kernels.jit import JIT, JIT_INLINE
-from fastmf._kernels.simd import cast_like, prefetch_row, simd_accumulate_pair
+from fastmf._kernels.simd import cast_like, prefetch_row, simd_accumulate_pair, simd_dot_sqnorms
 
 # name: (user slot gathered, item slot gathered, users step, items step)
 VARIANTS = {
@@ -69,7 +69,7 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scr
             si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
             b_u = bu[u]
             b_i = bi[i]
-            d, sp, sq = K.chunked_dot_and_sqnorms(P, u, Q, i, 8, False)
+            d, sp, sq = simd_dot_sqnorms(P, u, Q, i, 8)
             e = values[j] - mu - b_u - b_i - d
             base += e * e
             GHU[su, 1] += sq
