@@ -54,31 +54,31 @@ def _free(n, CR, slot_of):
 
 
 @njit(**JIT_INLINE)
-def _segment(j, n, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
+def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
              n_u, n_i, base, flags):  # fmt: skip
     """``training.batch_segment`` at 8 chunks, with the parts ``flags`` name."""
     grad, _, _, dots = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
     u = users[j]
+    if dots:
+        sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
+    else:
+        sp = cast_like(0.0, mu)
+        n = 1
+        while j + K.STREAMS * n < stop and users[j + K.STREAMS * n] == u:
+            n += 1
     su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
     CRU[su, 0] += n - 1
-    sp = cast_like(0.0, mu)
-    if dots:
-        sp = simd_segment_dots(P, u, Q, items, j, K.STREAMS, n, D, N, 8)
     b_u = bu[u]
     norms_u = GHU[su, 1]
     bias_u = GHU[su, 0]
     for m in range(n):
         pos = j + K.STREAMS * m
         ahead = pos + K.STREAMS * K.PREFETCH_AHEAD
-        if ahead >= run_end:
-            ahead = then + (ahead - run_end)
-        if ahead < hi:
-            user_ahead = users[ahead]
-            if ahead < K.STREAMS or user_ahead != users[ahead - K.STREAMS]:
-                prefetch_row(P, user_ahead, 8)
-            prefetch_row(Q, items[ahead], 8)
+        ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
+        prefetch_row(P, users[ahead], 8)
+        prefetch_row(Q, items[ahead], 8)
         i = items[pos]
         si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
         e = values[pos] - mu - b_u - bi[i] - D[m]
@@ -94,7 +94,7 @@ def _segment(j, n, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, la
     GHU[su, 0] = bias_u
     if grad:
         simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
-    return base, n_u, n_i
+    return base, n_u, n_i, j + K.STREAMS * n
 
 
 @njit(**JIT_INLINE)
@@ -119,14 +119,9 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scr
             run_end = j + K.STREAMS * ((stop - j + K.STREAMS - 1) // K.STREAMS)
             then = stop if t == K.STREAMS - 1 else j + 1
             while j < stop:
-                u = users[j]
-                end = j + K.STREAMS
-                while end < stop and users[end] == u:
-                    end += K.STREAMS
-                base, n_u, n_i = _segment(j, (end - j) // K.STREAMS, run_end, then, hi, users,
-                                          items, values, mu, bu, bi, P, Q, lam, scratch, seg,
-                                          n_u, n_i, base, flags)  # fmt: skip
-                j = end
+                base, n_u, n_i, j = _segment(j, stop, run_end, then, hi, users, items, values,
+                                             mu, bu, bi, P, Q, lam, scratch, seg, n_u, n_i,
+                                             base, flags)  # fmt: skip
         if step_u:
             K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale,
                                     lam2, lam_b2, 8, False)  # fmt: skip

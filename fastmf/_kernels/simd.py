@@ -491,13 +491,15 @@ def _segment_item(context, builder, ops, m):
 
 
 @intrinsic(prefer_literal=True)
-def simd_segment_dots(typingctx, P, u, Q, ITEMS, j0, step, n, D, N, n_chunks):
-    """For the n ratings of user u at ``ITEMS[j0 + m·step]`` (m < n), D[m] = p_u·q_i and
-    N[m] = ‖q_i‖² over the first n_chunks·W columns, summed as ``simd_dot_sqnorms`` sums them;
-    returns ‖p_u‖² (likewise). With a constant n_chunks, p_u is loaded once for the segment and
+def simd_segment_dots(typingctx, P, u, Q, USERS, ITEMS, j0, step, stop, D, N, n_chunks):
+    """The segment of user u's ratings at j0, j0 + step, ... (while ``USERS`` says u and the
+    position is below ``stop``): for its m-th rating, of item i = ``ITEMS[j0 + m·step]``, D[m] =
+    p_u·q_i and N[m] = ‖q_i‖² over the first n_chunks·W columns, summed as ``simd_dot_sqnorms``
+    sums them. Returns (‖p_u‖², likewise summed, and the segment's length n ≥ 1: users[j0] must
+    be u and j0 below stop). With a constant n_chunks, p_u is loaded once for the segment and
     kept in registers."""
-    sig = P.dtype(P, u, Q, ITEMS, j0, step, n, D, N, n_chunks)
-    names = ("P", "u", "Q", "ITEMS", "j0", "step", "n", "D", "N", "count")
+    sig = types.Tuple((P.dtype, types.intp))(P, u, Q, USERS, ITEMS, j0, step, stop, D, N, n_chunks)
+    names = ("P", "u", "Q", "USERS", "ITEMS", "j0", "step", "stop", "D", "N", "count")
 
     def codegen(context, builder, signature, args):
         ops = _segment_operands(context, builder, signature.args, args, names)
@@ -506,7 +508,7 @@ def simd_segment_dots(typingctx, P, u, Q, ITEMS, j0, step, n, D, N, n_chunks):
         W = _lanes(dt)
         vty = ir.VectorType(context.get_value_type(dt), W)
         count = ops["count"]
-        fixed = _fixed_count(signature.args[9])
+        fixed = _fixed_count(signature.args[10])
         fma = _fma(builder, vty)
         zero = ir.Constant(vty, [0.0] * W)
 
@@ -525,20 +527,41 @@ def simd_segment_dots(typingctx, P, u, Q, ITEMS, j0, step, n, D, N, n_chunks):
             return p_chunk(index) if kept is None else kept[index.constant]
 
         (sp,) = _parity_sums(builder, fma, zero, count, fixed, 1, lambda c: [(p_of(c), p_of(c))])
-        with cgutils.for_range(builder, ops["n"]) as loop:
-            row_i = _segment_item(context, builder, ops, loop.index)
+        m_ptr = cgutils.alloca_once_value(builder, ir.Constant(count.type, 0))
+        head = builder.append_basic_block("segment.head")
+        body = builder.append_basic_block("segment.body")
+        done = builder.append_basic_block("segment.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        m = builder.load(m_ptr)
+        pos = builder.add(ops["j0"], builder.mul(m, ops["step"]))
+        inside = builder.icmp_signed("<", pos, ops["stop"])
+        # the user at pos, read at stop - 1 past the end (branch-free; never past the array)
+        last = builder.sub(ops["stop"], ir.Constant(count.type, 1))
+        U_ty, uarr = ops["USERS"]
+        at = builder.select(inside, pos, last)
+        user = builder.load(_elem_ptr(context, builder, U_ty, uarr, [at]))
+        same = builder.icmp_signed("==", context.cast(builder, user, U_ty.dtype, types.intp),
+                                   ops["u"])  # fmt: skip
+        builder.cbranch(builder.and_(inside, same), body, done)
+        builder.position_at_end(body)
+        row_i = _segment_item(context, builder, ops, m)
 
-            def terms(index):
-                ptr = _row_ptr(context, builder, Q_ty, qarr, row_i, col(index), vty)
-                q = builder.load(ptr, align=4)
-                return [(p_of(index), q), (q, q)]
+        def terms(index):
+            ptr = _row_ptr(context, builder, Q_ty, qarr, row_i, col(index), vty)
+            q = builder.load(ptr, align=4)
+            return [(p_of(index), q), (q, q)]
 
-            dots, sq = _parity_sums(builder, fma, zero, count, fixed, 2, terms)
-            d, nq = _hsum_pair(builder, dots, sq, W)
-            for name, value in (("D", d), ("N", nq)):
-                ty, arr = ops[name]
-                builder.store(value, _elem_ptr(context, builder, ty, arr, [loop.index]))
-        return _hsum_pair(builder, sp, sp, W)[0]
+        dots, sq = _parity_sums(builder, fma, zero, count, fixed, 2, terms)
+        d, nq = _hsum_pair(builder, dots, sq, W)
+        for name, value in (("D", d), ("N", nq)):
+            ty, arr = ops[name]
+            builder.store(value, _elem_ptr(context, builder, ty, arr, [m]))
+        builder.store(builder.add(m, ir.Constant(count.type, 1)), m_ptr)
+        builder.branch(head)
+        builder.position_at_end(done)
+        total = _hsum_pair(builder, sp, sp, W)[0]
+        return context.make_tuple(builder, signature.return_type, [total, m])
 
     return sig, codegen
 

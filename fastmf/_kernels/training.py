@@ -375,24 +375,25 @@ def step_touched_rows(
 
 @njit(**JIT_INLINE)
 def batch_segment(
-    j, n, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
+    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
     n_u, n_i, base, regl, n_chunks, has_rest,
 ):  # fmt: skip
-    """A segment's share of its batch's gradient: the n ratings of one user at j, j + STREAMS,
-    ... (consecutive in one of the block's interleaved runs, which ends at ``run_end``; the
-    ratings after the run start at ``then``). The dot products load p_u once; the user's
-    gradient is summed in registers and added to its slot once; each item's slot gets −2e·p_u.
+    """A segment's share of its batch's gradient: the n ratings of user ``users[j]`` at j,
+    j + STREAMS, ... below ``stop`` (consecutive in one of the block's interleaved runs, which
+    ends at ``run_end``; the ratings after the run start at ``then``). The dot products load
+    p_u once; the user's gradient is summed in registers and added to its slot once; each
+    item's slot gets −2e·p_u.
     ``seg`` is four arrays of at least n: each rating's dot product, ‖q_i‖², −2e and item slot.
-    Returns the base and regularization losses (``base``, ``regl`` plus the segment's) and the
-    slots in use."""
+    Returns the base and regularization losses (``base``, ``regl`` plus the segment's), the
+    slots in use and the position after the segment in its run."""
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
     k = P.shape[1]
     W = lanes_of(P)
     u = users[j]
+    sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
     su, n_u = claim_slot(slot_u, CRU, u, n_u)
     CRU[su, 0] += n - 1
-    sp = simd_segment_dots(P, u, Q, items, j, STREAMS, n, D, N, n_chunks)
     if has_rest:
         for f in range(n_chunks * W, k):
             sp += P[u, f] * P[u, f]
@@ -406,14 +407,12 @@ def batch_segment(
     bias_u = GHU[su, 0]
     for m in range(n):
         pos = j + STREAMS * m
-        ahead = pos + STREAMS * PREFETCH_AHEAD  # in the order the batch is summed in
-        if ahead >= run_end:
-            ahead = then + (ahead - run_end)
-        if ahead < hi:
-            user_ahead = users[ahead]
-            if ahead < STREAMS or user_ahead != users[ahead - STREAMS]:
-                prefetch_row(P, user_ahead, n_chunks)
-            prefetch_row(Q, items[ahead], n_chunks)
+        # the rows of the rating PREFETCH_AHEAD places on in the order the batch is summed
+        # in, branch-free (a user's row is in the cache already when its user is this one's)
+        ahead = pos + STREAMS * PREFETCH_AHEAD
+        ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
+        prefetch_row(P, users[ahead], n_chunks)
+        prefetch_row(Q, items[ahead], n_chunks)
         i = items[pos]
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
         b_i = bi[i]
@@ -440,7 +439,7 @@ def batch_segment(
             for f in range(n_chunks * W, k):
                 GU[su, f] += C[m] * Q[i, f]
                 GI[si, f] += C[m] * P[u, f]
-    return base, regl, n_u, n_i
+    return base, regl, n_u, n_i, j + STREAMS * n
 
 
 @njit(**JIT_INLINE)
@@ -474,16 +473,10 @@ def batch_ratings(
             run_end = j + STREAMS * ((stop - j + STREAMS - 1) // STREAMS)
             then = stop if t == STREAMS - 1 else j + 1
             while j < stop:
-                u = users[j]
-                end = j + STREAMS
-                while end < stop and users[end] == u:
-                    end += STREAMS
-                base, regl, n_u, n_i = batch_segment(
-                    j, (end - j) // STREAMS, run_end, then, hi, users, items, values, mu, bu,
-                    bi, P, Q, lam, lam_b, scratch, seg, n_u, n_i, base, regl, n_chunks,
-                    has_rest,
+                base, regl, n_u, n_i, j = batch_segment(
+                    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam,
+                    lam_b, scratch, seg, n_u, n_i, base, regl, n_chunks, has_rest,
                 )  # fmt: skip
-                j = end
         step_touched_rows(n_u, CRU, slot_u, u_steps, bu, P, SU, GU, GHU, learn_bias, opt, lr,
                           scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, SI, GI, GHI, learn_bias, opt, lr,
