@@ -33,15 +33,20 @@ from fastmf._kernels.simd import (
     simd_segment_gradient,
 )
 
-# name: (gradient pass, users step, items step, dot products)
+# name: (gradient pass, users step, items step, dot products, ratings prefetched ahead)
+AHEAD = K.PREFETCH_AHEAD
 VARIANTS = {
-    "whole batch kernel": (True, True, True, True),
-    "without the items' step": (True, True, False, True),
-    "without any step (parameters fixed)": (True, False, False, True),
-    "no step, no gradient pass (dots, losses, slot bookkeeping)": (False, False, False, True),
-    "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
-        False, False, False, False,
+    "whole batch kernel": (True, True, True, True, AHEAD),
+    "without the items' step": (True, True, False, True, AHEAD),
+    "without any step (parameters fixed)": (True, False, False, True, AHEAD),
+    "no step, no gradient pass (dots, losses, slot bookkeeping)": (
+        False, False, False, True, AHEAD,
     ),
+    "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
+        False, False, False, False, AHEAD,
+    ),
+    "whole, rows prefetched 8 ratings ahead": (True, True, True, True, 8),
+    "whole, rows prefetched 32 ratings ahead": (True, True, True, True, 32),
 }  # fmt: skip
 INTERLEAVED = "whole, the ratings in block order (the kernel before the run order)"
 
@@ -57,7 +62,7 @@ def _free(n, CR, slot_of):
 def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
              n_u, n_i, base, flags):  # fmt: skip
     """``training.batch_segment`` at 8 chunks, with the parts ``flags`` name."""
-    grad, _, _, dots = flags
+    grad, _, _, dots, distance = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
     u = users[j]
@@ -75,7 +80,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
     bias_u = GHU[su, 0]
     for m in range(n):
         pos = j + K.STREAMS * m
-        ahead = pos + K.STREAMS * K.PREFETCH_AHEAD
+        ahead = pos + K.STREAMS * distance
         ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
         prefetch_row(P, users[ahead], 8)
         prefetch_row(Q, items[ahead], 8)
@@ -101,7 +106,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
 def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch, flags):
     """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
     regularization loss, which no step reads, is left out)."""
-    _, step_u, step_i, _ = flags
+    _, step_u, step_i, _, _ = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b
