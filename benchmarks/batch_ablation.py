@@ -45,7 +45,6 @@ VARIANTS = {
     "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
         False, False, False, False, AHEAD,
     ),
-    "whole, rows prefetched 8 ratings ahead": (True, True, True, True, 8),
     "whole, rows prefetched 32 ratings ahead": (True, True, True, True, 32),
 }  # fmt: skip
 INTERLEAVED = "whole, the ratings in block order (the kernel before the run order)"
