@@ -24,17 +24,30 @@ from numba import njit
 from benchmarks.batch_defaults import load
 from fastmf._kernels import training as K
 from fastmf._kernels.jit import JIT, JIT_INLINE
-from fastmf._kernels.simd import cast_like, prefetch_row, simd_accumulate_pair
+from fastmf._kernels.simd import (
+    cast_like,
+    prefetch_row,
+    simd_accumulate_pair,
+    simd_dot_sqnorms,
+    simd_segment_dots,
+    simd_segment_gradient,
+)
 
-# name: (user slot gathered, item slot gathered, users step, items step)
+# name: (gradient pass, users step, items step, dot products, ratings prefetched ahead)
+AHEAD = K.PREFETCH_AHEAD
 VARIANTS = {
-    "whole batch kernel": (True, True, True, True),
-    "without the items' step": (True, True, True, False),
-    "without any step (parameters fixed)": (True, True, False, False),
-    "no step, no item slot gathered": (True, False, False, False),
-    "no step, no user slot gathered": (False, True, False, False),
-    "no step, no slot gathered (dots and slot bookkeeping)": (False, False, False, False),
-}
+    "whole batch kernel": (True, True, True, True, AHEAD),
+    "without the items' step": (True, True, False, True, AHEAD),
+    "without any step (parameters fixed)": (True, False, False, True, AHEAD),
+    "no step, no gradient pass (dots, losses, slot bookkeeping)": (
+        False, False, False, True, AHEAD,
+    ),
+    "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
+        False, False, False, False, AHEAD,
+    ),
+    "whole, rows prefetched 32 ratings ahead": (True, True, True, True, 32),
+}  # fmt: skip
+INTERLEAVED = "whole, the ratings in block order (the kernel before the run order)"
 
 
 @njit(**JIT_INLINE)
@@ -45,9 +58,92 @@ def _free(n, CR, slot_of):
 
 
 @njit(**JIT_INLINE)
+def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
+             n_u, n_i, base, flags):  # fmt: skip
+    """``training.batch_segment`` at 8 chunks, with the parts ``flags`` name."""
+    grad, _, _, dots, distance = flags
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    D, N, C, S = seg
+    u = users[j]
+    if dots:
+        sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
+    else:
+        sp = cast_like(0.0, mu)
+        n = 1
+        while j + K.STREAMS * n < stop and users[j + K.STREAMS * n] == u:
+            n += 1
+    su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
+    CRU[su, 0] += n - 1
+    b_u = bu[u]
+    norms_u = GHU[su, 1]
+    bias_u = GHU[su, 0]
+    for m in range(n):
+        pos = j + K.STREAMS * m
+        ahead = pos + K.STREAMS * distance
+        ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
+        prefetch_row(P, users[ahead], 8)
+        prefetch_row(Q, items[ahead], 8)
+        i = items[pos]
+        si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
+        e = values[pos] - mu - b_u - bi[i] - D[m]
+        base += e * e
+        norms_u += N[m]
+        GHI[si, 1] += sp
+        e2 = e + e
+        C[m] = -e2
+        S[m] = si
+        bias_u -= e2
+        GHI[si, 0] -= e2
+    GHU[su, 1] = norms_u
+    GHU[su, 0] = bias_u
+    if grad:
+        simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
+    return base, n_u, n_i, j + K.STREAMS * n
+
+
+@njit(**JIT_INLINE)
 def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch, flags):
-    """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name."""
-    acc_u, acc_i, step_u, step_i = flags
+    """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
+    regularization loss, which no step reads, is left out)."""
+    _, step_u, step_i, _, _ = flags
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    base = 0.0
+    lam2, lam_b2 = lam + lam, lam_b + lam_b
+    scale = cast_like(1.0 / B, lr)
+    cap = min(B, max(hi - lo, 1)) // K.STREAMS + 1
+    seg = (np.zeros(cap, P.dtype), np.zeros(cap, P.dtype), np.zeros(cap, P.dtype),
+           np.zeros(cap, np.intp))  # fmt: skip
+    start = lo
+    while start < hi:
+        stop = min(start + B, hi)
+        n_u = 0
+        n_i = 0
+        for t in range(K.STREAMS):
+            j = start + t
+            run_end = j + K.STREAMS * ((stop - j + K.STREAMS - 1) // K.STREAMS)
+            then = stop if t == K.STREAMS - 1 else j + 1
+            while j < stop:
+                base, n_u, n_i, j = _segment(j, stop, run_end, then, hi, users, items, values,
+                                             mu, bu, bi, P, Q, lam, scratch, seg, n_u, n_i,
+                                             base, flags)  # fmt: skip
+        if step_u:
+            K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale,
+                                    lam2, lam_b2, 8, False)  # fmt: skip
+        else:
+            _free(n_u, CRU, slot_u)
+        if step_i:
+            K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, GI, GHI, True, True, lr, scale,
+                                    lam2, lam_b2, 8, False)  # fmt: skip
+        else:
+            _free(n_i, CRI, slot_i)
+        start = stop
+    return base
+
+
+@njit(**JIT_INLINE)
+def _interleaved(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch):
+    """The batch kernel before the run order (damped SGD, 8 chunks): each rating's dot product
+    and its two rows' gradient slots, in block order."""
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b
@@ -67,34 +163,30 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scr
                 prefetch_row(Q, items[j + K.PREFETCH_AHEAD], 8)
             su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
             si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
-            b_u = bu[u]
-            b_i = bi[i]
-            d, sp, sq = K.chunked_dot_and_sqnorms(P, u, Q, i, 8, False)
-            e = values[j] - mu - b_u - b_i - d
+            d, sp, sq = simd_dot_sqnorms(P, u, Q, i, 8)
+            e = values[j] - mu - bu[u] - bi[i] - d
             base += e * e
             GHU[su, 1] += sq
             GHI[si, 1] += sp
             e2 = e + e
-            if acc_u and acc_i:
-                simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, 8)
-            elif acc_u:
-                simd_accumulate_pair(GU, su, GU, su, P, u, Q, i, -e2, 8)
-            elif acc_i:
-                simd_accumulate_pair(GI, si, GI, si, P, u, Q, i, -e2, 8)
+            simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, 8)
             GHU[su, 0] -= e2
             GHI[si, 0] -= e2
-        if step_u:
-            K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale,
-                                    lam2, lam_b2, 8, False)  # fmt: skip
-        else:
-            _free(n_u, CRU, slot_u)
-        if step_i:
-            K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, GI, GHI, True, True, lr, scale,
-                                    lam2, lam_b2, 8, False)  # fmt: skip
-        else:
-            _free(n_i, CRI, slot_i)
+        K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale, lam2,
+                                lam_b2, 8, False)  # fmt: skip
+        K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, GI, GHI, True, True, lr, scale, lam2,
+                                lam_b2, 8, False)  # fmt: skip
         start = stop
     return base
+
+
+@njit(**JIT)
+def _run_interleaved(offs, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch):
+    total = 0.0
+    for b in range(offs.shape[0] - 1):
+        total += _interleaved(offs[b], offs[b + 1], B, users, items, values, mu, bu, bi, P, Q,
+                              lr, lam, lam_b, scratch)  # fmt: skip
+    return total
 
 
 def _variant(flags):
@@ -146,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                 np.full(n_rows, -1, np.int32))  # fmt: skip
 
     runs = {name: _variant(flags) for name, flags in VARIANTS.items()}
+    runs[INTERLEAVED] = _run_interleaved
     times: dict[str, list[float]] = {"per-rating SGD (sgd_block)": [], **{n: [] for n in runs}}
     print(f"load at start: {os.getloadavg()}")
     for rep in range(args.reps + 1):  # round 0 compiles

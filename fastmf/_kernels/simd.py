@@ -425,3 +425,215 @@ def prefetch_row(typingctx, A, r, n_chunks):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _elem_ptr(context, builder, aryty, ary, inds):
+    """Pointer to ``ary[inds]`` (indices already intp, no wraparound)."""
+    return cgutils.get_item_pointer2(
+        context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+        strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout, inds=inds,
+        wraparound=False,
+    )  # fmt: skip
+
+
+def _parity_sums(builder, fma, zero, count, fixed, n_terms, terms):
+    """For each of n_terms terms, Σ over chunks c < count of x_c·y_c, where ``terms(c)`` gives
+    every term's (x_c, y_c): in W lanes, even and odd chunks in two sets added at the end, as
+    ``_dot_sqnorm_lanes`` sums. A constant count (``fixed``) unrolls the loop without changing
+    the order of any addition (a set's first product is x·y + 0, which rounds as x·y)."""
+    if fixed is not None:
+        sets = [[zero] * n_terms, [zero] * n_terms]
+        for c in range(fixed):
+            pairs = terms(ir.Constant(count.type, c))
+            if c < 2 and c + 2 < fixed:
+                sets[c % 2] = [builder.fmul(x, y) for x, y in pairs]
+            else:
+                sets[c % 2] = [
+                    builder.call(fma, [x, y, a])
+                    for (x, y), a in zip(pairs, sets[c % 2], strict=True)
+                ]
+        return [builder.fadd(a, b) for a, b in zip(*sets, strict=True)]
+    slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(n_terms)] for _ in range(2)]
+
+    def chunk(index, accs):
+        for a, (x, y) in zip(accs, terms(index), strict=True):
+            builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
+
+    two = ir.Constant(count.type, 2)
+    with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
+        first = builder.mul(loop.index, two)
+        chunk(first, slots[0])
+        chunk(builder.add(first, ir.Constant(count.type, 1)), slots[1])
+    odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
+    with builder.if_then(odd):
+        chunk(builder.sub(count, ir.Constant(count.type, 1)), slots[0])
+    return [builder.fadd(builder.load(a), builder.load(b)) for a, b in zip(*slots, strict=True)]
+
+
+def _segment_operands(context, builder, sig_args, args, names):
+    """Arrays (type, struct) and intp scalars of an intrinsic's arguments, by name: an upper-case
+    name is an array, any other a scalar."""
+    out = {}
+    for name, ty, value in zip(names, sig_args, args, strict=True):
+        if name[0].isupper():
+            out[name] = (ty, context.make_array(ty)(context, builder, value))
+        else:
+            out[name] = _as_intp(context, builder, value, ty)
+    return out
+
+
+def _segment_item(context, builder, ops, m):
+    """The item of the segment's m-th rating, ``items[j0 + m·step]``, as intp."""
+    it_ty, iarr = ops["ITEMS"]
+    pos = builder.add(ops["j0"], builder.mul(m, ops["step"]))
+    item = builder.load(_elem_ptr(context, builder, it_ty, iarr, [pos]))
+    return context.cast(builder, item, it_ty.dtype, types.intp)
+
+
+@intrinsic(prefer_literal=True)
+def simd_segment_dots(typingctx, P, u, Q, USERS, ITEMS, j0, step, stop, D, N, n_chunks):
+    """The segment of user u's ratings at j0, j0 + step, ... (while ``USERS`` says u and the
+    position is below ``stop``): for its m-th rating, of item i = ``ITEMS[j0 + m·step]``, D[m] =
+    p_u·q_i and N[m] = ‖q_i‖² over the first n_chunks·W columns, summed as ``simd_dot_sqnorms``
+    sums them. Returns (‖p_u‖², likewise summed, and the segment's length n ≥ 1: users[j0] must
+    be u and j0 below stop). With a constant n_chunks, p_u is loaded once for the segment and
+    kept in registers."""
+    sig = types.Tuple((P.dtype, types.intp))(P, u, Q, USERS, ITEMS, j0, step, stop, D, N, n_chunks)
+    names = ("P", "u", "Q", "USERS", "ITEMS", "j0", "step", "stop", "D", "N", "count")
+
+    def codegen(context, builder, signature, args):
+        ops = _segment_operands(context, builder, signature.args, args, names)
+        (P_ty, parr), (Q_ty, qarr) = ops["P"], ops["Q"]
+        dt = P_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        count = ops["count"]
+        fixed = _fixed_count(signature.args[10])
+        fma = _fma(builder, vty)
+        zero = ir.Constant(vty, [0.0] * W)
+
+        def col(index):
+            return builder.mul(index, ir.Constant(index.type, W))
+
+        def p_chunk(index):
+            ptr = _row_ptr(context, builder, P_ty, parr, ops["u"], col(index), vty)
+            return builder.load(ptr, align=4)
+
+        kept = None
+        if fixed is not None:
+            kept = [p_chunk(ir.Constant(count.type, c)) for c in range(fixed)]
+
+        def p_of(index):
+            return p_chunk(index) if kept is None else kept[index.constant]
+
+        (sp,) = _parity_sums(builder, fma, zero, count, fixed, 1, lambda c: [(p_of(c), p_of(c))])
+        m_ptr = cgutils.alloca_once_value(builder, ir.Constant(count.type, 0))
+        head = builder.append_basic_block("segment.head")
+        body = builder.append_basic_block("segment.body")
+        done = builder.append_basic_block("segment.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        m = builder.load(m_ptr)
+        pos = builder.add(ops["j0"], builder.mul(m, ops["step"]))
+        inside = builder.icmp_signed("<", pos, ops["stop"])
+        # the user at pos, read at stop - 1 past the end (branch-free; never past the array)
+        last = builder.sub(ops["stop"], ir.Constant(count.type, 1))
+        U_ty, uarr = ops["USERS"]
+        at = builder.select(inside, pos, last)
+        user = builder.load(_elem_ptr(context, builder, U_ty, uarr, [at]))
+        same = builder.icmp_signed("==", context.cast(builder, user, U_ty.dtype, types.intp),
+                                   ops["u"])  # fmt: skip
+        builder.cbranch(builder.and_(inside, same), body, done)
+        builder.position_at_end(body)
+        row_i = _segment_item(context, builder, ops, m)
+
+        def terms(index):
+            ptr = _row_ptr(context, builder, Q_ty, qarr, row_i, col(index), vty)
+            q = builder.load(ptr, align=4)
+            return [(p_of(index), q), (q, q)]
+
+        dots, sq = _parity_sums(builder, fma, zero, count, fixed, 2, terms)
+        d, nq = _hsum_pair(builder, dots, sq, W)
+        for name, value in (("D", d), ("N", nq)):
+            ty, arr = ops[name]
+            builder.store(value, _elem_ptr(context, builder, ty, arr, [m]))
+        builder.store(builder.add(m, ir.Constant(count.type, 1)), m_ptr)
+        builder.branch(head)
+        builder.position_at_end(done)
+        total = _hsum_pair(builder, sp, sp, W)[0]
+        return context.make_tuple(builder, signature.return_type, [total, m])
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_segment_gradient(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, step, n, C, n_chunks):
+    """For the n ratings of user u at ``ITEMS[j0 + m·step]`` (m < n), each with its item's
+    gradient slot S[m] and coefficient C[m] = −2e: GU[su] += Σ_m C[m]·q_i, summed in rating
+    order (each lane as c_{n-1}·q + (… + (c_0·q + g))), and GI[S[m]] += C[m]·p_u, over the
+    first n_chunks·W columns. With a constant n_chunks, the user's slot and p_u stay in
+    registers over the segment; otherwise each chunk takes its turn over the segment, which
+    gives every element the same operations in the same order."""
+    sig = types.void(GU, su, GI, S, P, u, Q, ITEMS, j0, step, n, C, n_chunks)
+    names = ("GU", "su", "GI", "S", "P", "u", "Q", "ITEMS", "j0", "step", "n", "C", "count")
+
+    def codegen(context, builder, signature, args):
+        ops = _segment_operands(context, builder, signature.args, args, names)
+        (GU_ty, guarr), (GI_ty, giarr) = ops["GU"], ops["GI"]
+        (P_ty, parr), (Q_ty, qarr) = ops["P"], ops["Q"]
+        dt = P_ty.dtype
+        W = _lanes(dt)
+        vty = ir.VectorType(context.get_value_type(dt), W)
+        count = ops["count"]
+        fixed = _fixed_count(signature.args[12])
+        fma = _fma(builder, vty)
+
+        def ptr(ty, arr, row, index):
+            return _row_ptr(context, builder, ty, arr, row, builder.mul(index, ir.Constant(
+                index.type, W)), vty)  # fmt: skip
+
+        def rating(m):
+            """(−2e in every lane, the item's row, its slot) of the m-th rating."""
+            C_ty, carr = ops["C"]
+            c = builder.load(_elem_ptr(context, builder, C_ty, carr, [m]))
+            S_ty, sarr = ops["S"]
+            s = builder.load(_elem_ptr(context, builder, S_ty, sarr, [m]))
+            s = context.cast(builder, s, S_ty.dtype, types.intp)
+            bvec = _splat(context, builder, c, C_ty.dtype, dt, vty)
+            return bvec, _segment_item(context, builder, ops, m), s
+
+        def chunk_step(index, p, acc, bvec, row_i, s):
+            q = builder.load(ptr(Q_ty, qarr, row_i, index), align=4)
+            gp = ptr(GI_ty, giarr, s, index)
+            g = builder.load(gp, align=4)
+            builder.store(builder.call(fma, [bvec, q, builder.load(acc)]), acc)
+            builder.store(builder.call(fma, [bvec, p, g]), gp, align=4)
+
+        if fixed is not None:
+            chunks = [ir.Constant(count.type, c) for c in range(fixed)]
+            ps = [builder.load(ptr(P_ty, parr, ops["u"], c), align=4) for c in chunks]
+            accs = [
+                cgutils.alloca_once_value(
+                    builder, builder.load(ptr(GU_ty, guarr, ops["su"], c), align=4)
+                )
+                for c in chunks
+            ]
+            with cgutils.for_range(builder, ops["n"]) as loop:
+                bvec, row_i, s = rating(loop.index)
+                for c, p, acc in zip(chunks, ps, accs, strict=True):
+                    chunk_step(c, p, acc, bvec, row_i, s)
+            for c, acc in zip(chunks, accs, strict=True):
+                builder.store(builder.load(acc), ptr(GU_ty, guarr, ops["su"], c), align=4)
+            return context.get_dummy_value()
+        with cgutils.for_range(builder, count) as outer:
+            c = outer.index
+            p = builder.load(ptr(P_ty, parr, ops["u"], c), align=4)
+            gu = ptr(GU_ty, guarr, ops["su"], c)
+            acc = cgutils.alloca_once_value(builder, builder.load(gu, align=4))
+            with cgutils.for_range(builder, ops["n"]) as loop:
+                bvec, row_i, s = rating(loop.index)
+                chunk_step(c, p, acc, bvec, row_i, s)
+            builder.store(builder.load(acc), gu, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -30,11 +30,11 @@ from fastmf._kernels.simd import (
     cast_like,
     fma,
     prefetch_row,
-    simd_accumulate_pair,
     simd_dot,
     simd_dot_sqnorm,
-    simd_dot_sqnorms,
     simd_grad_sumsq,
+    simd_segment_dots,
+    simd_segment_gradient,
     simd_shrink_and_swap,
     simd_step_and_clear,
 )
@@ -82,18 +82,6 @@ def chunked_dot_and_sqnorm(P, u, Q, i, n_chunks, has_rest):
             d += P[u, f] * Q[i, f]
             sq += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
     return d, sq
-
-
-@njit(**JIT_INLINE)
-def chunked_dot_and_sqnorms(P, u, Q, i, n_chunks, has_rest):
-    """p_u·q_i, ‖p_u‖² and ‖q_i‖², as ``chunked_dot_and_sqnorm`` with the norms apart."""
-    d, sp, sq = simd_dot_sqnorms(P, u, Q, i, n_chunks)
-    if has_rest:
-        for f in range(n_chunks * lanes_of(P), P.shape[1]):
-            d += P[u, f] * Q[i, f]
-            sp += P[u, f] * P[u, f]
-            sq += Q[i, f] * Q[i, f]
-    return d, sp, sq
 
 
 @njit(**JIT_INLINE)
@@ -392,55 +380,109 @@ def step_touched_rows(
 
 
 @njit(**JIT_INLINE)
+def batch_segment(
+    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
+    n_u, n_i, base, regl, n_chunks, has_rest,
+):  # fmt: skip
+    """A segment's share of its batch's gradient: the n ratings of user ``users[j]`` at j,
+    j + STREAMS, ... below ``stop`` (consecutive in one of the block's interleaved runs, which
+    ends at ``run_end``; the ratings after the run start at ``then``). The dot products load
+    p_u once; the user's gradient is summed in registers and added to its slot once; each
+    item's slot gets −2e·p_u.
+    ``seg`` is four arrays of at least n: each rating's dot product, ‖q_i‖², −2e and item slot.
+    Returns the base and regularization losses (``base``, ``regl`` plus the segment's), the
+    slots in use and the position after the segment in its run."""
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    D, N, C, S = seg
+    k = P.shape[1]
+    W = lanes_of(P)
+    u = users[j]
+    sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
+    su, n_u = claim_slot(slot_u, CRU, u, n_u)
+    CRU[su, 0] += n - 1
+    if has_rest:
+        for f in range(n_chunks * W, k):
+            sp += P[u, f] * P[u, f]
+        for m in range(n):
+            i = items[j + STREAMS * m]
+            for f in range(n_chunks * W, k):
+                D[m] += P[u, f] * Q[i, f]
+                N[m] += Q[i, f] * Q[i, f]
+    b_u = bu[u]
+    norms_u = GHU[su, 1]
+    bias_u = GHU[su, 0]
+    for m in range(n):
+        pos = j + STREAMS * m
+        # the rows of the rating PREFETCH_AHEAD places on in the order the batch is summed
+        # in, branch-free (a user's row is in the cache already when its user is this one's)
+        ahead = pos + STREAMS * PREFETCH_AHEAD
+        ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
+        prefetch_row(P, users[ahead], n_chunks)
+        prefetch_row(Q, items[ahead], n_chunks)
+        i = items[pos]
+        si, n_i = claim_slot(slot_i, CRI, i, n_i)
+        b_i = bi[i]
+        r0 = values[pos] - mu - b_u - b_i
+        sq = N[m]
+        e = r0 - D[m]
+        base += e * e
+        regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
+        # the squared norms of each row's partners, for DAMPED_SGD's rate
+        norms_u += sq
+        GHI[si, 1] += sp
+        e2 = e + e
+        C[m] = -e2
+        S[m] = si
+        bias_u -= e2
+        GHI[si, 0] -= e2
+    GHU[su, 1] = norms_u
+    GHU[su, 0] = bias_u
+    simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
+    if has_rest:
+        for m in range(n):
+            i = items[j + STREAMS * m]
+            si = S[m]
+            for f in range(n_chunks * W, k):
+                GU[su, f] += C[m] * Q[i, f]
+                GI[si, f] += C[m] * P[u, f]
+    return base, regl, n_u, n_i, j + STREAMS * n
+
+
+@njit(**JIT_INLINE)
 def batch_ratings(
     lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
     state, scratch, n_chunks, has_rest,
 ):  # fmt: skip
     """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples:
-    the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``."""
+    the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``. A batch's
+    gradient is summed one interleaved run at a time (positions start + t, start + t + STREAMS,
+    ... for t < STREAMS), each run one user's segment at a time (``batch_segment``): the same
+    ratings, in an order that keeps each user's row and gradient in registers over its run."""
     SU, u_steps, SI, i_steps = state
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
-    k = P.shape[1]
-    W = lanes_of(P)
     base = 0.0
     regl = 0.0
     lam2 = lam + lam
     lam_b2 = lam_b + lam_b
     # the nominal batch size, also for a batch cut short by the end of the block
     scale = cast_like(1.0 / batch_size, lr)
+    cap = min(batch_size, max(hi - lo, 1)) // STREAMS + 1  # a run's ratings in one batch
+    seg = (np.empty(cap, P.dtype), np.empty(cap, P.dtype), np.empty(cap, P.dtype),
+           np.empty(cap, np.intp))  # fmt: skip
     start = lo
     while start < hi:
         stop = min(start + batch_size, hi)
         n_u = 0
         n_i = 0
-        for j in range(start, stop):
-            u = users[j]
-            i = items[j]
-            if j + PREFETCH_AHEAD < hi:
-                ahead = users[j + PREFETCH_AHEAD]
-                if ahead != users[j + PREFETCH_AHEAD - STREAMS]:  # as in sgd_ratings
-                    prefetch_row(P, ahead, n_chunks)
-                prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
-            su, n_u = claim_slot(slot_u, CRU, u, n_u)
-            si, n_i = claim_slot(slot_i, CRI, i, n_i)
-            b_u = bu[u]
-            b_i = bi[i]
-            r0 = values[j] - mu - b_u - b_i
-            d, sp, sq = chunked_dot_and_sqnorms(P, u, Q, i, n_chunks, has_rest)
-            e = r0 - d
-            base += e * e
-            regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
-            # the squared norms of each row's partners, for DAMPED_SGD's rate
-            GHU[su, 1] += sq
-            GHI[si, 1] += sp
-            e2 = e + e
-            simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, n_chunks)
-            if has_rest:
-                for f in range(n_chunks * W, k):
-                    GU[su, f] -= e2 * Q[i, f]
-                    GI[si, f] -= e2 * P[u, f]
-            GHU[su, 0] -= e2
-            GHI[si, 0] -= e2
+        for t in range(STREAMS):
+            j = start + t
+            run_end = j + STREAMS * ((stop - j + STREAMS - 1) // STREAMS)
+            then = stop if t == STREAMS - 1 else j + 1
+            while j < stop:
+                base, regl, n_u, n_i, j = batch_segment(
+                    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam,
+                    lam_b, scratch, seg, n_u, n_i, base, regl, n_chunks, has_rest,
+                )  # fmt: skip
         step_touched_rows(n_u, CRU, slot_u, u_steps, bu, P, SU, GU, GHU, learn_bias, opt, lr,
                           scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, SI, GI, GHI, learn_bias, opt, lr,
