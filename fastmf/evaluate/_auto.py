@@ -7,9 +7,10 @@ in the best third of those recorded at that rung; early stopping keeps each cand
 epoch. The first candidate is the data-aware default, so the search never returns worse on its
 validation split. Every fit runs in this process (the compiled kernels are reused) and gets the
 same ``Ratings`` per split (its ids are mapped once). Time is checked between epochs: no fit
-runs past the deadline, and the refit of the best candidate on all of X is sized to fit in what
-is left. When the first candidate's first epochs show that its schedule and its refit would not
-fit in the budget, there is no search: the defaults are fitted on all of X instead.
+runs past the deadline, and the refits of the best candidates on all of X (averaged into one
+model: ``fastmf.evaluate._refits``) are sized to fit in what is left. When the first
+candidate's first epochs show that its schedule and its refit would not fit in the budget,
+there is no search: the defaults are fitted on all of X instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fastmf._random import as_generator
 from fastmf._stats import mae, rmse
 from fastmf.errors import NonFiniteModelError
 from fastmf.evaluate._cv import prepare, split_indices
+from fastmf.evaluate._refits import ENSEMBLE, cost, members, planned, refit, refit_members
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import SCORINGS
 
@@ -115,10 +117,12 @@ def auto_search(
     scoring: str,
     random_state: Any,
     verbose: int,
+    ensemble: int = ENSEMBLE,
 ) -> SearchResult:
     """The search behind ``fastmf.tune.auto`` (see there)."""
     start = clock()
     budget = _check_budget(budget_seconds)
+    cap = _check_ensemble(ensemble)
     deadline = start + budget
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r} is not known; use one of {SCORINGS}")
@@ -149,8 +153,9 @@ def auto_search(
             lead = rows.index(_leader(rows))
             models = {i: m for i, m in models.items() if i in (0, lead)}
             _tick(bar, rows, scoring)
-            # the best one's refit, and a margin for what runs around the fits
-            rungs.reserve = _refit_estimate(_leader(rows), rungs.ratio) + MARGIN * budget
+            # the refits of the best ones, and a margin for what runs around the fits
+            one = _refit_estimate(_leader(rows), rungs.ratio)
+            rungs.reserve = one * planned(one, budget, cap) + MARGIN * budget
             if deadline - clock() < rungs.reserve + 0.5 * min(r["mean_fit_seconds"] for r in rows):
                 break
             # every other candidate explores the whole space; the others step around the best
@@ -165,12 +170,20 @@ def auto_search(
     table = _ranked(rows, scoring, len(parts))
     lead = rows.index(_leader(rows))
     best_params = dict(rows[lead]["params"])
+    chosen = [{**best_params, "random_state": seed, "refit_seconds": 0.0}]
     if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
-        best, refit_seconds = _refit(MatrixFactorization, {}, fixed, everything, deadline)
+        best, refit_seconds = refit(MatrixFactorization, {}, fixed, everything, deadline, clock,
+                                    SAFETY)  # fmt: skip
         best_params, lead = _resolved(best), 0
+        chosen = [{**best_params, "random_state": seed, "refit_seconds": refit_seconds}]
     # the margin of the estimate kept the time; the refit itself stops before the deadline
     elif deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
-        best, refit_seconds = _refit(MatrixFactorization, best_params, fixed, everything, deadline)
+        plan = members(rows, lead, seed, cap)
+        estimates = [_refit_estimate(rows[i], rungs.ratio) * cost(p) / cost(rows[i]["params"])
+                     for i, p, _ in plan]  # fmt: skip
+        best, chosen, refit_seconds = refit_members(
+            MatrixFactorization, plan, estimates, fixed, everything, deadline, clock, SAFETY
+        )
     else:  # no time to refit: the best candidate as it was trained, on the training part
         best, refit_seconds = models[lead], 0.0
         best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
@@ -182,7 +195,19 @@ def auto_search(
         refit_seconds_=refit_seconds,
         scoring=scoring,
         n_splits=len(parts),
+        members_=chosen,
     )
+
+
+def _check_ensemble(ensemble: Any) -> int:
+    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)):
+        raise TypeError(
+            f"ensemble must be an int, the most refits averaged, got {ensemble!r}; "
+            f"use ensemble=1 for the best candidate's refit alone"
+        )
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1 (1: no average), got {ensemble!r}")
+    return int(ensemble)
 
 
 def _check_budget(budget: Any) -> float:
@@ -331,23 +356,6 @@ def _leader(rows: list[dict]) -> dict:
 def _refit_estimate(row: dict, ratio: float) -> float:
     """Seconds the refit of ``row``'s parameters on all of X should take, with a margin."""
     return SAFETY * row["seconds_per_epoch"] * row["params"]["n_epochs"] * ratio
-
-
-def _refit(
-    cls: Any, params: dict[str, Any], fixed: dict[str, Any], everything: Any, deadline: float
-) -> tuple[Any, float]:
-    """The best parameters fitted on all of X, stopped at the deadline if it comes first."""
-
-    t0 = clock()
-
-    def stop_at_deadline(model: Any, row: dict) -> bool:
-        # stop when one more epoch (at the pace so far, with a margin) would pass the deadline
-        return clock() + SAFETY * (clock() - t0) / int(row["epoch"]) >= deadline
-
-    model = cls(**{**params, **fixed, "callbacks": [stop_at_deadline]})
-    model.fit(everything)
-    model.set_params(callbacks=None, verbose=1)
-    return model, clock() - t0
 
 
 def _ranked(rows: list[dict[str, Any]], scoring: str, n_splits: int) -> pd.DataFrame:

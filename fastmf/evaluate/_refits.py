@@ -1,0 +1,115 @@
+"""The end of ``tune.auto``: the best candidates refitted on all of X, averaged into one model.
+
+The members, in order: the leader (the best candidate, or the data-aware default when no
+candidate beats it by the tie margin), then the other settings whose validation error is within
+``NEAR`` of the leader's, best first, then the leader again with other seeds. Each member is
+refitted only when its estimated time fits before the deadline; a refit the deadline cut short
+is left out (but for the first, which is kept as it is). The members are averaged with
+:func:`fastmf.evaluate.ensemble.average_models`: one biased MF model whose predictions are
+their mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from fastmf.evaluate.ensemble import average_models
+
+ENSEMBLE = 8  # the most refits averaged by default
+NEAR = 0.003  # relative validation margin within which another setting joins the average
+SHARE = 0.5  # the most of the budget kept for the refits when averaging
+
+
+def members(rows: list[dict], lead: int, seed: int, cap: int) -> list[tuple[dict, int, int]]:
+    """Up to ``cap`` (row index, parameters, seed) to refit, in order (see the module)."""
+    leader = rows[lead]
+    out = [(lead, dict(leader["params"]), seed)]
+    limit = leader["mean_val_rmse"] * (1 + NEAR)
+    full = max(r["splits_run"] for r in rows)
+    near = sorted(
+        (i for i, r in enumerate(rows)
+         if i != lead and r["splits_run"] == full and not r["stopped"]
+         and math.isfinite(r["mean_val_rmse"]) and r["mean_val_rmse"] <= limit),
+        key=lambda i: rows[i]["mean_val_rmse"],
+    )  # fmt: skip
+    out += [(i, dict(rows[i]["params"]), seed) for i in near]
+    j = 1
+    if NEIGHBORS:
+        for step in neighbors(leader["params"]):
+            out.append((lead, {**leader["params"], **step}, seed + j))
+            j += 1
+    while len(out) < cap:
+        out.append((lead, dict(leader["params"]), seed + j))
+        j += 1
+    return out[:cap]
+
+
+NEIGHBORS = True
+
+
+def neighbors(p: dict) -> list[dict]:
+    """Small steps around the leader's parameters."""
+    return [
+        {"reg": p["reg"] * 0.875},
+        {"reg": p["reg"] * 1.125},
+        {"reg_bias": 0.05 if p["reg_bias"] == 0 else 0.0},
+        {"learning_rate": p["learning_rate"] * 2 / 3, "n_epochs": int(round(p["n_epochs"] * 1.5))},
+    ]
+
+
+def cost(params: dict) -> float:
+    """The relative time of a fit of ``params``: epochs times factors."""
+    return float(params["n_epochs"]) * float(params["n_factors"])
+
+
+def planned(estimate: float, budget: float, cap: int) -> int:
+    """How many refits of ``estimate`` seconds the search keeps time for (at least one)."""
+    if cap <= 1 or estimate <= 0:
+        return 1
+    return max(1, min(cap, int(SHARE * budget // estimate)))
+
+
+def refit_members(
+    cls: Any,
+    plan: list[tuple[dict, int, int]],
+    estimates: list[float],
+    fixed: dict[str, Any],
+    everything: Any,
+    deadline: float,
+    clock: Callable[[], float],
+    safety: float,
+) -> tuple[Any, list[dict[str, Any]], float]:
+    """Refit the plan's members while their estimates fit before the deadline; the average
+    of those refitted, the members' records and the seconds spent."""
+    t0 = clock()
+    models, records = [], []
+    for (_, params, seed), estimate in zip(plan, estimates, strict=True):
+        if models and clock() + estimate >= deadline:
+            break
+        model, seconds = refit(cls, params, {**fixed, "random_state": seed}, everything,
+                               deadline, clock, safety)  # fmt: skip
+        if models and model.n_epochs_done_ < model.n_epochs_:  # cut short by the deadline
+            break
+        models.append(model)
+        records.append({**params, "random_state": seed, "refit_seconds": seconds})
+    best = models[0] if len(models) == 1 else average_models(models)
+    return best, records, clock() - t0
+
+
+def refit(
+    cls: Any, params: dict[str, Any], fixed: dict[str, Any], everything: Any, deadline: float,
+    clock: Callable[[], float], safety: float,
+) -> tuple[Any, float]:  # fmt: skip
+    """The parameters fitted on all of X, stopped at the deadline if it comes first (when one
+    more epoch, at the pace so far times ``safety``, would pass it)."""
+    t0 = clock()
+
+    def stop_at_deadline(model: Any, row: dict) -> bool:
+        return clock() + safety * (clock() - t0) / int(row["epoch"]) >= deadline
+
+    model = cls(**{**params, **fixed, "callbacks": [stop_at_deadline]})
+    model.fit(everything)
+    model.set_params(callbacks=None, verbose=1)
+    return model, clock() - t0
