@@ -168,25 +168,9 @@ def auto_search(
         if bar is not None:
             bar.close()
     table = _ranked(rows, scoring, len(parts))
-    lead = rows.index(_leader(rows))
-    best_params = dict(rows[lead]["params"])
-    chosen = [{**best_params, "random_state": seed, "refit_seconds": 0.0}]
-    if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
-        best, refit_seconds = refit(MatrixFactorization, {}, fixed, everything, deadline, clock,
-                                    SAFETY)  # fmt: skip
-        best_params, lead = _resolved(best), 0
-        chosen = [{**best_params, "random_state": seed, "refit_seconds": refit_seconds}]
-    # the margin of the estimate kept the time; the refit itself stops before the deadline
-    elif deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
-        plan = members(rows, lead, seed, cap)
-        estimates = [_refit_estimate(rows[i], rungs.ratio) * cost(p) / cost(rows[i]["params"])
-                     for i, p, _ in plan]  # fmt: skip
-        best, chosen, refit_seconds = refit_members(
-            MatrixFactorization, plan, estimates, fixed, everything, deadline, clock, SAFETY
-        )
-    else:  # no time to refit: the best candidate as it was trained, on the training part
-        best, refit_seconds = models[lead], 0.0
-        best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
+    best, best_params, lead, chosen, refit_seconds = _returned(
+        MatrixFactorization, rows, models, rungs, (fixed, everything, deadline), cap
+    )
     return SearchResult(
         results_=table,
         best_params_=best_params,
@@ -197,6 +181,36 @@ def auto_search(
         n_splits=len(parts),
         members_=chosen,
     )
+
+
+def _returned(
+    cls: Any, rows: list[dict], models: dict[int, Any], rungs: Rungs, fit: tuple, cap: int
+) -> tuple[Any, dict[str, Any], int, list[dict[str, Any]], float]:
+    """The model to return (``fit``: the fixed parameters, all of X, the deadline), the best
+    parameters, the leader's row, the members' records and the seconds of the refits."""
+    fixed, everything, deadline = fit
+    seed = fixed["random_state"]
+    lead = rows.index(_leader(rows))
+    best_params = dict(rows[lead]["params"])
+    if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
+        best, seconds = refit(cls, {}, fixed, everything, deadline, clock, SAFETY)
+        best_params = _resolved(best)
+        return best, best_params, 0, [{**best_params, "random_state": seed,
+                                       "refit_seconds": seconds}], seconds  # fmt: skip
+    # the margin of the estimate kept the time; the refit itself stops before the deadline
+    if deadline - clock() >= _refit_estimate(rows[lead], rungs.ratio) / SAFETY:
+        plan = members(rows, lead, seed, cap)
+        estimates = [_refit_estimate(rows[i], rungs.ratio) * cost(p) / cost(rows[i]["params"])
+                     for i, p, _ in plan]  # fmt: skip
+        best, chosen, seconds = refit_members(
+            cls, plan, estimates, fixed, everything, deadline, clock, SAFETY
+        )
+        return best, best_params, lead, chosen, seconds
+    # no time to refit: the best candidate as it was trained, on the training part
+    best = models[lead]
+    best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
+    return best, best_params, lead, [{**best_params, "random_state": seed,
+                                      "refit_seconds": 0.0}], 0.0  # fmt: skip
 
 
 def _check_ensemble(ensemble: Any) -> int:

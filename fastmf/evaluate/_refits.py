@@ -22,10 +22,13 @@ NEAR = 0.003  # relative validation margin within which another setting joins th
 SHARE = 0.5  # the most of the budget kept for the refits when averaging
 
 
-def members(rows: list[dict], lead: int, seed: int, cap: int) -> list[tuple[dict, int, int]]:
+Member = tuple[int, dict, int]  # the row whose pace it has, its parameters, its seed
+
+
+def members(rows: list[dict], lead: int, seed: int, cap: int) -> list[Member]:
     """Up to ``cap`` (row index, parameters, seed) to refit, in order (see the module)."""
     leader = rows[lead]
-    out = [(lead, dict(leader["params"]), seed)]
+    out: list[Member] = [(lead, dict(leader["params"]), seed)]
     limit = leader["mean_val_rmse"] * (1 + NEAR)
     full = max(r["splits_run"] for r in rows)
     near = sorted(
@@ -35,27 +38,23 @@ def members(rows: list[dict], lead: int, seed: int, cap: int) -> list[tuple[dict
         key=lambda i: rows[i]["mean_val_rmse"],
     )  # fmt: skip
     out += [(i, dict(rows[i]["params"]), seed) for i in near]
-    j = 1
     if NEIGHBORS:
-        for step in neighbors(leader["params"]):
-            out.append((lead, {**leader["params"], **step}, seed + j))
-            j += 1
-    while len(out) < cap:
-        out.append((lead, dict(leader["params"]), seed + j))
-        j += 1
-    return out[:cap]
+        out += [(lead, {**leader["params"], **step}, seed) for step in neighbors(leader["params"])]
+    # then the same settings again; every member has a seed of its own
+    settings = [out[j % len(out)] for j in range(cap)]
+    return [(i, p, seed + j) for j, (i, p, _) in enumerate(settings)]
 
 
 NEIGHBORS = True
 
 
 def neighbors(p: dict) -> list[dict]:
-    """Small steps around the leader's parameters."""
+    """Small steps around the leader's parameters: λ an eighth down and up, the biases
+    penalized (or not, when they are)."""
     return [
         {"reg": p["reg"] * 0.875},
         {"reg": p["reg"] * 1.125},
         {"reg_bias": 0.05 if p["reg_bias"] == 0 else 0.0},
-        {"learning_rate": p["learning_rate"] * 2 / 3, "n_epochs": int(round(p["n_epochs"] * 1.5))},
     ]
 
 
@@ -73,7 +72,7 @@ def planned(estimate: float, budget: float, cap: int) -> int:
 
 def refit_members(
     cls: Any,
-    plan: list[tuple[dict, int, int]],
+    plan: list[Member],
     estimates: list[float],
     fixed: dict[str, Any],
     everything: Any,
@@ -84,7 +83,8 @@ def refit_members(
     """Refit the plan's members while their estimates fit before the deadline; the average
     of those refitted, the members' records and the seconds spent."""
     t0 = clock()
-    models, records = [], []
+    models: list[Any] = []
+    records: list[dict[str, Any]] = []
     for (_, params, seed), estimate in zip(plan, estimates, strict=True):
         if models and clock() + estimate >= deadline:
             break

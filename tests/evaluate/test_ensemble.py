@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastmf
@@ -56,7 +56,7 @@ def test_the_average_predicts_the_members_mean(df):
         assert np.abs(m.predict(pairs, clip=False) - ref).max() > 1e-3
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None)
 @given(ks=st.lists(st.integers(1, 6), min_size=1, max_size=4), seed=st.integers(0, 1000))
 def test_any_members_sum_their_factors_and_average_their_predictions(df, ks, seed):
     models = [_fit(df, k, seed + j) for j, k in enumerate(ks)]
