@@ -81,7 +81,7 @@ def _auto_on(name, splits, budget, ensemble) -> None:
         print(f"{name} fold {k}: defaults {d[-1]:.4f}, tune.auto {a[-1]:.4f} "
               f"({len(res.results_)} candidates, {len(res.members_)} averaged, "
               f"{walls[-1]:.1f} s)", flush=True)  # fmt: skip
-    print(f"{name} mean: defaults {np.mean(d):.4f}, tune.auto {np.mean(a):.4f}, "
+    print(f"{name} mean: defaults {np.mean(d):.5f}, tune.auto {np.mean(a):.5f}, "
           f"longest call {max(walls):.1f} s", flush=True)  # fmt: skip
 
 

@@ -27,7 +27,16 @@ from fastmf._random import as_generator
 from fastmf._stats import mae, rmse
 from fastmf.errors import NonFiniteModelError
 from fastmf.evaluate._cv import prepare, split_indices
-from fastmf.evaluate._refits import ENSEMBLE, cost, members, planned, refit, refit_members
+from fastmf.evaluate._refits import (
+    ENSEMBLE,
+    check_ensemble,
+    cost,
+    members,
+    planned,
+    refit,
+    refit_members,
+    resolved,
+)
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import SCORINGS
 
@@ -122,7 +131,7 @@ def auto_search(
     """The search behind ``fastmf.tune.auto`` (see there)."""
     start = clock()
     budget = _check_budget(budget_seconds)
-    cap = _check_ensemble(ensemble)
+    cap = check_ensemble(ensemble)
     deadline = start + budget
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r} is not known; use one of {SCORINGS}")
@@ -194,9 +203,15 @@ def _returned(
     best_params = dict(rows[lead]["params"])
     if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
         best, seconds = refit(cls, {}, fixed, everything, deadline, clock, SAFETY)
-        best_params = _resolved(best)
-        return best, best_params, 0, [{**best_params, "random_state": seed,
-                                       "refit_seconds": seconds}], seconds  # fmt: skip
+        best_params = resolved(best)
+        row = {"params": best_params, "mean_val_rmse": math.inf, "splits_run": 0, "stopped": ""}
+        plan = members([row], 0, seed, cap)[1:]  # steps around them, in the time left
+        first = (best, {**best_params, "random_state": seed, "refit_seconds": seconds})
+        per = SAFETY * seconds / cost(best_params)
+        best, chosen, more = refit_members(cls, plan, [per * cost(p) for _, p, _ in plan],
+                                           fixed, everything, deadline, clock, SAFETY,
+                                           first)  # fmt: skip
+        return best, best_params, 0, chosen, seconds + more
     # the margin of the estimate kept the time; the refit itself stops before the deadline
     if deadline - clock() >= _refit_estimate(rows[lead], rungs.ratio) / SAFETY:
         plan = members(rows, lead, seed, cap)
@@ -211,17 +226,6 @@ def _returned(
     best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
     return best, best_params, lead, [{**best_params, "random_state": seed,
                                       "refit_seconds": 0.0}], 0.0  # fmt: skip
-
-
-def _check_ensemble(ensemble: Any) -> int:
-    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)):
-        raise TypeError(
-            f"ensemble must be an int, the most refits averaged, got {ensemble!r}; "
-            f"use ensemble=1 for the best candidate's refit alone"
-        )
-    if ensemble < 1:
-        raise ValueError(f"ensemble must be >= 1 (1: no average), got {ensemble!r}")
-    return int(ensemble)
 
 
 def _check_budget(budget: Any) -> float:
@@ -340,17 +344,6 @@ def _final_params(model: Any, schedule: int, epochs: int) -> dict:
         "n_epochs": max(int(epochs), 1),
         "lr_schedule": "exponential",
         "lr_decay": float(0.8 ** (20.0 / max(schedule, 1))),
-    }
-
-
-def _resolved(model: Any) -> dict[str, Any]:
-    """The searched parameters at the values a fit of the defaults resolved."""
-    return {
-        "reg": float(model.reg_),
-        "learning_rate": float(model.learning_rate_),
-        "n_factors": int(model.n_factors_),
-        "reg_bias": float(model.reg_bias),
-        "n_epochs": int(model.n_epochs_),
     }
 
 

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from fastmf.evaluate.ensemble import average_models
 
 ENSEMBLE = 8  # the most refits averaged by default
@@ -79,12 +81,14 @@ def refit_members(
     deadline: float,
     clock: Callable[[], float],
     safety: float,
+    first: tuple[Any, dict[str, Any]] | None = None,
 ) -> tuple[Any, list[dict[str, Any]], float]:
     """Refit the plan's members while their estimates fit before the deadline; the average
-    of those refitted, the members' records and the seconds spent."""
+    of those refitted (after ``first``, a member fitted already, and its record), the members'
+    records and the seconds spent."""
     t0 = clock()
-    models: list[Any] = []
-    records: list[dict[str, Any]] = []
+    models: list[Any] = [] if first is None else [first[0]]
+    records: list[dict[str, Any]] = [] if first is None else [first[1]]
     for (_, params, seed), estimate in zip(plan, estimates, strict=True):
         if models and clock() + estimate >= deadline:
             break
@@ -113,3 +117,26 @@ def refit(
     model.fit(everything)
     model.set_params(callbacks=None, verbose=1)
     return model, clock() - t0
+
+
+def check_ensemble(ensemble: Any) -> int:
+    """The cap on the members, checked."""
+    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)):
+        raise TypeError(
+            f"ensemble must be an int, the most refits averaged, got {ensemble!r}; "
+            f"use ensemble=1 for the best candidate's refit alone"
+        )
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1 (1: no average), got {ensemble!r}")
+    return int(ensemble)
+
+
+def resolved(model: Any) -> dict[str, Any]:
+    """The searched parameters at the values a fit of the defaults resolved."""
+    return {
+        "reg": float(model.reg_),
+        "learning_rate": float(model.learning_rate_),
+        "n_factors": int(model.n_factors_),
+        "reg_bias": float(model.reg_bias),
+        "n_epochs": int(model.n_epochs_),
+    }

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fastmf import MatrixFactorization, tune
-from fastmf.evaluate import _auto
+from fastmf.evaluate import _auto, _refits
 from fastmf.evaluate._result import SearchResult
 from tests.conftest import random_ratings
 
@@ -125,7 +125,12 @@ def test_the_returned_model_is_the_average_of_its_members_refitted(df, monkeypat
     members = _member_params(res)
     assert len(members) > 1
     assert {k: v for k, v in members[0].items() if k != "random_state"} == res.best_params_
-    assert len({m["random_state"] for m in members}) > 1 or len(res.results_) > 1
+    assert len({m["random_state"] for m in members}) == len(members)  # a seed of its own
+    settings = [{k: v for k, v in m.items() if k != "random_state"} for m in members]
+    near = [dict(p) for p in res.results_["params"]] + [
+        {**res.best_params_, **step} for step in _refits.neighbors(res.best_params_)
+    ]
+    assert all(p in near for p in settings)  # candidates of the search, or steps around the best
     fits = [MatrixFactorization(**m, verbose=0, n_jobs=-1).fit(df) for m in members]
     model = res.best_estimator_
     assert model.n_factors == model.n_factors_ == sum(m["n_factors"] for m in members)
