@@ -1,12 +1,14 @@
 """The end of ``tune.auto``: the best candidates refitted on all of X, averaged into one model.
 
 The members, in order: the leader (the best candidate, or the data-aware default when no
-candidate beats it by the tie margin), then the other settings whose validation error is within
-``NEAR`` of the leader's, best first, then the leader again with other seeds. Each member is
-refitted only when its estimated time fits before the deadline; a refit the deadline cut short
-is left out (but for the first, which is kept as it is). The members are averaged with
+candidate beats it by the tie margin); the other candidates within ``NEAR`` of it on validation
+(run on every split, not cut), best first; small steps around the leader (λ an eighth down and
+up, ``reg_bias`` 0.05); then the same settings again. Every member has a seed of its own. Each
+is refitted only when its estimated time fits before the deadline; a refit the deadline cut
+short is left out (but for the first, which is kept as it is). The members are averaged with
 :func:`fastmf.evaluate.ensemble.average_models`: one biased MF model whose predictions are
-their mean.
+their mean. Averaged distinct settings measured better than the leader with other seeds
+(benchmarks/README.md, "The average of the best refits").
 """
 
 from __future__ import annotations
@@ -40,14 +42,10 @@ def members(rows: list[dict], lead: int, seed: int, cap: int) -> list[Member]:
         key=lambda i: rows[i]["mean_val_rmse"],
     )  # fmt: skip
     out += [(i, dict(rows[i]["params"]), seed) for i in near]
-    if NEIGHBORS:
-        out += [(lead, {**leader["params"], **step}, seed) for step in neighbors(leader["params"])]
+    out += [(lead, {**leader["params"], **step}, seed) for step in neighbors(leader["params"])]
     # then the same settings again; every member has a seed of its own
     settings = [out[j % len(out)] for j in range(cap)]
     return [(i, p, seed + j) for j, (i, p, _) in enumerate(settings)]
-
-
-NEIGHBORS = True
 
 
 def neighbors(p: dict) -> list[dict]:

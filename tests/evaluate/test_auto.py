@@ -213,6 +213,10 @@ def test_a_budget_too_short_for_the_defaults_and_their_refit_fits_the_defaults(d
                                 "n_factors": plain.n_factors_, "reg_bias": 0.0,
                                 "n_epochs": plain.n_epochs_}  # fmt: skip
     assert model.lr_schedule == "auto" and model.n_epochs == "auto"
+    # the defaults first; steps around them when the time left holds them, averaged
+    first = {k: v for k, v in res.members_[0].items() if k not in ("random_state", "refit_seconds")}
+    assert first == res.best_params_
+    assert model.n_factors_ == sum(m["n_factors"] for m in res.members_)
 
 
 def test_a_budget_that_holds_the_defaults_runs_the_search(df, monkeypatch):
