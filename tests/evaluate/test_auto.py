@@ -120,8 +120,8 @@ def _member_params(res):
 
 
 def test_the_returned_model_is_the_average_of_its_members_refitted(df, monkeypatch):
-    res, clock = _run(df, monkeypatch, budget=30.0)
-    assert clock.t <= 30.0 + 20 * clock.step
+    res, clock = _run(df, monkeypatch, budget=12.0)
+    assert clock.t <= 12.0 + 20 * clock.step
     members = _member_params(res)
     assert len(members) > 1
     assert {k: v for k, v in members[0].items() if k != "random_state"} == res.best_params_
@@ -138,7 +138,7 @@ def test_the_returned_model_is_the_average_of_its_members_refitted(df, monkeypat
 
 
 def test_ensemble_one_returns_the_best_candidates_refit_alone(df, monkeypatch):
-    res, _ = _run(df, monkeypatch, budget=30.0, ensemble=1)
+    res, _ = _run(df, monkeypatch, budget=12.0, ensemble=1)
     (member,) = _member_params(res)
     assert res.best_estimator_.n_factors == res.best_params_["n_factors"]
     plain = MatrixFactorization(**member, verbose=0, n_jobs=-1).fit(df)
