@@ -87,13 +87,16 @@ def refit_members(
     t0 = clock()
     models: list[Any] = [] if first is None else [first[0]]
     records: list[dict[str, Any]] = [] if first is None else [first[1]]
+    scale = 1.0  # the estimates, corrected by the pace of the refits so far
     for (_, params, seed), estimate in zip(plan, estimates, strict=True):
-        if models and clock() + estimate >= deadline:
+        if models and clock() + scale * estimate >= deadline:
             break
         model, seconds = refit(cls, params, {**fixed, "random_state": seed}, everything,
                                deadline, clock, safety)  # fmt: skip
         if models and model.n_epochs_done_ < model.n_epochs_:  # cut short by the deadline
             break
+        if model.n_epochs_done_ == model.n_epochs_ and estimate > 0:
+            scale = safety * seconds / estimate
         models.append(model)
         records.append({**params, "random_state": seed, "refit_seconds": seconds})
     best = models[0] if len(models) == 1 else average_models(models)
