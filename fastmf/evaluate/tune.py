@@ -56,8 +56,9 @@ def auto(
 
     The search keeps up to half the budget for the end: the best candidate is refitted on all
     of ``X``, then, while the time lasts and up to ``ensemble`` models, the other candidates
-    within 0.3% of it on validation and the best again with other seeds; ``best_estimator_``
-    is their average, one model (:func:`average_models`: biases averaged, factors side by
+    within 0.3% of it on validation, small steps around it (λ ±12.5%, ``reg_bias`` 0.05) and
+    the same settings again, each with a seed of its own; ``best_estimator_`` is their
+    average, one model (:func:`average_models`: biases averaged, factors side by
     side) whose predictions are the mean of theirs. When the time left covers only one refit,
     it is the best candidate fitted on all of ``X``; when it does not even cover that, the best
     candidate as it was trained (on the training part of its split; ``refit_seconds_`` 0).
