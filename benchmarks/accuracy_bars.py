@@ -14,6 +14,11 @@
 ``--folds-dir DIR`` runs the defaults and ``tune.auto`` on a directory of folds in ml-100k's own
 layout instead of the twin's (``u1.base``/``u1.test`` ... ``u5.*``: tab-separated user, item,
 rating, timestamp), for a check on a release this project does not ship.
+
+The part ``mls-auto`` (skipped unless ``--with mls-auto``: five calls of the budget and more)
+runs the defaults and ``tune.auto`` on ml-latest-small's five folds of
+``benchmarks.accuracy_defaults`` and on the per-user split of seed 9 (the hardest seen).
+``--ensemble N`` is passed to ``tune.auto`` (the most refits it averages).
 """
 
 from __future__ import annotations
@@ -61,14 +66,35 @@ def _folds(folds_dir: str | None):
     return [(read(f"u{k}.base"), read(f"u{k}.test")) for k in range(1, 6)]
 
 
+def _auto_on(name, splits, budget, ensemble) -> None:
+    """The defaults and ``tune.auto`` on each (train, test): test RMSE, members, wall time."""
+    from fastmf import MatrixFactorization, tune
+
+    d, a, walls = [], [], []
+    for k, (train, test) in enumerate(splits):
+        d.append(-MatrixFactorization(random_state=0, verbose=0).fit(train).score(test))
+        t0 = time.perf_counter()
+        res = tune.auto(train, budget_seconds=budget, random_state=0, verbose=0,
+                        ensemble=ensemble)  # fmt: skip
+        walls.append(time.perf_counter() - t0)
+        a.append(-res.best_estimator_.score(test))
+        print(f"{name} fold {k}: defaults {d[-1]:.4f}, tune.auto {a[-1]:.4f} "
+              f"({len(res.results_)} candidates, {len(res.members_)} averaged, "
+              f"{walls[-1]:.1f} s)", flush=True)  # fmt: skip
+    print(f"{name} mean: defaults {np.mean(d):.5f}, tune.auto {np.mean(a):.5f}, "
+          f"longest call {max(walls):.1f} s", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=20.0)
     ap.add_argument("--folds-dir", default=None, help="ml-100k's u1-u5 in its own layout")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: mls,folds,oracle")
+    ap.add_argument("--with", dest="extra", default="", help="parts run on request: mls-auto")
+    ap.add_argument("--ensemble", type=int, default=8, help="tune.auto's ensemble cap")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
-    from fastmf import MatrixFactorization, tune
+    from fastmf import MatrixFactorization
     from fastmf.datasets import synthetic
 
     if "mls" not in skip:
@@ -87,18 +113,15 @@ def main() -> None:
                       flush=True)  # fmt: skip
             print(f"ml-latest-small {kind}: mean {np.mean(got):.4f}, worst {max(got):.4f}")
     if "folds" not in skip:
-        d, a, walls = [], [], []
         name = "twin-ml-100k" if args.folds_dir is None else "folds-dir"
-        for k, (train, test) in enumerate(_folds(args.folds_dir)):
-            d.append(-MatrixFactorization(random_state=0, verbose=0).fit(train).score(test))
-            t0 = time.perf_counter()
-            res = tune.auto(train, budget_seconds=args.budget, random_state=0, verbose=0)
-            walls.append(time.perf_counter() - t0)
-            a.append(-res.best_estimator_.score(test))
-            print(f"{name} fold {k}: defaults {d[-1]:.4f}, tune.auto {a[-1]:.4f} "
-                  f"({len(res.results_)} candidates, {walls[-1]:.1f} s)", flush=True)  # fmt: skip
-        print(f"{name} mean: defaults {np.mean(d):.4f}, tune.auto {np.mean(a):.4f}, "
-              f"longest call {max(walls):.1f} s")  # fmt: skip
+        _auto_on(name, _folds(args.folds_dir), args.budget, args.ensemble)
+    if "mls-auto" in args.extra.split(","):
+        from benchmarks.accuracy_defaults import splits
+
+        _auto_on("ml-latest-small", splits("ml-latest-small", 5), args.budget, args.ensemble)
+        df = _mls()[["user", "item", "rating"]]
+        _auto_on("ml-latest-small per-user seed 9", [_user_split(df, 9)], args.budget,
+                 args.ensemble)  # fmt: skip
     if "oracle" not in skip:
         for seed in (1, 2, 3):
             df, truth = synthetic(n_users=400, n_items=300, n_ratings=40_000, rank=4, noise=0.3,

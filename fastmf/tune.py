@@ -1,5 +1,5 @@
 """The old home of the parameter search; it now lives in :mod:`fastmf.evaluate.tune`."""
 
-from fastmf.evaluate.tune import SearchResult, auto, grid_search, random_search
+from fastmf.evaluate.tune import SearchResult, auto, average_models, grid_search, random_search
 
-__all__ = ["SearchResult", "auto", "grid_search", "random_search"]
+__all__ = ["SearchResult", "auto", "average_models", "grid_search", "random_search"]

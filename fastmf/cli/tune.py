@@ -24,8 +24,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Successive halving over the parameters on a validation split carved from the "
             "training part (fastmf.tune.auto), within --budget seconds, compiling included; "
-            "the best candidate is refitted on the whole training part and scored on a "
-            "held-out test part, which the search never sees."
+            "the best candidates are refitted on the whole training part and averaged into "
+            "one model (--ensemble caps them), scored on a held-out test part, which the "
+            "search never sees."
         ),
     )
     p.add_argument(
@@ -41,6 +42,10 @@ def register(subparsers: Any) -> None:
         help="share of the ratings held out for the final test (default 0.1)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the search")
+    p.add_argument(
+        "--ensemble", type=int, default=8,
+        help="the most refits averaged into the saved model (default 8; 1: the best alone)",
+    )  # fmt: skip
     p.add_argument("--save", metavar="FILE", help="save the best model there")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_format_option(p, json_alias=True)
@@ -51,6 +56,8 @@ def check(args: argparse.Namespace) -> None:
     """Refuse a budget, a data set or an output file that cannot work, before any data."""
     if not math.isfinite(args.budget) or args.budget <= 0:
         raise UsageError(f"--budget must be a positive number of seconds, got {args.budget}")
+    if args.ensemble < 1:
+        raise UsageError(f"--ensemble must be an int >= 1 (1: no average), got {args.ensemble}")
     check_dataset(args.dataset)
     if args.save:
         check_output_file(args.save, "--save")
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     train, test = train_test_split(df, test_size=args.test_size, random_state=args.seed)
     res = auto(
         train, budget_seconds=args.budget, random_state=args.seed,
-        verbose=0 if args.quiet or args.format != "table" else 1,
+        verbose=0 if args.quiet or args.format != "table" else 1, ensemble=args.ensemble,
     )  # fmt: skip
     model = res.best_estimator_
     pred = model.predict(test)
@@ -76,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "n_candidates": len(res.results_),
         "best_params": res.best_params_,
+        "n_members": len(res.members_),
+        "n_factors": int(model.n_factors_),
         "val_rmse": res.best_score_,
         "test_rmse": rmse(y, pred),
         "test_mae": mae(y, pred),
@@ -93,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{result['n_candidates']} candidates in {args.budget:g} s on {args.dataset}")
     print(f"best: {res.best_params_}")
+    if len(res.members_) > 1:
+        print(f"model: the average of {len(res.members_)} refits ({model.n_factors_} factors)")
     print(f"validation RMSE {res.best_score_:.4f}")
     print(f"test RMSE {result['test_rmse']:.4f}  MAE {result['test_mae']:.4f}")
     if args.save:

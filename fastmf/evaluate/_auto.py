@@ -7,9 +7,10 @@ in the best third of those recorded at that rung; early stopping keeps each cand
 epoch. The first candidate is the data-aware default, so the search never returns worse on its
 validation split. Every fit runs in this process (the compiled kernels are reused) and gets the
 same ``Ratings`` per split (its ids are mapped once). Time is checked between epochs: no fit
-runs past the deadline, and the refit of the best candidate on all of X is sized to fit in what
-is left. When the first candidate's first epochs show that its schedule and its refit would not
-fit in the budget, there is no search: the defaults are fitted on all of X instead.
+runs past the deadline, and the refits of the best candidates on all of X (averaged into one
+model: ``fastmf.evaluate._refits``) are sized to fit in what is left. When the first
+candidate's first epochs show that its schedule and its refit would not fit in the budget,
+there is no search: the defaults are fitted on all of X instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ from fastmf._random import as_generator
 from fastmf._stats import mae, rmse
 from fastmf.errors import NonFiniteModelError
 from fastmf.evaluate._cv import prepare, split_indices
+from fastmf.evaluate._refits import (
+    ENSEMBLE,
+    check_ensemble,
+    cost,
+    members,
+    planned,
+    refit,
+    refit_members,
+    resolved,
+)
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import SCORINGS
 
@@ -115,10 +126,12 @@ def auto_search(
     scoring: str,
     random_state: Any,
     verbose: int,
+    ensemble: int = ENSEMBLE,
 ) -> SearchResult:
     """The search behind ``fastmf.tune.auto`` (see there)."""
     start = clock()
     budget = _check_budget(budget_seconds)
+    cap = check_ensemble(ensemble)
     deadline = start + budget
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r} is not known; use one of {SCORINGS}")
@@ -149,8 +162,9 @@ def auto_search(
             lead = rows.index(_leader(rows))
             models = {i: m for i, m in models.items() if i in (0, lead)}
             _tick(bar, rows, scoring)
-            # the best one's refit, and a margin for what runs around the fits
-            rungs.reserve = _refit_estimate(_leader(rows), rungs.ratio) + MARGIN * budget
+            # the refits of the best ones, and a margin for what runs around the fits
+            one = _refit_estimate(_leader(rows), rungs.ratio)
+            rungs.reserve = one * planned(one, budget, cap) + MARGIN * budget
             if deadline - clock() < rungs.reserve + 0.5 * min(r["mean_fit_seconds"] for r in rows):
                 break
             # every other candidate explores the whole space; the others step around the best
@@ -163,17 +177,9 @@ def auto_search(
         if bar is not None:
             bar.close()
     table = _ranked(rows, scoring, len(parts))
-    lead = rows.index(_leader(rows))
-    best_params = dict(rows[lead]["params"])
-    if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
-        best, refit_seconds = _refit(MatrixFactorization, {}, fixed, everything, deadline)
-        best_params, lead = _resolved(best), 0
-    # the margin of the estimate kept the time; the refit itself stops before the deadline
-    elif deadline - clock() >= _refit_estimate(_leader(rows), rungs.ratio) / SAFETY:
-        best, refit_seconds = _refit(MatrixFactorization, best_params, fixed, everything, deadline)
-    else:  # no time to refit: the best candidate as it was trained, on the training part
-        best, refit_seconds = models[lead], 0.0
-        best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
+    best, best_params, lead, chosen, refit_seconds = _returned(
+        MatrixFactorization, rows, models, rungs, (fixed, everything, deadline), cap
+    )
     return SearchResult(
         results_=table,
         best_params_=best_params,
@@ -182,7 +188,44 @@ def auto_search(
         refit_seconds_=refit_seconds,
         scoring=scoring,
         n_splits=len(parts),
+        members_=chosen,
     )
+
+
+def _returned(
+    cls: Any, rows: list[dict], models: dict[int, Any], rungs: Rungs, fit: tuple, cap: int
+) -> tuple[Any, dict[str, Any], int, list[dict[str, Any]], float]:
+    """The model to return (``fit``: the fixed parameters, all of X, the deadline), the best
+    parameters, the leader's row, the members' records and the seconds of the refits."""
+    fixed, everything, deadline = fit
+    seed = fixed["random_state"]
+    lead = rows.index(_leader(rows))
+    best_params = dict(rows[lead]["params"])
+    if rungs.no_search:  # too little time to search: the defaults, fitted on all of X
+        best, seconds = refit(cls, {}, fixed, everything, deadline, clock, SAFETY)
+        best_params = resolved(best)
+        row = {"params": best_params, "mean_val_rmse": math.inf, "splits_run": 0, "stopped": ""}
+        plan = members([row], 0, seed, cap)[1:]  # steps around them, in the time left
+        first = (best, {**best_params, "random_state": seed, "refit_seconds": seconds})
+        per = SAFETY * seconds / cost(best_params)
+        best, chosen, more = refit_members(cls, plan, [per * cost(p) for _, p, _ in plan],
+                                           fixed, everything, deadline, clock, SAFETY,
+                                           first)  # fmt: skip
+        return best, best_params, 0, chosen, seconds + more
+    # the margin of the estimate kept the time; the refit itself stops before the deadline
+    if deadline - clock() >= _refit_estimate(rows[lead], rungs.ratio) / SAFETY:
+        plan = members(rows, lead, seed, cap)
+        estimates = [_refit_estimate(rows[i], rungs.ratio) * cost(p) / cost(rows[i]["params"])
+                     for i, p, _ in plan]  # fmt: skip
+        best, chosen, seconds = refit_members(
+            cls, plan, estimates, fixed, everything, deadline, clock, SAFETY
+        )
+        return best, best_params, lead, chosen, seconds
+    # no time to refit: the best candidate as it was trained, on the training part
+    best = models[lead]
+    best.set_params(callbacks=None, early_stopping=False, patience=3, verbose=1)
+    return best, best_params, lead, [{**best_params, "random_state": seed,
+                                      "refit_seconds": 0.0}], 0.0  # fmt: skip
 
 
 def _check_budget(budget: Any) -> float:
@@ -304,17 +347,6 @@ def _final_params(model: Any, schedule: int, epochs: int) -> dict:
     }
 
 
-def _resolved(model: Any) -> dict[str, Any]:
-    """The searched parameters at the values a fit of the defaults resolved."""
-    return {
-        "reg": float(model.reg_),
-        "learning_rate": float(model.learning_rate_),
-        "n_factors": int(model.n_factors_),
-        "reg_bias": float(model.reg_bias),
-        "n_epochs": int(model.n_epochs_),
-    }
-
-
 def _leader(rows: list[dict]) -> dict:
     """The best row so far (those run on every split first); the data-aware default (the
     first row) keeps the lead against a candidate less than ``TIE`` better on validation, which
@@ -331,23 +363,6 @@ def _leader(rows: list[dict]) -> dict:
 def _refit_estimate(row: dict, ratio: float) -> float:
     """Seconds the refit of ``row``'s parameters on all of X should take, with a margin."""
     return SAFETY * row["seconds_per_epoch"] * row["params"]["n_epochs"] * ratio
-
-
-def _refit(
-    cls: Any, params: dict[str, Any], fixed: dict[str, Any], everything: Any, deadline: float
-) -> tuple[Any, float]:
-    """The best parameters fitted on all of X, stopped at the deadline if it comes first."""
-
-    t0 = clock()
-
-    def stop_at_deadline(model: Any, row: dict) -> bool:
-        # stop when one more epoch (at the pace so far, with a margin) would pass the deadline
-        return clock() + SAFETY * (clock() - t0) / int(row["epoch"]) >= deadline
-
-    model = cls(**{**params, **fixed, "callbacks": [stop_at_deadline]})
-    model.fit(everything)
-    model.set_params(callbacks=None, verbose=1)
-    return model, clock() - t0
 
 
 def _ranked(rows: list[dict[str, Any]], scoring: str, n_splits: int) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -24,13 +24,20 @@ class SearchResult:
     best_score_ : float
         Its mean validation RMSE or MAE (lower is better).
     best_estimator_ : MatrixFactorization or None
-        A model with ``best_params_`` fitted on all the data; None when ``refit=False``.
+        A model with ``best_params_`` fitted on all the data; None when ``refit=False``. From
+        ``tune.auto``, the average of the refits in ``members_`` (one model whose
+        ``n_factors`` is the sum of theirs; see :func:`fastmf.tune.average_models`).
     refit_seconds_ : float
-        Seconds of that final fit (0.0 without refit).
+        Seconds of the final fits (0.0 without refit).
     scoring : str
         ``"rmse"`` or ``"mae"``.
     n_splits : int
         Number of train/validation splits each candidate was fitted on.
+    members_ : list of dict
+        ``tune.auto``: the parameters, ``random_state`` and ``refit_seconds`` of each model
+        averaged into ``best_estimator_``, the best first (one entry when it is a single fit);
+        empty from ``grid_search`` and ``random_search``, whose ``best_estimator_`` is one fit
+        of ``best_params_``.
     """
 
     results_: pd.DataFrame
@@ -40,6 +47,7 @@ class SearchResult:
     refit_seconds_: float
     scoring: str
     n_splits: int
+    members_: list[dict[str, Any]] = field(default_factory=list)
 
     def __str__(self) -> str:
         cols = [c for c in self.results_.columns if c != "params" and not c.startswith("split")]

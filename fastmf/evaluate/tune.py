@@ -4,9 +4,10 @@
 ``auto`` spends a wall-clock budget on successive halving (``fastmf.evaluate._auto``); all
 return a :class:`SearchResult` with a table of every candidate (mean and spread of the
 validation RMSE and MAE, fit seconds) sorted best first, and the best model refitted on all the
-data. Every fit runs in this process, so the Numba kernels compile once (or load from Numba's
-cache) and every candidate reuses them: a warm-up fit on a few ratings runs before the timed fits
-so that no candidate's seconds include compilation. The kernels are compiled per ``dtype``; keep
+data (for ``auto``, the average of its best refits: ``average_models``). Every fit runs in
+this process, so the Numba kernels compile once (or load from Numba's cache) and every
+candidate reuses them: a warm-up fit on a few ratings runs before the timed fits so that no
+candidate's seconds include compilation. The kernels are compiled per ``dtype``; keep
 ``dtype`` out of the grid or each value compiles its own set.
 
 The grid and the draws are expanded here rather than by scikit-learn's ``ParameterGrid`` and
@@ -29,8 +30,9 @@ import numpy as np
 from fastmf._random import as_generator
 from fastmf.evaluate._result import SearchResult
 from fastmf.evaluate._search import search
+from fastmf.evaluate.ensemble import average_models
 
-__all__ = ["SearchResult", "auto", "grid_search", "random_search"]
+__all__ = ["SearchResult", "auto", "average_models", "grid_search", "random_search"]
 
 
 def auto(
@@ -42,6 +44,7 @@ def auto(
     scoring: str = "rmse",
     random_state: int | np.random.Generator | None = None,
     verbose: int = 1,
+    ensemble: int = 8,
 ) -> SearchResult:
     """Tune λ, η, the factors, ``reg_bias`` and the epochs within ``budget_seconds``.
 
@@ -49,10 +52,16 @@ def auto(
     draws) train on a validation split carved from ``X`` with early stopping; at epochs 4, 8,
     16, ... a candidate goes on only while its validation error is in the best third of those
     seen at that epoch. The default keeps the lead unless a candidate beats it by 0.2% on
-    validation (less is within a split's noise). When the time left only covers the refit,
-    the best candidate is fitted on all of ``X``; when it does not even cover that,
-    ``best_estimator_`` is the best candidate as it was trained (on the training part of its
-    split; ``refit_seconds_`` 0).
+    validation (less is within a split's noise).
+
+    The search keeps up to half the budget for the end: the best candidate is refitted on all
+    of ``X``, then, while the time lasts and up to ``ensemble`` models, the other candidates
+    within 0.3% of it on validation, small steps around it (λ ±12.5%, ``reg_bias`` 0.05) and
+    the same settings again, each with a seed of its own; ``best_estimator_`` is their
+    average, one model (:func:`average_models`: biases averaged, factors side by
+    side) whose predictions are the mean of theirs. When the time left covers only one refit,
+    it is the best candidate fitted on all of ``X``; when it does not even cover that, the best
+    candidate as it was trained (on the training part of its split; ``refit_seconds_`` 0).
     ``budget_seconds`` caps the call's wall time, compiling included (with a cold Numba cache
     the first compile alone takes tens of seconds and counts).
 
@@ -72,16 +81,22 @@ def auto(
         candidates (how many fit in the budget depends on the machine's speed).
     verbose : int, default 1
         1 shows a progress bar over the candidates; 0 prints nothing.
+    ensemble : int, default 8
+        The most refits averaged into ``best_estimator_``; 1 returns the best candidate's
+        refit alone (and spends the budget on the search).
 
     Returns
     -------
     SearchResult
         ``results_`` (one row per candidate, best first; ``params`` replays the best epoch),
-        ``best_params_``, ``best_score_``, ``best_estimator_`` fitted on all of ``X``.
+        ``best_params_`` (the best candidate's), ``best_score_``, ``best_estimator_`` fitted on
+        all of ``X``, ``members_`` (the parameters and seed of each model averaged into it).
+        A ``fit`` of ``best_estimator_`` (or of its clone) trains one model with the summed
+        ``n_factors``, not an average; refit ``best_params_`` for the best candidate alone.
     """
     from fastmf.evaluate._auto import auto_search
 
-    return auto_search(X, y, budget_seconds, cv, scoring, random_state, verbose)
+    return auto_search(X, y, budget_seconds, cv, scoring, random_state, verbose, ensemble)
 
 
 def grid_search(

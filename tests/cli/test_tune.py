@@ -20,6 +20,14 @@ def test_tune_saves_a_model_that_loads(tmp_path, capsys):
     model = load(out)
     assert model.n_epochs_done_ >= 1
     assert set(result["best_params"]) >= {"reg", "learning_rate", "n_factors", "n_epochs"}
+    # the saved model is the average of the members' refits: their factors side by side
+    assert result["n_members"] >= 1 and model.n_factors_ == result["n_factors"]
+    assert model.n_factors_ >= result["best_params"]["n_factors"]
+
+
+def test_an_ensemble_cap_below_one_is_a_usage_error(capsys):
+    assert main(["tune", "--dataset", "synthetic-ml-100k", "--ensemble", "0"]) == 2
+    assert "--ensemble" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("budget", ["0", "-3", "nan"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fastmf import MatrixFactorization, tune
-from fastmf.evaluate import _auto
+from fastmf.evaluate import _auto, _refits
 from fastmf.evaluate._result import SearchResult
 from tests.conftest import random_ratings
 
@@ -79,8 +79,8 @@ def test_the_first_candidate_is_the_data_aware_default(df, monkeypatch):
     res, _ = _run(df, monkeypatch)
     first = params[0]
     assert (first["n_factors"], first["reg"], first["learning_rate"]) == ("auto", "auto", None)
-    refits = 1 if res.refit_seconds_ > 0 else 0
-    assert len(params) == len(res.results_) + refits  # one fit per candidate, then the refit
+    refits = len(res.members_) if res.refit_seconds_ > 0 else 0
+    assert len(params) == len(res.results_) + refits  # one fit per candidate, then the refits
     # the best, or the default when no candidate beats it by more than the validation noise
     best = res.results_["mean_val_rmse"].min()
     assert res.best_score_ == best or best > res.best_score_ * (1 - _auto.TIE)
@@ -101,7 +101,8 @@ def test_validation_is_carved_from_x_and_the_refit_sees_all_of_x(df, monkeypatch
     assert res.refit_seconds_ > 0
     keys = set(zip(df.user, df.item, strict=True))
     outside = set(zip(held_out.user, held_out.item, strict=True)) - keys
-    for X, val in seen[:-1]:
+    refits = len(res.members_)
+    for X, val in seen[:-refits]:
         train = X.to_dataframe()
         train_keys = set(zip(train.user, train.item, strict=True))
         val_keys = set(zip(val.user, val.item, strict=True))
@@ -109,9 +110,47 @@ def test_validation_is_carved_from_x_and_the_refit_sees_all_of_x(df, monkeypatch
         assert not train_keys & val_keys  # and validation is apart from training
         assert not (train_keys | val_keys) & outside
         assert len(val_keys) == round(0.1 * len(df))
-    refit, val = seen[-1]
-    assert val is None and len(refit) == len(df)
+    for refit, val in seen[-refits:]:
+        assert val is None and len(refit) == len(df)
     assert res.best_estimator_.n_epochs_done_ >= 1
+
+
+def _member_params(res):
+    return [{k: v for k, v in m.items() if k != "refit_seconds"} for m in res.members_]
+
+
+def test_the_returned_model_is_the_average_of_its_members_refitted(df, monkeypatch):
+    res, clock = _run(df, monkeypatch, budget=12.0)
+    assert clock.t <= 12.0 + 20 * clock.step
+    members = _member_params(res)
+    assert len(members) > 1
+    assert {k: v for k, v in members[0].items() if k != "random_state"} == res.best_params_
+    assert len({m["random_state"] for m in members}) == len(members)  # a seed of its own
+    settings = [{k: v for k, v in m.items() if k != "random_state"} for m in members]
+    near = [dict(p) for p in res.results_["params"]] + [
+        {**res.best_params_, **step} for step in _refits.neighbors(res.best_params_)
+    ]
+    assert all(p in near for p in settings)  # candidates of the search, or steps around the best
+    fits = [MatrixFactorization(**m, verbose=0, n_jobs=-1).fit(df) for m in members]
+    model = res.best_estimator_
+    assert model.n_factors == model.n_factors_ == sum(m["n_factors"] for m in members)
+    np.testing.assert_array_equal(model.predict(df), tune.average_models(fits).predict(df))
+
+
+def test_ensemble_one_returns_the_best_candidates_refit_alone(df, monkeypatch):
+    res, _ = _run(df, monkeypatch, budget=12.0, ensemble=1)
+    (member,) = _member_params(res)
+    assert res.best_estimator_.n_factors == res.best_params_["n_factors"]
+    plain = MatrixFactorization(**member, verbose=0, n_jobs=-1).fit(df)
+    np.testing.assert_array_equal(res.best_estimator_.user_factors_, plain.user_factors_)
+
+
+def test_an_ensemble_cap_that_is_not_a_positive_int_is_refused(df):
+    for bad in (True, 2.0, "8"):
+        with pytest.raises(TypeError, match="ensemble"):
+            tune.auto(df, budget_seconds=5, ensemble=bad)
+    with pytest.raises(ValueError, match="ensemble"):
+        tune.auto(df, budget_seconds=5, ensemble=0)
 
 
 def test_progress_bar_over_candidates(df, monkeypatch, capsys):
@@ -174,6 +213,10 @@ def test_a_budget_too_short_for_the_defaults_and_their_refit_fits_the_defaults(d
                                 "n_factors": plain.n_factors_, "reg_bias": 0.0,
                                 "n_epochs": plain.n_epochs_}  # fmt: skip
     assert model.lr_schedule == "auto" and model.n_epochs == "auto"
+    # the defaults first; steps around them when the time left holds them, averaged
+    first = {k: v for k, v in res.members_[0].items() if k not in ("random_state", "refit_seconds")}
+    assert first == res.best_params_
+    assert model.n_factors_ == sum(m["n_factors"] for m in res.members_)
 
 
 def test_a_budget_that_holds_the_defaults_runs_the_search(df, monkeypatch):
