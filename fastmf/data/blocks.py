@@ -64,8 +64,9 @@ def balanced_strata(counts: np.ndarray, n_strata: int) -> tuple[np.ndarray, Stra
     rank[ranked] = np.arange(n)
     lap, slot = np.divmod(rank, n_strata)
     stratum = np.where(lap % 2 == 0, slot, n_strata - 1 - slot)
-    # new numbering: stratum-major, and inside a stratum by old row number
-    order = np.lexsort((np.arange(n), stratum))
+    # new numbering: stratum-major, and inside a stratum by old row number (a stable sort of
+    # small integers: numpy's radix sort)
+    order = np.argsort(stratum.astype(np.int16 if n_strata < 1 << 15 else np.int64), kind="stable")
     position = np.empty(n, dtype=np.int32)
     position[order] = np.arange(n, dtype=np.int32)
     starts = np.zeros(n_strata + 1, dtype=np.int64)

@@ -71,7 +71,8 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     if prepared is None:
         state.blocks = layout_of(state, ratings, u_pos, i_pos, n_workers)
     else:  # laid out already, from the ratings as given (fit_ratings)
-        state.blocks = schedule_of(prepared.laid, u_strata.n_strata, n_users, n_items, n_workers)
+        state.blocks = schedule_of(prepared.laid, u_strata.n_strata, n_users, n_items, n_workers,
+                                   row_maps=(u_pos, i_pos))  # fmt: skip
     state.blocks_key = fingerprint(ratings)
     mu = layout_mean(state.blocks)
     if params.biases == "fixed":
