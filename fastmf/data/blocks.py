@@ -59,7 +59,10 @@ def balanced_strata(counts: np.ndarray, n_strata: int) -> tuple[np.ndarray, Stra
     ``position`` (the new row number of each old row, int32) and the strata of new rows.
     """
     n = counts.shape[0]
-    ranked = np.argsort(-np.asarray(counts, dtype=np.int64), kind="stable")
+    negated = -np.asarray(counts, dtype=np.int64)
+    if n and int(negated.min()) > -(1 << 15):  # small counts: numpy's radix sort of int16
+        negated = negated.astype(np.int16)
+    ranked = np.argsort(negated, kind="stable")
     rank = np.empty(n, dtype=np.int64)
     rank[ranked] = np.arange(n)
     lap, slot = np.divmod(rank, n_strata)
