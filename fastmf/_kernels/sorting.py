@@ -19,23 +19,6 @@ N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so result
 
 
 @sized_kernel(**JIT)
-def int_bounds(ids):
-    """The least and the greatest of integer ``ids`` (at least one), in their dtype: one pass,
-    N_CHUNKS pieces in parallel."""
-    n = ids.shape[0]
-    lows = np.full(N_CHUNKS, ids[0], dtype=ids.dtype)
-    highs = np.full(N_CHUNKS, ids[0], dtype=ids.dtype)
-    for c in prange(N_CHUNKS):
-        low, high = ids[0], ids[0]
-        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            v = ids[j]
-            low = min(low, v)
-            high = max(high, v)
-        lows[c], highs[c] = low, high
-    return lows.min(), highs.max()
-
-
-@sized_kernel(**JIT)
 def int_code_table(ids, low, high):
     """The code of every id slot ``low..high`` (int32, sorted id order) and the m distinct ids.
 

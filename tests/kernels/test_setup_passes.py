@@ -1,5 +1,5 @@
-"""The setup passes of a fit against numpy: the bounds of integer ids (one parallel pass), the
-strata's row numbering, the interleaved position of a rating, and the layout's row check."""
+"""The setup passes of a fit against numpy: integer ids' codes, the strata's row numbering, the
+interleaved position of a rating, and the layout's row check."""
 
 from __future__ import annotations
 
@@ -8,36 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmf._kernels import jit
 from fastmf._kernels import sorting as sk
 from fastmf.data.blocks import balanced_strata
 from fastmf.data.ids import factorize_ids
 from fastmf.train.layout import schedule_of
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    ids=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=200),
-    wide=st.booleans(),
-    parallel=st.booleans(),
-)
-def test_int_bounds_are_numpys_min_and_max(ids, wide, parallel):
-    arr = np.array(ids, dtype=np.int64)
-    if not wide:
-        arr = (arr % (2**31)).astype(np.int32) - np.int32(2**30)
-    kernel = sk.int_bounds.variant(parallel)
-    low, high = kernel(arr)
-    assert (int(low), int(high)) == (int(arr.min()), int(arr.max()))
-
-
-def test_int_bounds_of_a_large_array_in_both_variants(monkeypatch):
-    rng = np.random.default_rng(4)
-    arr = rng.integers(-(10**12), 10**12, 3_000_017)
-    arr[1_234_567], arr[2_999_999] = -(10**13), 10**13  # the bounds far from the first piece
-    for below in (1 << 62, 0):  # serial, then parallel
-        monkeypatch.setattr(jit, "SERIAL_BELOW", below)
-        assert tuple(map(int, sk.int_bounds(arr))) == (-(10**13), 10**13)
-        assert tuple(map(int, sk.int_bounds(arr[:5]))) == (int(arr[:5].min()), int(arr[:5].max()))
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int32, np.int64, np.uint64])
