@@ -87,8 +87,8 @@ def breakdown(df: pd.DataFrame) -> _Steps:
     st = _Steps()
     u, i, r = _ids(df["user"]), _ids(df["item"]), df["rating"].to_numpy()
     vals = st.run("rating check", check_ratings_values, r).astype(np.float32, copy=False)
-    uc, umap = st.run("user ids", factorize_ids, u, column="user")
-    ic, imap = st.run("item ids", factorize_ids, i, column="item")
+    uc, umap = st.run("user ids", factorize_ids, u, column="user", copy=False)  # as fit does
+    ic, imap = st.run("item ids", factorize_ids, i, column="item", copy=False)
     raw = Ratings(uc, ic, vals, umap, imap)
     rows = st.run("rating counts, strata", strata_of, raw)
     st.run("block layout, duplicates", lay_out_unordered, raw.users, raw.items, raw.values,

@@ -48,6 +48,8 @@ class Strata:
 
     def of_rows(self, n_rows: int) -> np.ndarray:
         """The stratum of each row, int32."""
+        if n_rows == int(self.starts[-1]):  # every row in a stratum: each stratum's run
+            return np.repeat(np.arange(self.n_strata, dtype=np.int32), np.diff(self.starts))
         return (np.searchsorted(self.starts, np.arange(n_rows), side="right") - 1).astype(np.int32)
 
 

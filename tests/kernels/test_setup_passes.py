@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastmf._kernels import sorting as sk
-from fastmf.data.blocks import balanced_strata
+from fastmf.data.blocks import Strata, balanced_strata
 from fastmf.data.ids import factorize_ids
 from fastmf.train.layout import schedule_of
 
@@ -48,6 +48,17 @@ def test_balanced_strata_number_rows_as_the_lexsort(counts, s):
     want_pos, want_starts = _reference_strata(c, s)
     np.testing.assert_array_equal(position, want_pos)
     np.testing.assert_array_equal(strata.starts, want_starts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 20), min_size=1, max_size=12), extra=st.integers(-3, 3))
+def test_the_stratum_of_each_row_is_the_search_of_the_starts(sizes, extra):
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n_rows = max(0, int(starts[-1]) + extra)
+    want = np.searchsorted(starts, np.arange(n_rows), side="right") - 1
+    got = Strata(starts).of_rows(n_rows)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, want)
 
 
 def test_interleaved_positions_are_the_division_formula():
