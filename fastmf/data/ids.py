@@ -202,7 +202,7 @@ def factorize_ids(values: Any, *, column: str, copy: bool = True) -> tuple[np.nd
     if arr.dtype.kind in "iu":
         if arr.size == 0:
             return np.empty(0, np.int32), IdMap(arr.astype(np.int64))
-        low, high = int(arr.min()), int(arr.max())  # numpy's SIMD passes: memory speed
+        low, high = int(arr.min()), int(arr.max())
         if arr.dtype not in (np.int32, np.int64, np.uint64):
             arr = arr.astype(np.int64)
         if high - low <= 8 * arr.size + 1_000_000 and high <= _INT64_MAX:

@@ -86,9 +86,10 @@ def initial_parameters(
     rng: np.random.Generator, n_users: int, n_items: int, params: Params, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(P, Q, b_u, b_i) of a fresh fit: the factors drawn from N(0, init_std²), users' then
-    items', on cache-line-aligned buffers, in parallel chunks whose bits do not depend on the
-    thread count (``fastmf._random.fill_normal``); zero biases. The fit from memory and from a
-    store both draw here, so the same seed gives them the same start, bit for bit."""
+    items', on cache-line-aligned buffers, by a parallel counter-based draw whose bits do not
+    depend on the thread count (``fastmf._random.fill_normal``); zero biases. The fit from
+    memory and from a store both draw here, so the same seed gives them the same start, bit for
+    bit."""
     k = params.n_factors
     P, Q = aligned_empty((n_users, k), dtype), aligned_empty((n_items, k), dtype)
     fill_normal(rng, [P, Q], params.init_std, threads_for(params.n_jobs))
