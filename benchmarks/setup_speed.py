@@ -37,7 +37,7 @@ from fastmf.data.ids import factorize_ids, text_column
 from fastmf.data.ratings import Ratings
 from fastmf.train.layout import fit_ratings, strata_of
 from fastmf.train.params import resolve_for_data
-from fastmf.train.state import fingerprint, initialize
+from fastmf.train.state import fingerprint, initial_parameters, initialize
 
 TWIN_DIR = Path(os.environ.get("FASTMF_TWIN_DIR", "/tmp/fastmf-twin"))
 
@@ -87,8 +87,8 @@ def breakdown(df: pd.DataFrame) -> _Steps:
     st = _Steps()
     u, i, r = _ids(df["user"]), _ids(df["item"]), df["rating"].to_numpy()
     vals = st.run("rating check", check_ratings_values, r).astype(np.float32, copy=False)
-    uc, umap = st.run("user ids", factorize_ids, u, column="user")
-    ic, imap = st.run("item ids", factorize_ids, i, column="item")
+    uc, umap = st.run("user ids", factorize_ids, u, column="user", copy=False)  # as fit does
+    ic, imap = st.run("item ids", factorize_ids, i, column="item", copy=False)
     raw = Ratings(uc, ic, vals, umap, imap)
     rows = st.run("rating counts, strata", strata_of, raw)
     st.run("block layout, duplicates", lay_out_unordered, raw.users, raw.items, raw.values,
@@ -99,6 +99,8 @@ def breakdown(df: pd.DataFrame) -> _Steps:
     st.run("initialize (factors, biases, key)", initialize, model, prepared, params,
            np.random.default_rng(0))  # fmt: skip
     st.run("  of which key (fingerprint)", fingerprint, prepared)
+    st.run("  of which factors (draw)", initial_parameters, np.random.default_rng(0),
+           prepared.n_users, prepared.n_items, params, np.dtype(model.dtype))  # fmt: skip
     return st
 
 

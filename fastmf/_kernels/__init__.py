@@ -3,6 +3,7 @@
 ``jit`` holds the compile options; ``simd`` the explicit-lane intrinsics; ``training`` the
 per-rating and mini-batch bodies, their epoch kernels and prediction; ``sorting`` the id codes,
 counting sorts and block layout; ``ids`` id lookups; ``ranking`` top-n selection and ranking
-counts; ``parsing`` the MovieLens parser and its checks; ``hashing`` the content checksum. The
-Python side checks every input before a kernel runs.
+counts; ``parsing`` the MovieLens parser and its checks; ``hashing`` the content checksum;
+``normal`` the counter-based normal draw of a fresh fit's factors. The Python side checks every
+input before a kernel runs.
 """

@@ -28,7 +28,9 @@ def int_code_table(ids, low, high):
     present = np.zeros(high - low + 1, dtype=np.bool_)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            present[ids[j] - low] = True  # every writer writes True: the result is the same
+            slot = ids[j] - low
+            if not present[slot]:  # a frequent id's line is then read, not written, by all
+                present[slot] = True  # every writer writes True: the result is the same
     table = np.empty(high - low + 1, dtype=np.int32)
     m = 0
     for v in range(high - low + 1):
@@ -308,7 +310,10 @@ def interleaved_position(rank, n, n_streams):
     run = n // n_streams
     if run == 0:
         return rank
-    stream = min(rank // run, n_streams - 1)
+    stream = 0  # min(rank // run, n_streams - 1), without a division per rating
+    for s in range(1, n_streams):
+        if rank >= s * run:
+            stream += 1
     within = rank - stream * run
     if within < run:
         return within * n_streams + stream
@@ -414,11 +419,18 @@ def _bucket_by_block(
         r = item_row[i]
         item_key[i] = (np.int64(r) << 32) | np.int64(item_stratum[r])
     low = (np.int64(1) << 32) - 1
+    # the counting pass needs the blocks alone: int32 tables, half the cache of the keys
+    user_block = np.empty(user_row.shape[0], dtype=np.int32)
+    for u in range(user_row.shape[0]):
+        user_block[u] = np.int32(user_key[u] & low)
+    item_block = np.empty(item_row.shape[0], dtype=np.int32)
+    for i in range(item_row.shape[0]):
+        item_block[i] = np.int32(item_key[i] & low)
     counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
             row = j if identity else order[j]
-            counts[c, (user_key[users[row]] & low) + (item_key[items[row]] & low)] += 1
+            counts[c, user_block[users[row]] + item_block[items[row]]] += 1
     offsets, cursor = chunk_cursors(counts)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
@@ -471,8 +483,10 @@ def _sort_one_block(lo, m, u0, u1, i0, i1, users, items, values):
     by item into a copy, then one by user written straight to each rating's interleaved place.
     Returns the number of rows that repeat the pair before them."""
     count = np.zeros(i1 - i0 + 1, dtype=np.int64)
-    for j in range(lo, lo + m):
+    cursor = np.zeros(u1 - u0 + 1, dtype=np.int64)
+    for j in range(lo, lo + m):  # both histograms in one pass
         count[items[j] - i0 + 1] += 1
+        cursor[users[j] - u0 + 1] += 1
     for k in range(1, i1 - i0 + 1):
         count[k] += count[k - 1]
     su = np.empty(m, dtype=np.int32)
@@ -482,9 +496,6 @@ def _sort_one_block(lo, m, u0, u1, i0, i1, users, items, values):
         p = count[items[j] - i0]
         count[items[j] - i0] = p + 1
         su[p], si[p], sv[p] = users[j], items[j], values[j]
-    cursor = np.zeros(u1 - u0 + 1, dtype=np.int64)
-    for j in range(m):
-        cursor[su[j] - u0 + 1] += 1
     for k in range(1, u1 - u0 + 1):
         cursor[k] += cursor[k - 1]
     last = np.full(u1 - u0, -1, dtype=np.int32)  # the item each user's run ends with so far

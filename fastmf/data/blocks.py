@@ -48,6 +48,8 @@ class Strata:
 
     def of_rows(self, n_rows: int) -> np.ndarray:
         """The stratum of each row, int32."""
+        if n_rows == int(self.starts[-1]):  # every row in a stratum: each stratum's run
+            return np.repeat(np.arange(self.n_strata, dtype=np.int32), np.diff(self.starts))
         return (np.searchsorted(self.starts, np.arange(n_rows), side="right") - 1).astype(np.int32)
 
 
@@ -59,13 +61,17 @@ def balanced_strata(counts: np.ndarray, n_strata: int) -> tuple[np.ndarray, Stra
     ``position`` (the new row number of each old row, int32) and the strata of new rows.
     """
     n = counts.shape[0]
-    ranked = np.argsort(-np.asarray(counts, dtype=np.int64), kind="stable")
+    negated = -np.asarray(counts, dtype=np.int64)
+    if n and int(negated.min()) > -(1 << 15):  # small counts: numpy's radix sort of int16
+        negated = negated.astype(np.int16)
+    ranked = np.argsort(negated, kind="stable")
     rank = np.empty(n, dtype=np.int64)
     rank[ranked] = np.arange(n)
     lap, slot = np.divmod(rank, n_strata)
     stratum = np.where(lap % 2 == 0, slot, n_strata - 1 - slot)
-    # new numbering: stratum-major, and inside a stratum by old row number
-    order = np.lexsort((np.arange(n), stratum))
+    # new numbering: stratum-major, and inside a stratum by old row number (a stable sort of
+    # small integers: numpy's radix sort)
+    order = np.argsort(stratum.astype(np.int16 if n_strata < 1 << 15 else np.int64), kind="stable")
     position = np.empty(n, dtype=np.int32)
     position[order] = np.arange(n, dtype=np.int32)
     starts = np.zeros(n_strata + 1, dtype=np.int64)

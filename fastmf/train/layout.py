@@ -88,15 +88,19 @@ def build_blocks(
 
 
 def schedule_of(
-    laid: tuple[np.ndarray, ...], n_strata: int, n_users: int, n_items: int, n_workers: int
-) -> BlockSchedule:
+    laid: tuple[np.ndarray, ...], n_strata: int, n_users: int, n_items: int, n_workers: int,
+    row_maps: tuple[np.ndarray, np.ndarray] | None = None,
+) -> BlockSchedule:  # fmt: skip
     """The schedule of a layout (``lay_out``'s rows, values and block offsets), dealt to
-    ``n_workers`` threads."""
+    ``n_workers`` threads. Every row of the layout is checked to lie below ``n_users`` or
+    ``n_items``; given ``row_maps`` (the user and item rows ``lay_out`` relabelled dense
+    indices by, so the layout holds only their values), the maps are checked instead."""
     out_u, out_i, out_v, offsets = laid
     a_off, a_blocks = assign_blocks(offsets, n_strata, n_workers)
+    u_rows, i_rows = (out_u, out_i) if row_maps is None else row_maps
     return BlockSchedule(
         out_u, out_i, out_v, offsets, n_strata, a_off, a_blocks,
-        _rows_below(out_u, n_users, "user"), _rows_below(out_i, n_items, "item"),
+        _rows_below(u_rows, n_users, "user"), _rows_below(i_rows, n_items, "item"),
     )  # fmt: skip
 
 

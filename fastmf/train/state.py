@@ -13,6 +13,7 @@ import pandas as pd
 from fastmf._biases import damped_biases
 from fastmf._kernels import sorting as sk
 from fastmf._kernels.hashing import hash_arrays, hash_rating_set
+from fastmf._random import fill_normal
 from fastmf._threads import KERNEL_LOCK, threads_for
 from fastmf.data.blocks import block_mean, damped_fixed_biases, slices
 from fastmf.data.ids import IdMap
@@ -70,7 +71,8 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     if prepared is None:
         state.blocks = layout_of(state, ratings, u_pos, i_pos, n_workers)
     else:  # laid out already, from the ratings as given (fit_ratings)
-        state.blocks = schedule_of(prepared.laid, u_strata.n_strata, n_users, n_items, n_workers)
+        state.blocks = schedule_of(prepared.laid, u_strata.n_strata, n_users, n_items, n_workers,
+                                   row_maps=(u_pos, i_pos))  # fmt: skip
     state.blocks_key = fingerprint(ratings)
     mu = layout_mean(state.blocks)
     if params.biases == "fixed":
@@ -84,13 +86,13 @@ def initial_parameters(
     rng: np.random.Generator, n_users: int, n_items: int, params: Params, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(P, Q, b_u, b_i) of a fresh fit: the factors drawn from N(0, init_std²), users' then
-    items', on cache-line-aligned buffers; zero biases. The fit from memory and from a store
-    both draw here, so the same seed gives them the same start, bit for bit."""
-    k, std = params.n_factors, dtype.type(params.init_std)
-    P = rng.standard_normal(dtype=dtype, out=aligned_empty((n_users, k), dtype))
-    P *= std
-    Q = rng.standard_normal(dtype=dtype, out=aligned_empty((n_items, k), dtype))
-    Q *= std
+    items', on cache-line-aligned buffers, by a parallel counter-based draw whose bits do not
+    depend on the thread count (``fastmf._random.fill_normal``); zero biases. The fit from
+    memory and from a store both draw here, so the same seed gives them the same start, bit for
+    bit."""
+    k = params.n_factors
+    P, Q = aligned_empty((n_users, k), dtype), aligned_empty((n_items, k), dtype)
+    fill_normal(rng, [P, Q], params.init_std, threads_for(params.n_jobs))
     return P, Q, np.zeros(n_users, dtype=dtype), np.zeros(n_items, dtype=dtype)
 
 
