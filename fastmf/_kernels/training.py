@@ -125,12 +125,9 @@ def sgd_ratings(
         u = users[j]
         i = items[j]
         if j + PREFETCH_AHEAD < hi:
-            # the block interleaves STREAMS runs of ratings: a user's earlier rating in its own
-            # run is STREAMS places back, and its row was prefetched then (kept inline: as an
-            # inlined helper of its own it made the epoch 1.5 times slower)
-            ahead = users[j + PREFETCH_AHEAD]
-            if ahead != users[j + PREFETCH_AHEAD - STREAMS]:
-                prefetch_row(P, ahead, n_chunks)
+            # the item row only: each run walks its user rows in order, which the processor's
+            # own prefetcher follows, and the test for a new user (a branch taken about one rating
+            # in four, which the processor cannot foresee) cost more than the prefetch gained
             prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
         b_u = bu[u]
         b_i = bi[i]
