@@ -121,14 +121,18 @@ def sgd_ratings(
     regl = 0.0
     step = lr + lr
     shrink = 1 - step * lam
-    for j in range(lo, hi):
-        u = users[j]
-        i = items[j]
-        if j + PREFETCH_AHEAD < hi:
+    # every index unsigned, the rating's and the rows' (all checked before any kernel runs):
+    # Numba then emits no test for a negative index, 30 instructions a rating fewer
+    end = np.uint64(max(hi, 0))
+    ahead = np.uint64(PREFETCH_AHEAD)
+    for j in range(np.uint64(max(lo, 0)), end):
+        u = np.uint32(users[j])
+        i = np.uint32(items[j])
+        if j + ahead < end:
             # the item row only: each run walks its user rows in order, which the processor's
             # own prefetcher follows, and the test for a new user (a branch taken about one rating
             # in four, which the processor cannot foresee) cost more than the prefetch gained
-            prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
+            prefetch_row(Q, items[j + ahead], n_chunks)
         b_u = bu[u]
         b_i = bi[i]
         n_u = NU[u]
