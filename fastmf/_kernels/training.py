@@ -136,9 +136,10 @@ def sgd_ratings(
         u = np.uint32(users[j])
         i = np.uint32(items[j])
         if j + ahead < end:
-            # the item row only: each run walks its user rows in order, which the processor's
-            # own prefetcher follows, and the test for a new user (a branch taken about one rating
-            # in four, which the processor cannot foresee) cost more than the prefetch gained
+            # both rows, at every rating: a test for a new user (whose row alone needs it) is a
+            # branch taken about one rating in four that the processor cannot foresee, and cost
+            # more than the prefetches it saves
+            prefetch_row(P, users[j + ahead], n_chunks)
             prefetch_row(Q, items[j + ahead], n_chunks)
         b_u = bu[u]
         b_i = bi[i]
