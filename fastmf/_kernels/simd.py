@@ -637,3 +637,138 @@ def simd_segment_gradient(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, step, n,
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# Wide intrinsics of the per-rating kernel: a row of n_chunks W-lane chunks is taken two chunks
+# at a time, in 2W-lane (512-bit) vectors, the last chunk of an odd count on its own. At 64 and
+# 128 float32 factors they do half the vector instructions of the W-lane ones for the same work.
+
+
+def _wide_operands(context, builder, signature, args, n_rows):
+    """(narrow and wide vector types, [(array type, array, row)] for the n_rows (array, row)
+    pairs that open ``args``, the chunk count as intp) of a wide intrinsic."""
+    dt = signature.args[0].dtype
+    vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
+    wty = ir.VectorType(vty.element, 2 * vty.count)
+    rows = []
+    for k in range(n_rows):
+        ty, row_ty = signature.args[2 * k], signature.args[2 * k + 1]
+        ary = context.make_array(ty)(context, builder, args[2 * k])
+        rows.append((ty, ary, _as_intp(context, builder, args[2 * k + 1], row_ty)))
+    count = _as_intp(context, builder, args[-1], signature.args[-1])
+    return vty, wty, rows, count
+
+
+def _each_wide_chunk(builder, n_ty, count, W, load, update):
+    """``update(*load(column, wide))`` for the row's chunks taken in pairs (wide: column 2W·k)
+    and then, for an odd count, its last chunk alone (not wide). With a compile-time count the
+    loop is unrolled and every load comes before the first store (see ``_each_chunk``)."""
+    fixed = _fixed_count(n_ty)
+    if fixed is not None:
+        pairs, odd = divmod(fixed, 2)
+        loaded = [load(ir.Constant(count.type, 2 * W * k), True) for k in range(pairs)]
+        if odd:
+            loaded.append(load(ir.Constant(count.type, 2 * W * pairs), False))
+        for chunk in loaded:
+            update(*chunk)
+        return
+    two = ir.Constant(count.type, 2)
+    with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
+        update(*load(builder.mul(loop.index, ir.Constant(count.type, 2 * W)), True))
+    odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
+    with builder.if_then(odd):
+        col = builder.mul(
+            builder.sub(count, ir.Constant(count.type, 1)), ir.Constant(count.type, W)
+        )
+        update(*load(col, False))
+
+
+def _widened(builder, v):
+    """The n lanes of v followed by n zeros."""
+    n = v.type.count
+    idx = ir.Constant(ir.VectorType(ir.IntType(32), 2 * n), list(range(2 * n)))
+    return builder.shuffle_vector(v, ir.Constant(v.type, [0.0] * n), idx)
+
+
+@intrinsic(prefer_literal=True)
+def simd_wide_dot(typingctx, P, u, Q, i, n_chunks):
+    """p_u·q_i over the first n_chunks·W columns in 2W lanes: the pairs of chunks go to two
+    accumulators by the parity of the pair, the chunk left over by an odd count (its lanes
+    widened with zeros) to the first; then the two are added and summed in a fixed tree. A
+    constant n_chunks unrolls the loop without changing the order of any addition."""
+    sig = P.dtype(P, u, Q, i, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        vty, wty, ((P_ty, parr, row_u), (Q_ty, qarr, row_i)), count = _wide_operands(
+            context, builder, signature, args, 2
+        )
+        W = vty.count
+        fma = _fma(builder, wty)
+        zero = ir.Constant(wty, [0.0] * 2 * W)
+        fixed = _fixed_count(signature.args[4])
+        pairs = None if fixed is None else fixed // 2
+        acc = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+        seen = [0]  # the pairs summed so far (with a constant count)
+
+        def load(col, wide):
+            ty = wty if wide else vty
+            p = builder.load(_row_ptr(context, builder, P_ty, parr, row_u, col, ty), align=4)
+            q = builder.load(_row_ptr(context, builder, Q_ty, qarr, row_i, col, ty), align=4)
+            if not wide:
+                return _widened(builder, p), _widened(builder, q), None
+            return p, q, builder.trunc(builder.udiv(col, ir.Constant(col.type, 2 * W)),
+                                       ir.IntType(1))  # fmt: skip
+
+        def add(p, q, odd_pair):
+            slot = acc[0] if odd_pair is None else builder.select(odd_pair, acc[1], acc[0])
+            k = seen[0]
+            seen[0] += 1
+            if pairs is not None and odd_pair is not None and k < 2 and k + 2 < pairs:
+                # x·y + 0 rounds as x·y: a plain product where another fma follows (as in
+                # ``_dot_sqnorm_lanes``)
+                builder.store(builder.fmul(p, q), slot)
+            else:
+                builder.store(builder.call(fma, [p, q, builder.load(slot)]), slot)
+
+        _each_wide_chunk(builder, signature.args[4], count, W, load, add)
+        dots = builder.fadd(builder.load(acc[0]), builder.load(acc[1]))
+        return _hsum_pair(builder, dots, dots, 2 * W)[0]
+
+    return sig, codegen
+
+
+@intrinsic(prefer_literal=True)
+def simd_wide_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
+    """``simd_shrink_and_swap`` in 2W-lane vectors (the same value in every element)."""
+    sig = types.void(P, u, Q, i, c, s, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        vty, wty, ((P_ty, parr, row_u), (Q_ty, qarr, row_i)), count = _wide_operands(
+            context, builder, signature, args, 2
+        )
+        dt = P_ty.dtype
+        c_ty, s_ty = signature.args[4], signature.args[5]
+        splats = {
+            ty.count: (
+                _splat(context, builder, args[4], c_ty, dt, ty),
+                _splat(context, builder, args[5], s_ty, dt, ty),
+            )
+            for ty in (vty, wty)
+        }
+
+        def load(col, wide):
+            ty = wty if wide else vty
+            pp = _row_ptr(context, builder, P_ty, parr, row_u, col, ty)
+            qp = _row_ptr(context, builder, Q_ty, qarr, row_i, col, ty)
+            return pp, qp, builder.load(pp, align=4), builder.load(qp, align=4)
+
+        def store(pp, qp, p, q):
+            cvec, svec = splats[p.type.count]
+            fma = _fma(builder, p.type)
+            builder.store(builder.call(fma, [svec, q, builder.fmul(cvec, p)]), pp, align=4)
+            builder.store(builder.call(fma, [svec, p, builder.fmul(cvec, q)]), qp, align=4)
+
+        _each_wide_chunk(builder, signature.args[6], count, vty.count, load, store)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -37,6 +37,8 @@ from fastmf._kernels.simd import (
     simd_segment_gradient,
     simd_shrink_and_swap,
     simd_step_and_clear,
+    simd_wide_dot,
+    simd_wide_shrink_and_swap,
 )
 
 SGD, ADAGRAD, ADAM, ROW_ADAGRAD, DAMPED_SGD = 0, 1, 2, 3, 4
@@ -62,6 +64,11 @@ STREAMS = 3
 # compiles its own width's body only. ``CHUNKS`` is the variant's count, a constant of its scope
 # (0 here and in the general body, which takes the width at run time).
 SGD_UNROLLED = frozenset({2, 4, 8, 16})
+# From this many chunks (rows of 256 bytes: 64 float32 factors, 32 float64) the per-rating body
+# works in vectors of two chunks (512 bits, ``simd_wide_*``): 15% faster at 64 float32 factors,
+# a third at 128; at 32 factors 3% slower, so shorter rows keep W lanes. The choice depends on
+# the width alone, the same in every body, so every body of one width gives the same bits.
+WIDE_FROM = 8
 BATCH_UNROLLED = frozenset({8, 16})
 CHUNKS = 0
 
@@ -109,24 +116,33 @@ def sgd_ratings(
     regl = 0.0
     step = lr + lr
     shrink = 1 - step * lam
-    for j in range(lo, hi):
-        u = users[j]
-        i = items[j]
-        if j + PREFETCH_AHEAD < hi:
-            # the block interleaves STREAMS runs of ratings: a user's earlier rating in its own
-            # run is STREAMS places back, and its row was prefetched then (kept inline: as an
-            # inlined helper of its own it made the epoch 1.5 times slower)
-            ahead = users[j + PREFETCH_AHEAD]
-            if ahead != users[j + PREFETCH_AHEAD - STREAMS]:
-                prefetch_row(P, ahead, n_chunks)
-            prefetch_row(Q, items[j + PREFETCH_AHEAD], n_chunks)
+    # every index unsigned, the rating's and the rows' (all checked before any kernel runs):
+    # Numba then emits no test for a negative index, 30 instructions a rating fewer
+    end = np.uint64(max(hi, 0))
+    ahead = np.uint64(PREFETCH_AHEAD)
+    for j in range(np.uint64(max(lo, 0)), end):
+        u = np.uint32(users[j])
+        i = np.uint32(items[j])
+        if j + ahead < end:
+            # both rows, at every rating: a test for a new user (whose row alone needs it) is a
+            # branch taken about one rating in four that the processor cannot foresee, and cost
+            # more than the prefetches it saves
+            prefetch_row(P, users[j + ahead], n_chunks)
+            prefetch_row(Q, items[j + ahead], n_chunks)
         b_u = bu[u]
         b_i = bi[i]
         n_u = NU[u]
         n_i = NI[i]
+        if n_u < 0:  # not yet known (``sgd_epoch``): the row's first rating this epoch
+            n_u = cast_like(chunked_dot_and_sqnorm(P, u, P, u, n_chunks, has_rest)[0], n_u)
+        if n_i < 0:
+            n_i = cast_like(chunked_dot_and_sqnorm(Q, i, Q, i, n_chunks, has_rest)[0], n_i)
         # the part of the error that does not wait for the dot product
         r0 = values[j] - mu - b_u - b_i
-        d = simd_dot(P, u, Q, i, n_chunks)
+        if n_chunks >= WIDE_FROM:  # a constant in the unrolled bodies: the test is compiled out
+            d = simd_wide_dot(P, u, Q, i, n_chunks)
+        else:
+            d = simd_dot(P, u, Q, i, n_chunks)
         if has_rest:
             for f in range(n_chunks * W, k):
                 d += P[u, f] * Q[i, f]
@@ -136,7 +152,10 @@ def sgd_ratings(
         se = step * e
         # the factors step first, with no store in between, so the rows the dot product loaded
         # are still in registers
-        simd_shrink_and_swap(P, u, Q, i, shrink, se, n_chunks)
+        if n_chunks >= WIDE_FROM:
+            simd_wide_shrink_and_swap(P, u, Q, i, shrink, se, n_chunks)
+        else:
+            simd_shrink_and_swap(P, u, Q, i, shrink, se, n_chunks)
         if has_rest:
             for f in range(n_chunks * W, k):
                 pf = P[u, f]
@@ -163,22 +182,16 @@ def row_sqnorms(X, N, r):
 
 
 @njit(**JIT_INLINE)
-def every_row_sqnorm_into(P, Q, NU, NI):
-    """NU[u] = ‖p_u‖² for every u and NI[i] = ‖q_i‖² for every i, each row's summed on its own
-    (so the same whatever cuts the rows into blocks or strata), serially: milliseconds even for
-    MovieLens 25M's rows, where a ``prange`` loop would add about a second to a compile."""
+def every_row_sqnorm(P, Q):
+    """(‖p_u‖² for every u, ‖q_i‖² for every i) in float64, each row's summed on its own (so
+    the same whatever cuts the rows into blocks), serially: milliseconds even for MovieLens
+    25M's rows, where a ``prange`` loop would add about a second to the kernel's compile."""
+    NU = np.empty(P.shape[0], np.float64)
+    NI = np.empty(Q.shape[0], np.float64)
     for u in range(P.shape[0]):
         row_sqnorms(P, NU, u)
     for i in range(Q.shape[0]):
         row_sqnorms(Q, NI, i)
-
-
-@njit(**JIT_INLINE)
-def every_row_sqnorm(P, Q):
-    """``every_row_sqnorm_into`` new float64 arrays."""
-    NU = np.empty(P.shape[0], np.float64)
-    NI = np.empty(Q.shape[0], np.float64)
-    every_row_sqnorm_into(P, Q, NU, NI)
     return NU, NI
 
 
@@ -186,7 +199,8 @@ def every_row_sqnorm(P, Q):
 def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias):
     """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
 
-    ``NU[u]`` and ``NI[i]`` (float64) hold ‖p_u‖² and ‖q_i‖² and are carried from step to step:
+    ``NU[u]`` and ``NI[i]`` (float64) hold ‖p_u‖² and ‖q_i‖² (a negative value: not known yet,
+    summed from the row at its first rating) and are carried from step to step:
     a step's new norms follow from the old ones, p_u·q_i and the step's two coefficients (three
     scalar fused multiply-adds, where summing the norms afresh took two vector ones a factor);
     they enter only the regularization loss, never the parameters.
@@ -537,10 +551,13 @@ def sgd_epoch(
     ratings ``point_bounds[p]:point_bounds[p + 1]`` (with one point per block, the block itself).
     Updates bu, bi, P, Q in place (rows are owned by one block at a time: no races) and writes
     each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
-    norms that ``sgd_block`` carries are summed at the epoch's start, each row on its own, so
-    the losses too are the same however many threads run and however blocks are cut into points.
+    norms that ``sgd_block`` carries are summed at each row's first rating in the epoch, each
+    row on its own, so the losses too are the same however many threads run and however blocks
+    are cut into points; a row the epoch does not touch costs nothing (summing every row at the
+    start, serially, took 11 ms of a 0.17 s epoch on the ML-25M twin).
     """
-    NU, NI = every_row_sqnorm(P, Q)
+    NU = np.full(P.shape[0], -1.0)  # not known yet
+    NI = np.full(Q.shape[0], -1.0)
     n_workers = assign_offsets.shape[1] - 1
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
@@ -603,8 +620,8 @@ def predict(users, items, mu, bu, bi, P, Q, out):
 
 @width_kernel(SGD_UNROLLED, **JIT)
 def sgd_block_points(
-    users, items, values, point_bounds, mu, bu, bi, P, Q, NU, NI, fresh, lr, lam, lam_b,
-    learn_bias, point_losses,
+    users, items, values, point_bounds, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias,
+    point_losses,
 ):  # fmt: skip
     """``sgd_block`` over each point of one block held apart: point p is ratings
     ``point_bounds[p]:point_bounds[p + 1]`` of ``users``/``items``/``values`` (the block's own
@@ -612,11 +629,9 @@ def sgd_block_points(
     loss sums into ``point_losses[p]``. The same steps in the same order as ``sgd_epoch`` on
     that block, so the same parameters, bit for bit, on whichever process trains it. ``NU`` and
     ``NI`` are the two strata's squared row norms, carried from block to block as ``sgd_epoch``
-    carries them; with ``fresh`` (a stratum's first block of the epoch: the epoch's first
-    sub-epoch) they are first summed afresh, each row on its own, as ``sgd_epoch`` sums them at
-    the epoch's start, so the losses too are the in-process fit's, bit for bit."""
-    if fresh:
-        every_row_sqnorm_into(P, Q, NU, NI)
+    carries them over the epoch (negative: not known yet, summed at the row's first rating; the
+    caller sets them so at the epoch's start), so the losses too are the in-process fit's, bit
+    for bit."""
     for p in range(point_bounds.shape[0] - 1):
         base, regl = sgd_block(
             point_bounds[p], point_bounds[p + 1], users, items, values,

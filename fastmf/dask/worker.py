@@ -44,7 +44,7 @@ def open_fit(fit_id: str, config: dict, user_states: dict, blocks: dict | None) 
         )
     fit: dict[str, Any] = {"config": config, "user": dict(user_states), "blocks": local}
     fit["losses"] = {}
-    fit["user_norms"] = {a: np.zeros(us[a + 1] - us[a]) for a in user_states}
+    fit["user_norms"] = {a: np.full(us[a + 1] - us[a], -1.0) for a in user_states}
     if config["batch"]:
         fit["scratch"] = batch_scratch(config)
         fit["slot_u"] = {a: np.full(us[a + 1] - us[a], -1, np.int32) for a in user_states}
@@ -119,7 +119,7 @@ def run_warm_up(plain: dict) -> None:
     if config["batch"]:
         carried = (batch_scratch({**config, "slots": 1}), np.full(1, -1, np.int32))
     else:
-        carried = (np.zeros(1), np.zeros(1), True)
+        carried = (np.full(1, -1.0), np.full(1, -1.0))
     train_arrays(config, one, bounds, hyper, (*user, *opt[0]), (*item, *opt[1]), carried,
                  np.zeros((1, 2)))  # fmt: skip
 
@@ -154,7 +154,7 @@ def train_block(
     row's squared norm (for the regularization loss) as one process does: the user strata's stay
     here, an item stratum's travel after its state (``ITEM_STATE``'s arrays, then the norms), and
     in the epoch's first sub-epoch (``fresh``: every stratum's first block of the epoch) they are
-    summed afresh from the rows."""
+    set to -1, not known yet: the kernel sums each at the row's first rating, as in one process."""
     fit = _FITS.get(fit_id)
     if fit is None:
         raise ClusterError(f"this worker does not hold fit {fit_id} (it was restarted)")
@@ -168,17 +168,20 @@ def train_block(
                      (fit["scratch"], fit["slot_u"][a]), losses)  # fmt: skip
         fit["losses"][b] = losses
         return item
-    NI = np.zeros(item[0].shape[0]) if fresh else item_state[n_state].copy()
+    NU = fit["user_norms"][a]
+    if fresh:
+        NU.fill(-1.0)
+    NI = np.full(item[0].shape[0], -1.0) if fresh else item_state[n_state].copy()
     train_arrays(config, fit["blocks"][b], config["bounds"][b], hyper, fit["user"][a], item,
-                 (fit["user_norms"][a], NI, fresh), losses)  # fmt: skip
+                 (NU, NI), losses)  # fmt: skip
     fit["losses"][b] = losses
     return (*item, NI)
 
 
 def train_arrays(config, block, bounds, hyper, user, item, carried, losses) -> None:
     """The kernel call itself: one block, its strata's slices, the fit's dtype. ``carried`` is
-    what the kernel carries from block to block beside the strata: (user norms, item norms,
-    fresh) for per-rating SGD, (scratch, the user stratum's slot map) for mini-batches."""
+    what the kernel carries from block to block beside the strata: (user norms, item norms)
+    for per-rating SGD, (scratch, the user stratum's slot map) for mini-batches."""
     dtype = np.dtype(config["dtype"])
     lr, mu, lam, lam_b, learn_bias, batch, batch_size, opt = hyper
     f = dtype.type
@@ -187,9 +190,9 @@ def train_arrays(config, block, bounds, hyper, user, item, carried, losses) -> N
     u, i, v = block
     with KERNEL_LOCK:
         if not batch:
-            NU, NI, fresh = carried
-            K.sgd_block_points(u, i, v, bounds, f(mu), bu, bi, P, Q, NU, NI, fresh, f(lr),
-                               f(lam), f(lam_b), learn_bias, losses)  # fmt: skip
+            NU, NI = carried
+            K.sgd_block_points(u, i, v, bounds, f(mu), bu, bi, P, Q, NU, NI, f(lr), f(lam),
+                               f(lam_b), learn_bias, losses)  # fmt: skip
             return
         (su, si), slot_u = carried
         slot_i = np.full(Q.shape[0], -1, np.int32)
