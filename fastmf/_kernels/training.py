@@ -40,6 +40,11 @@ from fastmf._kernels.simd import (
     simd_wide_dot,
     simd_wide_shrink_and_swap,
 )
+from fastmf._kernels.simd_batch import (
+    simd_wide_segment_dots,
+    simd_wide_segment_gradient,
+    simd_wide_step_and_clear,
+)
 
 SGD, ADAGRAD, ADAM, ROW_ADAGRAD, DAMPED_SGD = 0, 1, 2, 3, 4
 OPTIMIZER_CODES = {
@@ -221,6 +226,16 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, l
 
 
 @njit(**JIT_INLINE)
+def step_and_clear(X, r, G, s, c, a, n_chunks):
+    """x_r ← c·x_r + a·g_s and g_s ← 0 over the row's n_chunks whole chunks: in 2W-lane vectors
+    from ``WIDE_FROM`` chunks on (the same bits, element by element, as in W lanes)."""
+    if n_chunks >= WIDE_FROM:
+        simd_wide_step_and_clear(X, r, G, s, c, a, n_chunks)
+    else:
+        simd_step_and_clear(X, r, G, s, c, a, n_chunks)
+
+
+@njit(**JIT_INLINE)
 def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
     """Row r of X takes one optimizer step along its batch gradient ``(G[s] + m·X[r]) * scale``
     (m·X[r] is the λ part, from the row's rating count), and G[s] is zeroed. ``S[:, r]`` holds
@@ -242,7 +257,7 @@ def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
             rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
         a = -(rate * scale)
         c = 1 + a * m
-        simd_step_and_clear(X, r, G, s, c, a, n_chunks)
+        step_and_clear(X, r, G, s, c, a, n_chunks)
         if has_rest:
             for f in range(n_chunks * lanes_of(X), k):
                 X[r, f] = c * X[r, f] + a * G[s, f]
@@ -354,7 +369,7 @@ def step_touched_rows_sgd(
         GH[s, 0] = 0
         a = -(rate * scale)
         shrink = fma(a, m, one)
-        simd_step_and_clear(X, r, G, s, shrink, a, n_chunks)
+        step_and_clear(X, r, G, s, shrink, a, n_chunks)
         if has_rest:
             for f in range(n_chunks * lanes_of(X), X.shape[1]):
                 X[r, f] = fma(a, G[s, f], shrink * X[r, f])
@@ -411,7 +426,10 @@ def batch_segment(
     k = P.shape[1]
     W = lanes_of(P)
     u = users[j]
-    sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
+    if n_chunks >= WIDE_FROM:  # a constant in the unrolled bodies, as in ``sgd_ratings``
+        sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
+    else:
+        sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
     su, n_u = claim_slot(slot_u, CRU, u, n_u)
     CRU[su, 0] += n - 1
     if has_rest:
@@ -451,7 +469,10 @@ def batch_segment(
         GHI[si, 0] -= e2
     GHU[su, 1] = norms_u
     GHU[su, 0] = bias_u
-    simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
+    if n_chunks >= WIDE_FROM:
+        simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
+    else:
+        simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
     if has_rest:
         for m in range(n):
             i = items[j + STREAMS * m]
