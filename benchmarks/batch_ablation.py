@@ -32,20 +32,25 @@ from fastmf._kernels.simd import (
     simd_segment_dots,
     simd_segment_gradient,
 )
+from fastmf._kernels.simd_batch import simd_wide_segment_dots, simd_wide_segment_gradient
 
-# name: (gradient pass, users step, items step, dot products, ratings prefetched ahead)
+# name: (gradient pass, users step, items step, dot products, ratings prefetched ahead, the
+# segments' dots and gradient in 512-bit vectors)
 AHEAD = K.PREFETCH_AHEAD
 VARIANTS = {
-    "whole batch kernel": (True, True, True, True, AHEAD),
-    "without the items' step": (True, True, False, True, AHEAD),
-    "without any step (parameters fixed)": (True, False, False, True, AHEAD),
+    "whole batch kernel": (True, True, True, True, AHEAD, True),
+    "without the items' step": (True, True, False, True, AHEAD, True),
+    "without any step (parameters fixed)": (True, False, False, True, AHEAD, True),
     "no step, no gradient pass (dots, losses, slot bookkeeping)": (
-        False, False, False, True, AHEAD,
+        False, False, False, True, AHEAD, True,
     ),
     "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
-        False, False, False, False, AHEAD,
+        False, False, False, False, AHEAD, True,
     ),
-    "whole, rows prefetched 32 ratings ahead": (True, True, True, True, 32),
+    "whole, rows prefetched 32 ratings ahead": (True, True, True, True, 32, True),
+    "whole, the segments' dots and gradient in 256-bit vectors": (
+        True, True, True, True, AHEAD, False,
+    ),
 }  # fmt: skip
 INTERLEAVED = "whole, the ratings in block order (the kernel before the run order)"
 
@@ -61,11 +66,13 @@ def _free(n, CR, slot_of):
 def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
              n_u, n_i, base, flags):  # fmt: skip
     """``training.batch_segment`` at 8 chunks, with the parts ``flags`` name."""
-    grad, _, _, dots, distance = flags
+    grad, _, _, dots, distance, wide = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
-    u = users[j]
-    if dots:
+    u = np.uint32(users[j])
+    if dots and wide:
+        sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
+    elif dots:
         sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
     else:
         sp = cast_like(0.0, mu)
@@ -77,13 +84,14 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
     b_u = bu[u]
     norms_u = GHU[su, 1]
     bias_u = GHU[su, 0]
-    for m in range(n):
-        pos = j + K.STREAMS * m
-        ahead = pos + K.STREAMS * distance
-        ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
+    j0, step, end, after = np.uint64(j), np.uint64(K.STREAMS), np.uint64(run_end), np.uint64(then)
+    for m in range(np.uint64(n)):
+        pos = j0 + step * m
+        ahead = pos + np.uint64(K.STREAMS * distance)
+        ahead = min(ahead if ahead < end else after + (ahead - end), np.uint64(hi - 1))
         prefetch_row(P, users[ahead], 8)
         prefetch_row(Q, items[ahead], 8)
-        i = items[pos]
+        i = np.uint32(items[pos])
         si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
         e = values[pos] - mu - b_u - bi[i] - D[m]
         base += e * e
@@ -96,7 +104,9 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
         GHI[si, 0] -= e2
     GHU[su, 1] = norms_u
     GHU[su, 0] = bias_u
-    if grad:
+    if grad and wide:
+        simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
+    elif grad:
         simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
     return base, n_u, n_i, j + K.STREAMS * n
 
@@ -105,7 +115,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
 def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch, flags):
     """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
     regularization loss, which no step reads, is left out)."""
-    _, step_u, step_i, _, _ = flags
+    _, step_u, step_i, _, _, _ = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b

@@ -40,6 +40,11 @@ from fastmf._kernels.simd import (
     simd_wide_dot,
     simd_wide_shrink_and_swap,
 )
+from fastmf._kernels.simd_batch import (
+    simd_wide_segment_dots,
+    simd_wide_segment_gradient,
+    simd_wide_step_and_clear,
+)
 
 SGD, ADAGRAD, ADAM, ROW_ADAGRAD, DAMPED_SGD = 0, 1, 2, 3, 4
 OPTIMIZER_CODES = {
@@ -221,6 +226,16 @@ def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, l
 
 
 @njit(**JIT_INLINE)
+def step_and_clear(X, r, G, s, c, a, n_chunks):
+    """x_r ← c·x_r + a·g_s and g_s ← 0 over the row's n_chunks whole chunks: in 2W-lane vectors
+    from ``WIDE_FROM`` chunks on (the same bits, element by element, as in W lanes)."""
+    if n_chunks >= WIDE_FROM:
+        simd_wide_step_and_clear(X, r, G, s, c, a, n_chunks)
+    else:
+        simd_step_and_clear(X, r, G, s, c, a, n_chunks)
+
+
+@njit(**JIT_INLINE)
 def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest):
     """Row r of X takes one optimizer step along its batch gradient ``(G[s] + m·X[r]) * scale``
     (m·X[r] is the λ part, from the row's rating count), and G[s] is zeroed. ``S[:, r]`` holds
@@ -242,7 +257,7 @@ def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
             rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
         a = -(rate * scale)
         c = 1 + a * m
-        simd_step_and_clear(X, r, G, s, c, a, n_chunks)
+        step_and_clear(X, r, G, s, c, a, n_chunks)
         if has_rest:
             for f in range(n_chunks * lanes_of(X), k):
                 X[r, f] = c * X[r, f] + a * G[s, f]
@@ -305,9 +320,9 @@ def claim_slot(slot_of, CR, r, n):
     ``CR[n, 1]`` and n grows only for a new one."""
     old = slot_of[r]
     new = old < 0
-    s = old + (n - old) * new
+    s = np.uint32(old + (n - old) * new)  # unsigned, as are r and n: no negative-index tests
     slot_of[r] = s
-    CR[n, 1] = r
+    CR[np.uint64(n), 1] = r
     CR[s, 0] += 1
     return s, n + new
 
@@ -334,8 +349,8 @@ def step_touched_rows_sgd(
     one = cast_like(1.0, lr)
     ls = lr * scale
     k_b = one + one + lam_b2  # a bias's curvature a rating, 2 + 2λ_b
-    for s in range(n):
-        r = CR[s, 1]
+    for s in range(np.uint64(n)):  # unsigned indices: no negative-index tests
+        r = np.uint32(CR[s, 1])
         slot_of[r] = -1
         c = cast_like(CR[s, 0], lr)
         CR[s, 0] = 0
@@ -354,7 +369,7 @@ def step_touched_rows_sgd(
         GH[s, 0] = 0
         a = -(rate * scale)
         shrink = fma(a, m, one)
-        simd_step_and_clear(X, r, G, s, shrink, a, n_chunks)
+        step_and_clear(X, r, G, s, shrink, a, n_chunks)
         if has_rest:
             for f in range(n_chunks * lanes_of(X), X.shape[1]):
                 X[r, f] = fma(a, G[s, f], shrink * X[r, f])
@@ -410,30 +425,41 @@ def batch_segment(
     D, N, C, S = seg
     k = P.shape[1]
     W = lanes_of(P)
-    u = users[j]
-    sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
+    u = np.uint32(users[j])
+    if n_chunks >= WIDE_FROM:  # a constant in the unrolled bodies, as in ``sgd_ratings``
+        sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
+    else:
+        sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
     su, n_u = claim_slot(slot_u, CRU, u, n_u)
     CRU[su, 0] += n - 1
+    # the positions and rows unsigned (all checked before any kernel runs), as in
+    # ``sgd_ratings``: Numba then emits no test for a negative index
+    j0 = np.uint64(j)
+    step = np.uint64(STREAMS)
+    n_seg = np.uint64(n)
     if has_rest:
         for f in range(n_chunks * W, k):
             sp += P[u, f] * P[u, f]
-        for m in range(n):
-            i = items[j + STREAMS * m]
+        for m in range(n_seg):
+            i = np.uint32(items[j0 + step * m])
             for f in range(n_chunks * W, k):
                 D[m] += P[u, f] * Q[i, f]
                 N[m] += Q[i, f] * Q[i, f]
     b_u = bu[u]
     norms_u = GHU[su, 1]
     bias_u = GHU[su, 0]
-    for m in range(n):
-        pos = j + STREAMS * m
+    end = np.uint64(run_end)
+    after = np.uint64(then)
+    last = np.uint64(hi - 1)
+    for m in range(n_seg):
+        pos = j0 + step * m
         # the rows of the rating PREFETCH_AHEAD places on in the order the batch is summed
         # in, branch-free (a user's row is in the cache already when its user is this one's)
-        ahead = pos + STREAMS * PREFETCH_AHEAD
-        ahead = min(ahead if ahead < run_end else then + (ahead - run_end), hi - 1)
+        ahead = pos + np.uint64(STREAMS * PREFETCH_AHEAD)
+        ahead = min(ahead if ahead < end else after + (ahead - end), last)
         prefetch_row(P, users[ahead], n_chunks)
         prefetch_row(Q, items[ahead], n_chunks)
-        i = items[pos]
+        i = np.uint32(items[pos])
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
         b_i = bi[i]
         r0 = values[pos] - mu - b_u - b_i
@@ -451,10 +477,13 @@ def batch_segment(
         GHI[si, 0] -= e2
     GHU[su, 1] = norms_u
     GHU[su, 0] = bias_u
-    simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
+    if n_chunks >= WIDE_FROM:
+        simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
+    else:
+        simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, STREAMS, n, C, n_chunks)
     if has_rest:
-        for m in range(n):
-            i = items[j + STREAMS * m]
+        for m in range(n_seg):
+            i = np.uint32(items[j0 + step * m])
             si = S[m]
             for f in range(n_chunks * W, k):
                 GU[su, f] += C[m] * Q[i, f]

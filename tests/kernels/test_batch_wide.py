@@ -1,0 +1,194 @@
+"""The mini-batch kernel's wide intrinsics (two W-lane chunks in one vector, from
+``training.WIDE_FROM`` chunks on) against numpy and against the W-lane ones, and the wide batch
+bodies (64 and 128 float32 factors, 32 and 64 float64, an odd width of 9 chunks and 3 columns)
+against the plain-numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from fastmf._kernels import training as K
+from fastmf._kernels.simd import simd_segment_gradient, simd_step_and_clear
+from fastmf._kernels.simd_batch import (
+    simd_wide_segment_dots,
+    simd_wide_segment_gradient,
+    simd_wide_step_and_clear,
+)
+from tests import reference as ref
+from tests.kernels.test_batch_segments import OPTIMIZERS, _dense_problem
+from tests.kernels.test_training_kernels import _block_order, _blocks, _run_batch_epoch
+
+
+def _lanes(dtype):
+    return 8 if np.dtype(dtype).itemsize == 4 else 4
+
+
+@njit
+def _dots(P, u, Q, users, items, j0, step, stop, D, N, n_chunks):
+    return simd_wide_segment_dots(P, u, Q, users, items, j0, step, stop, D, N, n_chunks)
+
+
+_FIXED = {}
+
+
+def _dots_fixed(n_chunks):
+    """The segment's dot products compiled for a constant count (unrolled)."""
+    if n_chunks not in _FIXED:
+
+        @njit
+        def dots(P, u, Q, users, items, j0, step, stop, D, N):
+            return simd_wide_segment_dots(P, u, Q, users, items, j0, step, stop, D, N, n_chunks)
+
+        _FIXED[n_chunks] = dots
+    return _FIXED[n_chunks]
+
+
+@njit
+def _gradient(GU, su, GI, S, P, u, Q, items, j0, step, n, C, n_chunks, wide):
+    if wide:
+        simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j0, step, n, C, n_chunks)
+    else:
+        simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j0, step, n, C, n_chunks)
+
+
+@njit
+def _step(X, r, G, s, c, a, n_chunks, wide):
+    if wide:
+        simd_wide_step_and_clear(X, r, G, s, c, a, n_chunks)
+    else:
+        simd_step_and_clear(X, r, G, s, c, a, n_chunks)
+
+
+@pytest.mark.parametrize("n_chunks", [1, 2, 3, 5, 8, 9, 16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_segment_dots_match_numpy_unrolled_or_not(n_chunks, dtype):
+    rng = np.random.default_rng(n_chunks)
+    k = n_chunks * _lanes(dtype) + 3  # columns past the chunks are not summed
+    P = rng.normal(size=(3, k)).astype(dtype)
+    Q = rng.normal(size=(9, k)).astype(dtype)
+    # user 1's segment at 0, 3, 6, 9 (step 3): the rating at 12 is another user's
+    users = np.array([1, 0, 2, 1, 0, 2, 1, 2, 0, 1, 0, 0, 2, 1], np.int32)
+    items = np.array([4, 0, 1, 7, 2, 3, 2, 5, 6, 8, 1, 1, 0, 3], np.int32)
+    D, N = np.zeros(6, dtype), np.zeros(6, dtype)
+    sp, n = _dots(P, 1, Q, users, items, 0, 3, len(users), D, N, n_chunks)
+    assert n == 4
+    m = n_chunks * _lanes(dtype)
+    p = P[1, :m].astype(np.float64)
+    q = Q[items[[0, 3, 6, 9]], :m].astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(D[:n], q @ p, rtol=tol, atol=tol)
+    np.testing.assert_allclose(N[:n], (q * q).sum(axis=1), rtol=tol, atol=tol)
+    assert sp == pytest.approx(float(p @ p), rel=tol)
+    # the segment stops at the end given, and the unrolled loop adds in the same order
+    D2, N2 = np.zeros(6, dtype), np.zeros(6, dtype)
+    sp2, n2 = _dots_fixed(n_chunks)(P, 1, Q, users, items, 0, 3, 7, D2, N2)
+    assert n2 == 3 and sp2 == sp
+    np.testing.assert_array_equal(D2[:3], D[:3])
+    np.testing.assert_array_equal(N2[:3], N[:3])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_chunks=st.integers(1, 19),
+    n=st.integers(1, 6),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_wide_segment_gradient_is_the_narrow_one_bit_for_bit(n_chunks, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    k = n_chunks * _lanes(dtype) + 2
+    P = rng.normal(size=(3, k)).astype(dtype)
+    Q = rng.normal(size=(8, k)).astype(dtype)
+    items = rng.integers(0, 8, 2 * n + 1).astype(np.int32)
+    S = rng.integers(0, 4, n).astype(np.intp)  # slots may repeat
+    C = rng.normal(size=n).astype(dtype)
+    GU0 = rng.normal(size=(3, k)).astype(dtype)
+    GI0 = rng.normal(size=(4, k)).astype(dtype)
+    runs = []
+    for wide in (True, False):
+        GU, GI = GU0.copy(), GI0.copy()
+        _gradient(GU, 2, GI, S, P, 1, Q, items, 1, 2, n, C, n_chunks, wide)
+        runs.append((GU, GI))
+    (GUa, GIa), (GUb, GIb) = runs
+    np.testing.assert_array_equal(GUa, GUb)
+    np.testing.assert_array_equal(GIa, GIb)
+    m = n_chunks * _lanes(dtype)
+    q = Q[items[1 : 1 + 2 * n : 2], :m].astype(np.float64)
+    want_u = GU0[2, :m] + C.astype(np.float64) @ q
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(GUa[2, :m], want_u, rtol=tol, atol=tol)
+    want_i = GI0[:, :m].astype(np.float64)
+    for c, s in zip(C, S, strict=True):
+        want_i[s] += float(c) * P[1, :m]
+    np.testing.assert_allclose(GIa[:, :m], want_i, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(GUa[2, m:], GU0[2, m:])  # the columns past the chunks
+    np.testing.assert_array_equal(GIa[:, m:], GI0[:, m:])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_chunks=st.integers(1, 19),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    c=st.floats(0.5, 1.0),
+    a=st.floats(-0.5, 0.5),
+    seed=st.integers(0, 2**16),
+)
+def test_wide_step_and_clear_is_the_narrow_one_bit_for_bit(n_chunks, dtype, c, a, seed):
+    rng = np.random.default_rng(seed)
+    k = n_chunks * _lanes(dtype) + 1
+    X0 = rng.normal(size=(3, k)).astype(dtype)
+    G0 = rng.normal(size=(2, k)).astype(dtype)
+    runs = []
+    for wide in (True, False):
+        X, G = X0.copy(), G0.copy()
+        _step(X, 2, G, 1, dtype(c), dtype(a), n_chunks, wide)
+        runs.append((X, G))
+    (Xa, Ga), (Xb, Gb) = runs
+    np.testing.assert_array_equal(Xa, Xb)
+    np.testing.assert_array_equal(Ga, Gb)
+    m = n_chunks * _lanes(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    want = c * X0[2, :m].astype(np.float64) + a * G0[1, :m]
+    np.testing.assert_allclose(Xa[2, :m], want, rtol=tol, atol=tol)
+    assert not Ga[1, :m].any()
+    np.testing.assert_array_equal(Ga[1, m:], G0[1, m:])
+    np.testing.assert_array_equal(Xa[[0, 1]], X0[[0, 1]])
+    np.testing.assert_array_equal(Ga[0], G0[0])
+
+
+WIDE_WIDTHS = [
+    (np.float32, 64),  # the 8-chunk body
+    (np.float32, 128),  # the 16-chunk body
+    (np.float32, 9 * 8 + 3),  # the general body: 9 chunks (an odd one left over) + 3 columns
+    (np.float64, 9 * 4 + 3),
+]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("dtype,k", WIDE_WIDTHS)
+def test_wide_batch_bodies_match_reference(dtype, k, optimizer):
+    # float64 at 32, 64 and 128 factors: tests/kernels/test_batch_segments.py
+    assert k // _lanes(dtype) >= K.WIDE_FROM
+    users, items, values, bu, bi, P, Q = _dense_problem(k, seed=k)
+    bu, bi, P, Q = (x.astype(dtype) for x in (bu, bi, P, Q))
+    blocks, _, _ = _blocks(users, items, values, 12, 40, n_strata=2, n_workers=2)
+    mu, lr, lam, lam_b = 3.0, 0.03, 0.05, 0.01
+    shift_order = np.array([1, 0])
+    P0 = P.copy()
+    want = [x.astype(np.float64) for x in (bu, bi, P, Q)]
+    opt = ref.ReferenceOptimizer(optimizer, [x.shape for x in want], lr)
+    ref_losses = ref.train_in_order(
+        blocks.users, blocks.items, blocks.values.astype(np.float64), 24, mu, *want, lam,
+        lam_b, opt, blocks.block_offsets, _block_order(blocks, shift_order),
+    )  # fmt: skip
+    losses = _run_batch_epoch(blocks, 24, dtype(mu), bu, bi, P, Q, dtype(lr), dtype(lam),
+                              dtype(lam_b), optimizer, shift_order)  # fmt: skip
+    assert not np.allclose(P, P0)  # it trained
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for got, expected in zip((bu, bi, P, Q), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(losses, ref_losses, rtol=tol)
