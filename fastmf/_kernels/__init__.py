@@ -1,6 +1,7 @@
 """Every Numba kernel of fastmf: arrays and scalars in, arrays updated in place or returned.
 
-``jit`` holds the compile options; ``simd`` the explicit-lane intrinsics; ``training`` the
+``jit`` holds the compile options; ``simd`` the explicit-lane intrinsics (``simd_batch`` the
+mini-batch body's 512-bit ones); ``training`` the
 per-rating and mini-batch bodies, their epoch kernels and prediction; ``sorting`` the id codes,
 counting sorts and block layout; ``ids`` id lookups; ``ranking`` top-n selection and ranking
 counts; ``parsing`` the MovieLens parser and its checks; ``hashing`` the content checksum;
