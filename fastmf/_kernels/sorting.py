@@ -409,18 +409,21 @@ def unordered_layout_into(
     return offsets, int(repeats)
 
 
-# A packed record: the value's 32 bits (low word), the item row inside its stratum (bits 32-47)
-# and the user row inside its stratum (bits 48-62).
+# A packed record: the value's 32 bits (low word), the item row inside its stratum (bits 32-46)
+# and the user row inside its stratum (bits 48-62). The scatter's tables hold a local row in
+# their high 16 bits and the block part in their low 16 (int32: half the cache of int64 keys).
 USER_LOCAL_ROWS = 1 << 15
-ITEM_LOCAL_ROWS = 1 << 16
+ITEM_LOCAL_ROWS = 1 << 15
+RECORD_BLOCKS = 1 << 16
 
 
 def packs_records(values: np.ndarray, user_starts: np.ndarray, item_starts: np.ndarray) -> bool:
-    """Whether a rating fits one packed record: 4-byte contiguous values, and no user stratum
-    over USER_LOCAL_ROWS rows nor item stratum over ITEM_LOCAL_ROWS."""
+    """Whether a rating fits one packed record: 4-byte contiguous values, no user stratum over
+    USER_LOCAL_ROWS rows nor item stratum over ITEM_LOCAL_ROWS, at most RECORD_BLOCKS blocks."""
     return (
         values.dtype.itemsize == 4
         and values.flags.c_contiguous
+        and (user_starts.shape[0] - 1) ** 2 <= RECORD_BLOCKS
         and int(np.diff(user_starts).max(initial=0)) <= USER_LOCAL_ROWS
         and int(np.diff(item_starts).max(initial=0)) <= ITEM_LOCAL_ROWS
     )
@@ -438,33 +441,31 @@ def _scatter_records(
     n_strata = user_starts.shape[0] - 1
     n_blocks = n_strata * n_strata
     low = (np.int64(1) << 32) - 1
-    # by index: the local row in its record place (high word) and the block part (low word)
-    user_key = np.empty(user_row.shape[0], dtype=np.int64)
-    user_block = np.empty(user_row.shape[0], dtype=np.int32)
+    # by index: the local row (high 16 bits) and the first block of its stratum row (users)
+    # or its block column (items): one lookup a side, for the count and for the scatter
+    user_key = np.empty(user_row.shape[0], dtype=np.int32)
     for u in range(user_row.shape[0]):
         r = user_row[u]
         s = user_stratum[r]
-        user_key[u] = ((r - user_starts[s]) << 48) | (np.int64(s) * n_strata)
-        user_block[u] = s * n_strata
-    item_key = np.empty(item_row.shape[0], dtype=np.int64)
-    item_block = np.empty(item_row.shape[0], dtype=np.int32)
+        user_key[u] = ((r - user_starts[s]) << 16) | (s * n_strata)
+    item_key = np.empty(item_row.shape[0], dtype=np.int32)
     for i in range(item_row.shape[0]):
         r = item_row[i]
         s = item_stratum[r]
-        item_key[i] = ((r - item_starts[s]) << 32) | np.int64(s)
-        item_block[i] = s
+        item_key[i] = ((r - item_starts[s]) << 16) | s
     counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            counts[c, user_block[users[j]] + item_block[items[j]]] += 1
+            counts[c, (user_key[users[j]] & 0xFFFF) + (item_key[items[j]] & 0xFFFF)] += 1
     offsets, cursor = chunk_cursors(counts)
     for c in prange(N_CHUNKS):
         for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
             uk, ik = user_key[users[j]], item_key[items[j]]
-            b = (uk & low) + (ik & low)
+            b = (uk & 0xFFFF) + (ik & 0xFFFF)
             dest = cursor[c, b]
             cursor[c, b] = dest + 1
-            records[dest] = ((uk | ik) & ~low) | (np.int64(value_bits[j]) & low)
+            rows = np.int64((uk & np.int32(-65536)) | (ik >> 16))  # both local rows
+            records[dest] = (rows << 32) | (np.int64(value_bits[j]) & low)
     return offsets
 
 

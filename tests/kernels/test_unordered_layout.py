@@ -90,7 +90,8 @@ def test_negative_values_keep_their_bits_packed_or_not(dtype):
     rng = np.random.default_rng(11)
     users, items, values = _distinct(4000, 150, 120, rng)
     values = (values - 0.5).astype(dtype) * dtype(1e30)
-    assert sk.packs_records(values, np.array([0, 150]), np.array([0, 120])) == (dtype == np.float32)
+    packed = sk.packs_records(values, np.array([0, 150]), np.array([0, 120]))
+    assert packed == (dtype == np.float32)
     got, want, repeats = _layout(users, items, values, 150, 120, 4, 2)
     assert repeats == 0
     for g, w in zip(got, want, strict=True):
@@ -120,3 +121,17 @@ def test_repeats_are_counted_in_packed_records():
     values = np.concatenate([values, values[extra] + 1])
     *_, repeats = _layout(users, items, values, 90, 80, 4, 3)
     assert repeats == 37
+
+
+def test_the_largest_strata_a_record_holds_keep_their_rows():
+    """Strata of USER_LOCAL_ROWS and ITEM_LOCAL_ROWS rows, the last rows rated: local rows
+    that use every bit of their field."""
+    n_users, n_items = sk.USER_LOCAL_ROWS, sk.ITEM_LOCAL_ROWS
+    rng = np.random.default_rng(9)
+    users, items, values = _distinct(3000, n_users, n_items, rng)
+    users[:2], items[:2] = [n_users - 1, 0], [0, n_items - 1]
+    assert sk.packs_records(values, np.array([0, n_users]), np.array([0, n_items]))
+    got, want, repeats = _layout(users, items, values, n_users, n_items, 1, 6)
+    assert repeats == 0
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
