@@ -388,13 +388,149 @@ def unordered_layout_into(
     block sorted by (user row, item row) in cache and interleaved (``_sort_blocks``).
     ``user_starts``/``item_starts`` are the strata's first rows (S + 1 each). Returns the block
     offsets and how many rows repeat a (user, item) pair: when that is not 0 the layout is not
-    the one of the pairs' distinct ratings (resolve the duplicates, then lay them out again)."""
+    the one of the pairs' distinct ratings (resolve the duplicates, then lay them out again).
+
+    With 4-byte values and strata small enough (``packs_records``), the scatter writes one
+    8-byte record a rating (``_scatter_records``: a third of the write streams of three arrays)
+    and each block's sort unpacks them into ``out_*`` (``_sort_record_blocks``)."""
     n_strata = user_starts.shape[0] - 1
+    if packs_records(values, user_starts, item_starts):
+        records = np.empty(users.shape[0], dtype=np.int64)  # numpy's buffer: huge pages
+        offsets = _scatter_records(users, items, values.view(np.int32), user_row, item_row,
+                                   user_stratum, item_stratum, user_starts, item_starts,
+                                   records)  # fmt: skip
+        repeats = _sort_record_blocks(offsets, user_starts, item_starts, records, out_users,
+                                      out_items, out_values.view(np.int32))  # fmt: skip
+        return offsets, int(repeats)
     offsets = _bucket_by_block(np.empty(0, dtype=np.int64), users, items, values, user_row,
                                item_row, user_stratum, item_stratum, n_strata, out_users,
                                out_items, out_values)  # fmt: skip
     repeats = _sort_blocks(offsets, user_starts, item_starts, out_users, out_items, out_values)
     return offsets, int(repeats)
+
+
+# A packed record: the value's 32 bits (low word), the item row inside its stratum (bits 32-46)
+# and the user row inside its stratum (bits 48-62). The scatter's tables hold a local row in
+# their high 16 bits and the block part in their low 16 (int32: half the cache of int64 keys).
+USER_LOCAL_ROWS = 1 << 15
+ITEM_LOCAL_ROWS = 1 << 15
+RECORD_BLOCKS = 1 << 16
+
+
+def packs_records(values: np.ndarray, user_starts: np.ndarray, item_starts: np.ndarray) -> bool:
+    """Whether a rating fits one packed record: 4-byte contiguous values, no user stratum over
+    USER_LOCAL_ROWS rows nor item stratum over ITEM_LOCAL_ROWS, at most RECORD_BLOCKS blocks."""
+    return (
+        values.dtype.itemsize == 4
+        and values.flags.c_contiguous
+        and (user_starts.shape[0] - 1) ** 2 <= RECORD_BLOCKS
+        and int(np.diff(user_starts).max(initial=0)) <= USER_LOCAL_ROWS
+        and int(np.diff(item_starts).max(initial=0)) <= ITEM_LOCAL_ROWS
+    )
+
+
+@sized_kernel(**JIT)
+def _scatter_records(
+    users, items, value_bits, user_row, item_row, user_stratum, item_stratum, user_starts,
+    item_starts, records,
+):  # fmt: skip
+    """``_bucket_by_block`` of the ratings in their own order, each written as one packed
+    record (``value_bits``: the values' 32 bits as int32) into ``records``. Returns the block
+    offsets."""
+    n = users.shape[0]
+    n_strata = user_starts.shape[0] - 1
+    n_blocks = n_strata * n_strata
+    low = (np.int64(1) << 32) - 1
+    # by index: the local row (high 16 bits) and the first block of its stratum row (users)
+    # or its block column (items): one lookup a side, for the count and for the scatter
+    user_key = np.empty(user_row.shape[0], dtype=np.int32)
+    for u in range(user_row.shape[0]):
+        r = user_row[u]
+        s = user_stratum[r]
+        user_key[u] = ((r - user_starts[s]) << 16) | (s * n_strata)
+    item_key = np.empty(item_row.shape[0], dtype=np.int32)
+    for i in range(item_row.shape[0]):
+        r = item_row[i]
+        s = item_stratum[r]
+        item_key[i] = ((r - item_starts[s]) << 16) | s
+    counts = np.zeros((N_CHUNKS, n_blocks), dtype=np.int64)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            counts[c, (user_key[users[j]] & 0xFFFF) + (item_key[items[j]] & 0xFFFF)] += 1
+    offsets, cursor = chunk_cursors(counts)
+    for c in prange(N_CHUNKS):
+        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
+            uk, ik = user_key[users[j]], item_key[items[j]]
+            b = (uk & 0xFFFF) + (ik & 0xFFFF)
+            dest = cursor[c, b]
+            cursor[c, b] = dest + 1
+            rows = np.int64((uk & np.int32(-65536)) | (ik >> 16))  # both local rows
+            records[dest] = (rows << 32) | (np.int64(value_bits[j]) & low)
+    return offsets
+
+
+@sized_kernel(**JIT)
+def _sort_record_blocks(offsets, user_starts, item_starts, records, users, items, value_bits):
+    """``_sort_blocks`` of packed records: each block's records sorted by (user row, item row),
+    equal pairs in their order, interleaved, and unpacked into ``users``, ``items`` and
+    ``value_bits``. Returns how many rows repeat the pair before them."""
+    n_strata = user_starts.shape[0] - 1
+    repeats = np.zeros(offsets.shape[0] - 1, dtype=np.int64)
+    for b in prange(offsets.shape[0] - 1):
+        lo = offsets[b]
+        m = offsets[b + 1] - lo
+        if m > 0:
+            a, c = b // n_strata, b % n_strata
+            repeats[b] = _sort_one_record_block(
+                lo, m, user_starts[a], user_starts[a + 1] - user_starts[a], item_starts[c],
+                item_starts[c + 1] - item_starts[c], records, users, items, value_bits,
+            )  # fmt: skip
+    return repeats.sum()
+
+
+@njit(**JIT)
+def _sort_one_record_block(lo, m, u0, nu, i0, ni, records, users, items, value_bits):
+    """Block ``lo:lo + m`` of packed records (nu user rows from u0, ni item rows from i0): a
+    stable counting sort by item into a copy, then one by user written back to each record's
+    interleaved place, then every record unpacked in order (writing the three arrays in order
+    rather than at scattered places: about a third less CPU). Returns the number of rows that
+    repeat the pair before them. The records are left in training order."""
+    low = (np.int64(1) << 32) - 1
+    count = np.zeros(ni + 1, dtype=np.int64)
+    cursor = np.zeros(nu + 1, dtype=np.int64)
+    for j in range(lo, lo + m):  # both histograms in one pass
+        rec = records[j]
+        count[((rec >> 32) & 0xFFFF) + 1] += 1
+        cursor[((rec >> 48) & 0x7FFF) + 1] += 1
+    for k in range(1, ni + 1):
+        count[k] += count[k - 1]
+    by_item = np.empty(m, dtype=np.int64)
+    for j in range(lo, lo + m):
+        rec = records[j]
+        k = (rec >> 32) & 0xFFFF
+        p = count[k]
+        count[k] = p + 1
+        by_item[p] = rec
+    for k in range(1, nu + 1):
+        cursor[k] += cursor[k - 1]
+    last = np.full(nu, -1, dtype=np.int64)  # the item each user's run ends with so far
+    repeats = 0
+    for j in range(m):
+        rec = by_item[j]
+        k = (rec >> 48) & 0x7FFF
+        i = (rec >> 32) & 0xFFFF
+        p = cursor[k]
+        cursor[k] = p + 1
+        if last[k] == i:
+            repeats += 1
+        last[k] = i
+        records[lo + interleaved_position(p, m, STREAMS)] = rec  # one stream, in cache
+    for j in range(lo, lo + m):  # unpacked in order: three sequential streams
+        rec = records[j]
+        users[j] = np.int32(u0 + ((rec >> 48) & 0x7FFF))
+        items[j] = np.int32(i0 + ((rec >> 32) & 0xFFFF))
+        value_bits[j] = np.int32(rec & low)
+    return repeats
 
 
 @sized_kernel(**JIT)

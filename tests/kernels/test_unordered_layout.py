@@ -81,3 +81,57 @@ def test_repeats_count_the_rows_beyond_each_pairs_first(pairs, s):
     else:  # still every rating once, each in its block
         np.testing.assert_array_equal(np.sort(got[2]), values)
         np.testing.assert_array_equal(got[3], want[3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negative_values_keep_their_bits_packed_or_not(dtype):
+    """Values with the sign bit set (a record's low word) and 8-byte values (no record) both
+    get the reference layout, every value's bits kept."""
+    rng = np.random.default_rng(11)
+    users, items, values = _distinct(4000, 150, 120, rng)
+    values = (values - 0.5).astype(dtype) * dtype(1e30)
+    packed = sk.packs_records(values, np.array([0, 150]), np.array([0, 120]))
+    assert packed == (dtype == np.float32)
+    got, want, repeats = _layout(users, items, values, 150, 120, 4, 2)
+    assert repeats == 0
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(np.sort(got[2].view(np.uint8)), np.sort(values.view(np.uint8)))
+
+
+@pytest.mark.parametrize("limit", ["USER_LOCAL_ROWS", "ITEM_LOCAL_ROWS"])
+def test_strata_too_large_for_a_record_get_the_same_layout(monkeypatch, limit):
+    rng = np.random.default_rng(5)
+    users, items, values = _distinct(3000, 120, 100, rng)
+    want_got, want, _ = _layout(users, items, values, 120, 100, 2, 4)
+    monkeypatch.setattr(sk, limit, 8)  # every stratum is larger: the three-array scatter
+    assert not sk.packs_records(values, np.array([0, 60, 120]), np.array([0, 50, 100]))
+    got, _, repeats = _layout(users, items, values, 120, 100, 2, 4)
+    assert repeats == 0
+    for g, w, r in zip(got, want, want_got, strict=True):
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(g, r)
+
+
+def test_repeats_are_counted_in_packed_records():
+    rng = np.random.default_rng(8)
+    users, items, values = _distinct(2000, 90, 80, rng)
+    extra = rng.choice(2000, size=37, replace=False)
+    users, items = np.concatenate([users, users[extra]]), np.concatenate([items, items[extra]])
+    values = np.concatenate([values, values[extra] + 1])
+    *_, repeats = _layout(users, items, values, 90, 80, 4, 3)
+    assert repeats == 37
+
+
+def test_the_largest_strata_a_record_holds_keep_their_rows():
+    """Strata of USER_LOCAL_ROWS and ITEM_LOCAL_ROWS rows, the last rows rated: local rows
+    that use every bit of their field."""
+    n_users, n_items = sk.USER_LOCAL_ROWS, sk.ITEM_LOCAL_ROWS
+    rng = np.random.default_rng(9)
+    users, items, values = _distinct(3000, n_users, n_items, rng)
+    users[:2], items[:2] = [n_users - 1, 0], [0, n_items - 1]
+    assert sk.packs_records(values, np.array([0, n_users]), np.array([0, n_items]))
+    got, want, repeats = _layout(users, items, values, n_users, n_items, 1, 6)
+    assert repeats == 0
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
