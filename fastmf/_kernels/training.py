@@ -54,6 +54,9 @@ ADAM_BETA2 = 0.999
 EPS = 1e-8
 
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
+# the per-rating kernel's distance for rows under ``WIDE_FROM`` chunks: a short row's rating
+# takes less time, so the same memory latency needs more ratings ahead
+NARROW_PREFETCH_AHEAD = 32
 # the runs a block's ratings are interleaved in (``_kernels.sorting.STREAMS``, which lays them
 # out; a test checks the two agree): defined here, as Numba's cache does not see another file
 STREAMS = 3
@@ -125,7 +128,7 @@ def sgd_ratings(
     # every index unsigned, the rating's and the rows' (all checked before any kernel runs):
     # Numba then emits no test for a negative index, 30 instructions a rating fewer
     end = np.uint64(max(hi, 0))
-    ahead = np.uint64(PREFETCH_AHEAD)
+    ahead = np.uint64(PREFETCH_AHEAD if n_chunks >= WIDE_FROM else NARROW_PREFETCH_AHEAD)
     for j in range(np.uint64(max(lo, 0)), end):
         u = np.uint32(users[j])
         i = np.uint32(items[j])
