@@ -573,10 +573,11 @@ def sgd_epoch(
     ratings ``point_bounds[p]:point_bounds[p + 1]`` (with one point per block, the block itself).
     Updates bu, bi, P, Q in place (rows are owned by one block at a time: no races) and writes
     each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
-    norms that ``sgd_block`` carries (rows of ``CARRY_NORMS_FROM`` chunks or more) are summed at each row's first rating in the epoch, each
-    row on its own, so the losses too are the same however many threads run and however blocks
-    are cut into points; a row the epoch does not touch costs nothing (summing every row at the
-    start, serially, took 11 ms of a 0.17 s epoch on the ML-25M twin).
+    norms that ``sgd_block`` carries (rows of ``CARRY_NORMS_FROM`` chunks or more) are summed
+    at each row's first rating in the epoch, each row on its own, so the losses too are the same
+    however many threads run and however blocks are cut into points; a row the epoch does not
+    touch costs nothing (summing every row at the start, serially, took 11 ms of a 0.17 s epoch
+    on the ML-25M twin).
     """
     NU = np.full(P.shape[0], -1.0)  # not known yet
     NI = np.full(Q.shape[0], -1.0)
