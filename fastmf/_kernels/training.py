@@ -59,6 +59,9 @@ ADAM_BETA2 = 0.999
 EPS = 1e-8
 
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
+# the per-rating kernel's distance for rows under ``WIDE_FROM`` chunks: a short row's rating
+# takes less time, so the same memory latency needs more ratings ahead
+NARROW_PREFETCH_AHEAD = 32
 # the runs a block's ratings are interleaved in (``_kernels.sorting.STREAMS``, which lays them
 # out; a test checks the two agree): defined here, as Numba's cache does not see another file
 STREAMS = 3
@@ -74,6 +77,11 @@ SGD_UNROLLED = frozenset({2, 4, 8, 16})
 # a third at 128; at 32 factors 3% slower, so shorter rows keep W lanes. The choice depends on
 # the width alone, the same in every body, so every body of one width gives the same bits.
 WIDE_FROM = 8
+# From this many chunks the per-rating body carries each row's squared norm from step to step
+# (three scalar fused multiply-adds a rating, in float64); shorter rows sum ‖p_u‖² + ‖q_i‖² with
+# the dot product, in its W lanes (two vector FMAs a chunk): at 32 float32 factors 8% faster
+# than the carry. Like ``WIDE_FROM``, a choice of the width alone; it changes the loss only.
+CARRY_NORMS_FROM = 8
 BATCH_UNROLLED = frozenset({8, 16})
 CHUNKS = 0
 
@@ -121,10 +129,14 @@ def sgd_ratings(
     regl = 0.0
     step = lr + lr
     shrink = 1 - step * lam
+    carry = n_chunks >= CARRY_NORMS_FROM
+    # the biases' step, 0 when they are not learned: a store of the same value a rating is
+    # cheaper than the test of ``learn_bias`` (4% at 32 factors), and the same bits
+    step_b = step if learn_bias else step - step
     # every index unsigned, the rating's and the rows' (all checked before any kernel runs):
     # Numba then emits no test for a negative index, 30 instructions a rating fewer
     end = np.uint64(max(hi, 0))
-    ahead = np.uint64(PREFETCH_AHEAD)
+    ahead = np.uint64(PREFETCH_AHEAD if n_chunks >= WIDE_FROM else NARROW_PREFETCH_AHEAD)
     for j in range(np.uint64(max(lo, 0)), end):
         u = np.uint32(users[j])
         i = np.uint32(items[j])
@@ -138,22 +150,32 @@ def sgd_ratings(
         b_i = bi[i]
         n_u = NU[u]
         n_i = NI[i]
-        if n_u < 0:  # not yet known (``sgd_epoch``): the row's first rating this epoch
-            n_u = cast_like(chunked_dot_and_sqnorm(P, u, P, u, n_chunks, has_rest)[0], n_u)
-        if n_i < 0:
-            n_i = cast_like(chunked_dot_and_sqnorm(Q, i, Q, i, n_chunks, has_rest)[0], n_i)
+        if carry:  # a constant in the unrolled bodies, as the tests of n_chunks below
+            if n_u < 0:  # not yet known (``sgd_epoch``): the row's first rating this epoch
+                n_u = cast_like(chunked_dot_and_sqnorm(P, u, P, u, n_chunks, has_rest)[0], n_u)
+            if n_i < 0:
+                n_i = cast_like(chunked_dot_and_sqnorm(Q, i, Q, i, n_chunks, has_rest)[0], n_i)
         # the part of the error that does not wait for the dot product
         r0 = values[j] - mu - b_u - b_i
         if n_chunks >= WIDE_FROM:  # a constant in the unrolled bodies: the test is compiled out
             d = simd_wide_dot(P, u, Q, i, n_chunks)
-        else:
+            sq = d
+        elif carry:
             d = simd_dot(P, u, Q, i, n_chunks)
+            sq = d
+        else:
+            d, sq = simd_dot_sqnorm(P, u, Q, i, n_chunks)
         if has_rest:
             for f in range(n_chunks * W, k):
                 d += P[u, f] * Q[i, f]
+                sq += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
         e = r0 - d
         base += e * e
-        regl += lam * (n_u + n_i) + lam_b * (b_u * b_u + b_i * b_i)
+        if carry:
+            pen = lam * (n_u + n_i)
+        else:
+            pen = cast_like(lam * sq, n_u)
+        regl += pen + lam_b * (b_u * b_u + b_i * b_i)
         se = step * e
         # the factors step first, with no store in between, so the rows the dot product loaded
         # are still in registers
@@ -169,14 +191,14 @@ def sgd_ratings(
                 Q[i, f] = shrink * qf + se * pf
         # the new squared norms, ‖c·p + s·q‖² = c²‖p‖² + 2cs·p·q + s²‖q‖², in float64 from the
         # step's own c and s (as the intrinsic rounds them to the rows' dtype)
-        c = cast_like(cast_like(shrink, d), n_u)
-        s = cast_like(cast_like(se, d), n_u)
-        cd2 = (c + c) * cast_like(d, n_u)
-        NU[u] = fma(c * c, n_u, s * fma(s, n_i, cd2))
-        NI[i] = fma(c * c, n_i, s * fma(s, n_u, cd2))
-        if learn_bias:
-            bu[u] = b_u + step * (e - lam_b * b_u)
-            bi[i] = b_i + step * (e - lam_b * b_i)
+        if carry:
+            c = cast_like(cast_like(shrink, d), n_u)
+            s = cast_like(cast_like(se, d), n_u)
+            cd2 = (c + c) * cast_like(d, n_u)
+            NU[u] = fma(c * c, n_u, s * fma(s, n_i, cd2))
+            NI[i] = fma(c * c, n_i, s * fma(s, n_u, cd2))
+        bu[u] = b_u + step_b * (e - lam_b * b_u)
+        bi[i] = b_i + step_b * (e - lam_b * b_i)
     return base, regl
 
 
@@ -204,11 +226,13 @@ def every_row_sqnorm(P, Q):
 def sgd_block(lo, hi, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b, learn_bias):
     """Per-rating SGD (batch size 1) over ratings lo..hi of one block.
 
-    ``NU[u]`` and ``NI[i]`` (float64) hold ‖p_u‖² and ‖q_i‖² (a negative value: not known yet,
-    summed from the row at its first rating) and are carried from step to step:
-    a step's new norms follow from the old ones, p_u·q_i and the step's two coefficients (three
-    scalar fused multiply-adds, where summing the norms afresh took two vector ones a factor);
-    they enter only the regularization loss, never the parameters.
+    From ``CARRY_NORMS_FROM`` chunks on, ``NU[u]`` and ``NI[i]`` (float64) hold ‖p_u‖² and
+    ‖q_i‖² (a negative value: not known yet, summed from the row at its first rating) and are
+    carried from step to step: a step's new norms follow from the old ones, p_u·q_i and the
+    step's two coefficients (three scalar fused multiply-adds, where summing the norms afresh
+    took two vector ones a factor). Shorter rows sum the norms with the dot product and leave
+    ``NU`` and ``NI`` as they are. The norms enter only the regularization loss, never the
+    parameters.
 
     Updates bu, bi (when ``learn_bias``), P, Q, NU and NI in place; returns the sums of the base
     and the regularization loss, each rating's taken at the parameters before its step. The
@@ -580,10 +604,11 @@ def sgd_epoch(
     ratings ``point_bounds[p]:point_bounds[p + 1]`` (with one point per block, the block itself).
     Updates bu, bi, P, Q in place (rows are owned by one block at a time: no races) and writes
     each point's base and regularization loss sums into ``point_losses[p]``. The rows' squared
-    norms that ``sgd_block`` carries are summed at each row's first rating in the epoch, each
-    row on its own, so the losses too are the same however many threads run and however blocks
-    are cut into points; a row the epoch does not touch costs nothing (summing every row at the
-    start, serially, took 11 ms of a 0.17 s epoch on the ML-25M twin).
+    norms that ``sgd_block`` carries (rows of ``CARRY_NORMS_FROM`` chunks or more) are summed
+    at each row's first rating in the epoch, each row on its own, so the losses too are the same
+    however many threads run and however blocks are cut into points; a row the epoch does not
+    touch costs nothing (summing every row at the start, serially, took 11 ms of a 0.17 s epoch
+    on the ML-25M twin).
     """
     NU = np.full(P.shape[0], -1.0)  # not known yet
     NI = np.full(Q.shape[0], -1.0)
