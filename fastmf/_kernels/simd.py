@@ -160,38 +160,8 @@ def _dot_sqnorm_lanes(context, builder, signature, args):
 
     # two sets of accumulators (even and odd chunks) and separate ones for ‖p‖² and ‖q‖²:
     # six short dependency chains instead of one long one
-    fixed = _fixed_count(n_ty)
-    if fixed is not None:
-        acc = [[zero] * 3 for _ in range(2)]
-        for c in range(fixed):
-            for t, (x, y) in enumerate(load_chunk(ir.Constant(count.type, c))):
-                # x·y + 0 rounds as x·y, so a set's first product needs no addition; but a
-                # plain product that meets the final fadd could be fused into it by the
-                # backend, so that happens only where another fma follows
-                prev = acc[c % 2][t]
-                if c < 2 and c + 2 < fixed:
-                    acc[c % 2][t] = builder.fmul(x, y)
-                else:
-                    acc[c % 2][t] = builder.call(fma, [x, y, prev])
-        even, odd_ = acc
-    else:
-        slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in range(2)]
-
-        def chunk(index, accs):
-            for a, (x, y) in zip(accs, load_chunk(index), strict=True):
-                builder.store(builder.call(fma, [x, y, builder.load(a)]), a)
-
-        two = ir.Constant(count.type, 2)
-        with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
-            first = builder.mul(loop.index, two)
-            chunk(first, slots[0])
-            chunk(builder.add(first, ir.Constant(count.type, 1)), slots[1])
-        odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
-        with builder.if_then(odd):
-            chunk(builder.sub(count, ir.Constant(count.type, 1)), slots[0])
-        even, odd_ = ([builder.load(a) for a in accs] for accs in slots)
-    dots = builder.fadd(even[0], odd_[0])
-    return dots, builder.fadd(even[1], odd_[1]), builder.fadd(even[2], odd_[2]), W
+    dots, pp, qq = _parity_sums(builder, fma, zero, count, _fixed_count(n_ty), 3, load_chunk)
+    return dots, pp, qq, W
 
 
 @intrinsic(prefer_literal=True)
@@ -438,9 +408,10 @@ def _elem_ptr(context, builder, aryty, ary, inds):
 
 def _parity_sums(builder, fma, zero, count, fixed, n_terms, terms):
     """For each of n_terms terms, Σ over chunks c < count of x_c·y_c, where ``terms(c)`` gives
-    every term's (x_c, y_c): in W lanes, even and odd chunks in two sets added at the end, as
-    ``_dot_sqnorm_lanes`` sums. A constant count (``fixed``) unrolls the loop without changing
-    the order of any addition (a set's first product is x·y + 0, which rounds as x·y)."""
+    every term's (x_c, y_c): in W lanes, even and odd chunks in two sets added at the end (six
+    short dependency chains for three terms, not three long ones). A constant count (``fixed``)
+    unrolls the loop without changing the order of any addition (a set's first product is
+    x·y + 0, which rounds as x·y)."""
     if fixed is not None:
         sets = [[zero] * n_terms, [zero] * n_terms]
         for c in range(fixed):
@@ -737,30 +708,40 @@ def simd_wide_dot(typingctx, P, u, Q, i, n_chunks):
     return sig, codegen
 
 
+def _wide_row_pair(context, builder, signature, args):
+    """What a wide intrinsic called as (A, a, B, b, x, y, n_chunks) over rows A[a] and B[b]
+    needs: the W-lane vector type, the chunk count, ``splats[lanes]`` = (x, y) in vectors of that
+    many lanes, and ``load(col, wide)`` = (pointer into A[a], pointer into B[b], their vectors)
+    at column col, 2W lanes when ``wide``, else W."""
+    vty, wty, ((A_ty, aarr, row_a), (B_ty, barr, row_b)), count = _wide_operands(
+        context, builder, signature, args, 2
+    )
+    dt = A_ty.dtype
+    x_ty, y_ty = signature.args[4], signature.args[5]
+    splats = {
+        ty.count: (
+            _splat(context, builder, args[4], x_ty, dt, ty),
+            _splat(context, builder, args[5], y_ty, dt, ty),
+        )
+        for ty in (vty, wty)
+    }
+
+    def load(col, wide):
+        ty = wty if wide else vty
+        ap = _row_ptr(context, builder, A_ty, aarr, row_a, col, ty)
+        bp = _row_ptr(context, builder, B_ty, barr, row_b, col, ty)
+        return ap, bp, builder.load(ap, align=4), builder.load(bp, align=4)
+
+    return vty, count, splats, load
+
+
 @intrinsic(prefer_literal=True)
 def simd_wide_shrink_and_swap(typingctx, P, u, Q, i, c, s, n_chunks):
     """``simd_shrink_and_swap`` in 2W-lane vectors (the same value in every element)."""
     sig = types.void(P, u, Q, i, c, s, n_chunks)
 
     def codegen(context, builder, signature, args):
-        vty, wty, ((P_ty, parr, row_u), (Q_ty, qarr, row_i)), count = _wide_operands(
-            context, builder, signature, args, 2
-        )
-        dt = P_ty.dtype
-        c_ty, s_ty = signature.args[4], signature.args[5]
-        splats = {
-            ty.count: (
-                _splat(context, builder, args[4], c_ty, dt, ty),
-                _splat(context, builder, args[5], s_ty, dt, ty),
-            )
-            for ty in (vty, wty)
-        }
-
-        def load(col, wide):
-            ty = wty if wide else vty
-            pp = _row_ptr(context, builder, P_ty, parr, row_u, col, ty)
-            qp = _row_ptr(context, builder, Q_ty, qarr, row_i, col, ty)
-            return pp, qp, builder.load(pp, align=4), builder.load(qp, align=4)
+        vty, count, splats, load = _wide_row_pair(context, builder, signature, args)
 
         def store(pp, qp, p, q):
             cvec, svec = splats[p.type.count]

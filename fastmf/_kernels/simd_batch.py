@@ -25,7 +25,7 @@ from fastmf._kernels.simd import (
     _segment_item,
     _segment_operands,
     _splat,
-    _wide_operands,
+    _wide_row_pair,
     _widened,
 )
 
@@ -243,24 +243,7 @@ def simd_wide_step_and_clear(typingctx, X, r, G, s, c, a, n_chunks):
     sig = types.void(X, r, G, s, c, a, n_chunks)
 
     def codegen(context, builder, signature, args):
-        vty, wty, ((X_ty, xarr, row), (G_ty, garr, slot)), count = _wide_operands(
-            context, builder, signature, args, 2
-        )
-        dt = X_ty.dtype
-        c_ty, a_ty = signature.args[4], signature.args[5]
-        splats = {
-            ty.count: (
-                _splat(context, builder, args[4], c_ty, dt, ty),
-                _splat(context, builder, args[5], a_ty, dt, ty),
-            )
-            for ty in (vty, wty)
-        }
-
-        def load(col, wide):
-            ty = wty if wide else vty
-            xp = _row_ptr(context, builder, X_ty, xarr, row, col, ty)
-            gp = _row_ptr(context, builder, G_ty, garr, slot, col, ty)
-            return xp, gp, builder.load(xp, align=4), builder.load(gp, align=4)
+        vty, count, splats, load = _wide_row_pair(context, builder, signature, args)
 
         def store(xp, gp, x, g):
             cvec, avec = splats[x.type.count]

@@ -3,13 +3,12 @@ process that compiles them as in one that loads them from Numba's cache."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.train.test_determinism import fresh_then_cached_digests
 
 _SCRIPT = textwrap.dedent(
     """
@@ -33,18 +32,6 @@ _SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_wide_batch_bodies_fresh_and_cached_give_identical_models(tmp_path: Path):
-    root = str(Path(__file__).resolve().parents[2])
-    script = tmp_path / "fit.py"
-    script.write_text(_SCRIPT.format(root=root))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
-    digests = []
-    for _ in range(2):
-        out = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900,
-            check=False,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        digests.append(out.stdout.strip().splitlines()[-1])
-    assert list((tmp_path / "numba-cache").rglob("*.nbc")), "the first run should write the cache"
+    digests = fresh_then_cached_digests(tmp_path, _SCRIPT)
     assert len(digests[0]) == 64
     assert digests[0] == digests[1]

@@ -60,25 +60,29 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_fresh_compile_and_cached_compile_give_identical_models(tmp_path: Path):
+def fresh_then_cached_digests(tmp_path: Path, script_text: str) -> list[str]:
+    """The last line ``script_text`` prints (a digest of what it fitted), run twice in new
+    processes sharing one empty Numba cache: the first compiles the kernels, the second loads
+    them. Checks that the first run wrote the cache."""
     root = str(Path(__file__).resolve().parents[2])
     script = tmp_path / "fit.py"
-    script.write_text(_SCRIPT.format(root=root))
+    script.write_text(script_text.format(root=root))
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
     digests = []
     for _ in range(2):
         out = subprocess.run(
-            [sys.executable, str(script)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900,
             check=False,
-        )
+        )  # fmt: skip
         assert out.returncode == 0, out.stderr
-        digests.append(out.stdout.strip())
+        digests.append(out.stdout.strip().splitlines()[-1])
     cached = list((tmp_path / "numba-cache").rglob("*.nbc"))
     assert cached, "the first process should have written Numba's cache"
+    return digests
+
+
+@pytest.mark.slow
+def test_fresh_compile_and_cached_compile_give_identical_models(tmp_path: Path):
+    digests = fresh_then_cached_digests(tmp_path, _SCRIPT)
     assert digests[0] == digests[1]
     assert len(digests[0]) == 64 and digests[0] != hashlib.sha256(b"").hexdigest()
