@@ -461,6 +461,40 @@ def _segment_item(context, builder, ops, m):
     return context.cast(builder, item, it_ty.dtype, types.intp)
 
 
+def _segment_dots_loop(context, builder, ops, rating_sums):
+    """The loop of a segment's dot products (``simd_segment_dots`` and its wide twin): for the
+    m-th rating of user ``ops["u"]`` at j0 + m·step (while ``USERS`` says that user and the
+    position is below stop), ``rating_sums(row_i)`` gives (p_u·q_i, ‖q_i‖²) for its item row,
+    stored to D[m] and N[m]. Returns the segment's length."""
+    count = ops["count"]
+    m_ptr = cgutils.alloca_once_value(builder, ir.Constant(count.type, 0))
+    head = builder.append_basic_block("segment.head")
+    body = builder.append_basic_block("segment.body")
+    done = builder.append_basic_block("segment.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    m = builder.load(m_ptr)
+    pos = builder.add(ops["j0"], builder.mul(m, ops["step"]))
+    inside = builder.icmp_signed("<", pos, ops["stop"])
+    # the user at pos, read at stop - 1 past the end (branch-free; never past the array)
+    last = builder.sub(ops["stop"], ir.Constant(count.type, 1))
+    U_ty, uarr = ops["USERS"]
+    at = builder.select(inside, pos, last)
+    user = builder.load(_elem_ptr(context, builder, U_ty, uarr, [at]))
+    same = builder.icmp_signed("==", context.cast(builder, user, U_ty.dtype, types.intp),
+                               ops["u"])  # fmt: skip
+    builder.cbranch(builder.and_(inside, same), body, done)
+    builder.position_at_end(body)
+    d, nq = rating_sums(_segment_item(context, builder, ops, m))
+    for name, value in (("D", d), ("N", nq)):
+        ty, arr = ops[name]
+        builder.store(value, _elem_ptr(context, builder, ty, arr, [m]))
+    builder.store(builder.add(m, ir.Constant(count.type, 1)), m_ptr)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return m
+
+
 @intrinsic(prefer_literal=True)
 def simd_segment_dots(typingctx, P, u, Q, USERS, ITEMS, j0, step, stop, D, N, n_chunks):
     """The segment of user u's ratings at j0, j0 + step, ... (while ``USERS`` says u and the
@@ -498,39 +532,17 @@ def simd_segment_dots(typingctx, P, u, Q, USERS, ITEMS, j0, step, stop, D, N, n_
             return p_chunk(index) if kept is None else kept[index.constant]
 
         (sp,) = _parity_sums(builder, fma, zero, count, fixed, 1, lambda c: [(p_of(c), p_of(c))])
-        m_ptr = cgutils.alloca_once_value(builder, ir.Constant(count.type, 0))
-        head = builder.append_basic_block("segment.head")
-        body = builder.append_basic_block("segment.body")
-        done = builder.append_basic_block("segment.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        m = builder.load(m_ptr)
-        pos = builder.add(ops["j0"], builder.mul(m, ops["step"]))
-        inside = builder.icmp_signed("<", pos, ops["stop"])
-        # the user at pos, read at stop - 1 past the end (branch-free; never past the array)
-        last = builder.sub(ops["stop"], ir.Constant(count.type, 1))
-        U_ty, uarr = ops["USERS"]
-        at = builder.select(inside, pos, last)
-        user = builder.load(_elem_ptr(context, builder, U_ty, uarr, [at]))
-        same = builder.icmp_signed("==", context.cast(builder, user, U_ty.dtype, types.intp),
-                                   ops["u"])  # fmt: skip
-        builder.cbranch(builder.and_(inside, same), body, done)
-        builder.position_at_end(body)
-        row_i = _segment_item(context, builder, ops, m)
 
-        def terms(index):
-            ptr = _row_ptr(context, builder, Q_ty, qarr, row_i, col(index), vty)
-            q = builder.load(ptr, align=4)
-            return [(p_of(index), q), (q, q)]
+        def rating_sums(row_i):
+            def terms(index):
+                ptr = _row_ptr(context, builder, Q_ty, qarr, row_i, col(index), vty)
+                q = builder.load(ptr, align=4)
+                return [(p_of(index), q), (q, q)]
 
-        dots, sq = _parity_sums(builder, fma, zero, count, fixed, 2, terms)
-        d, nq = _hsum_pair(builder, dots, sq, W)
-        for name, value in (("D", d), ("N", nq)):
-            ty, arr = ops[name]
-            builder.store(value, _elem_ptr(context, builder, ty, arr, [m]))
-        builder.store(builder.add(m, ir.Constant(count.type, 1)), m_ptr)
-        builder.branch(head)
-        builder.position_at_end(done)
+            dots, sq = _parity_sums(builder, fma, zero, count, fixed, 2, terms)
+            return _hsum_pair(builder, dots, sq, W)
+
+        m = _segment_dots_loop(context, builder, ops, rating_sums)
         total = _hsum_pair(builder, sp, sp, W)[0]
         return context.make_tuple(builder, signature.return_type, [total, m])
 

@@ -22,6 +22,7 @@ from fastmf._kernels.simd import (
     _hsum_pair,
     _lanes,
     _row_ptr,
+    _segment_dots_loop,
     _segment_item,
     _segment_operands,
     _splat,
@@ -116,39 +117,16 @@ def simd_wide_segment_dots(typingctx, P, u, Q, USERS, ITEMS, j0, step, stop, D, 
             return load(P_ty, parr, ops["u"], col, wide) if kept is None else kept[col.constant]
 
         (sp,) = _wide_sums(builder, wty, count, fixed, 1, lambda c, w: [(p_of(c, w),) * 2])
-        m_ptr = cgutils.alloca_once_value(builder, ir.Constant(count.type, 0))
-        head = builder.append_basic_block("segment.head")
-        body = builder.append_basic_block("segment.body")
-        done = builder.append_basic_block("segment.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        m = builder.load(m_ptr)
-        pos = builder.add(ops["j0"], builder.mul(m, ops["step"]))
-        inside = builder.icmp_signed("<", pos, ops["stop"])
-        # the user at pos, read at stop - 1 past the end (branch-free; never past the array)
-        last = builder.sub(ops["stop"], ir.Constant(count.type, 1))
-        U_ty, uarr = ops["USERS"]
-        user = builder.load(
-            _elem_ptr(context, builder, U_ty, uarr, [builder.select(inside, pos, last)])
-        )
-        same = builder.icmp_signed("==", context.cast(builder, user, U_ty.dtype, types.intp),
-                                   ops["u"])  # fmt: skip
-        builder.cbranch(builder.and_(inside, same), body, done)
-        builder.position_at_end(body)
-        row_i = _segment_item(context, builder, ops, m)
 
-        def terms(col, wide):
-            q = load(Q_ty, qarr, row_i, col, wide)
-            return [(p_of(col, wide), q), (q, q)]
+        def rating_sums(row_i):
+            def terms(col, wide):
+                q = load(Q_ty, qarr, row_i, col, wide)
+                return [(p_of(col, wide), q), (q, q)]
 
-        dots, sq = _wide_sums(builder, wty, count, fixed, 2, terms)
-        d, nq = _hsum_pair(builder, dots, sq, wty.count)
-        for name, value in (("D", d), ("N", nq)):
-            ty, arr = ops[name]
-            builder.store(value, _elem_ptr(context, builder, ty, arr, [m]))
-        builder.store(builder.add(m, ir.Constant(count.type, 1)), m_ptr)
-        builder.branch(head)
-        builder.position_at_end(done)
+            dots, sq = _wide_sums(builder, wty, count, fixed, 2, terms)
+            return _hsum_pair(builder, dots, sq, wty.count)
+
+        m = _segment_dots_loop(context, builder, ops, rating_sums)
         total = _hsum_pair(builder, sp, sp, wty.count)[0]
         return context.make_tuple(builder, signature.return_type, [total, m])
 
