@@ -33,7 +33,7 @@ import pandas as pd
 from fastmf import MatrixFactorization
 from fastmf._validation import check_ratings_values
 from fastmf.data.blocks import lay_out_unordered
-from fastmf.data.ids import factorize_ids, text_column
+from fastmf.data.ids import factorize_and_count, text_column
 from fastmf.data.ratings import Ratings
 from fastmf.train.layout import fit_ratings, strata_of
 from fastmf.train.params import resolve_for_data
@@ -87,10 +87,13 @@ def breakdown(df: pd.DataFrame) -> _Steps:
     st = _Steps()
     u, i, r = _ids(df["user"]), _ids(df["item"]), df["rating"].to_numpy()
     vals = st.run("rating check", check_ratings_values, r).astype(np.float32, copy=False)
-    uc, umap = st.run("user ids", factorize_ids, u, column="user", copy=False)  # as fit does
-    ic, imap = st.run("item ids", factorize_ids, i, column="item", copy=False)
+    uc, umap, ucount = st.run("user ids and counts", factorize_and_count, u, column="user",
+                              copy=False)  # as fit does  # fmt: skip
+    ic, imap, icount = st.run("item ids and counts", factorize_and_count, i, column="item",
+                              copy=False)  # fmt: skip
     raw = Ratings(uc, ic, vals, umap, imap)
-    rows = st.run("rating counts, strata", strata_of, raw)
+    counted = None if ucount is None or icount is None else (ucount, icount)
+    rows = st.run("rating counts (if not counted), strata", strata_of, raw, counted)
     st.run("block layout, duplicates", lay_out_unordered, raw.users, raw.items, raw.values,
            rows[0], rows[2], rows[1], rows[3])  # fmt: skip
     model = MatrixFactorization(n_epochs=1, random_state=0, verbose=0)

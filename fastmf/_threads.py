@@ -31,6 +31,11 @@ def threads_for(n_jobs: Any) -> int:
     return max(1, min(limit, int(n_jobs)))
 
 
+def current_threads() -> int:
+    """The threads Numba's parallel kernels run on now, from this Python thread."""
+    return int(numba.get_num_threads())
+
+
 @contextmanager
 def numba_threads(n: int) -> Iterator[int]:
     """Numba's thread count set to ``n`` inside the block, then restored; yields ``n``."""

@@ -103,19 +103,22 @@ def hash_arrays(*arrays: np.ndarray) -> int:
 
 
 @sized_kernel(**JIT)
-def rating_set_words(users, items, value_bits):
+def rating_set_words(users, items, value_bits, user_index, item_index):
     """The order-free checksum of rating triples: ``fmix`` of the wrapping sum over ratings of
-    a mix of (user, item, rating bits), each rating one word; blocks summed in parallel."""
+    a mix of (user, item, rating bits), each rating one word; blocks summed in parallel. With
+    ``user_index``/``item_index`` not empty, the users and items are first relabelled by them
+    (``user_index[users[j]]``), on the fly."""
     n = users.shape[0]
     block = 1 << 16
     n_blocks = (n + block - 1) // block
+    relabel = user_index.shape[0] > 0
     sums = np.zeros(n_blocks, dtype=np.uint64)
     for b in prange(n_blocks):
         s = np.uint64(0)
         for j in range(b * block, min(n, (b + 1) * block)):
-            pair = (np.uint64(np.uint32(users[j])) << np.uint64(32)) | np.uint64(
-                np.uint32(items[j])
-            )
+            u = user_index[users[j]] if relabel else users[j]
+            i = item_index[items[j]] if relabel else items[j]
+            pair = (np.uint64(np.uint32(u)) << np.uint64(32)) | np.uint64(np.uint32(i))
             s += _fmix(pair ^ _word_term(np.uint64(value_bits[j]), _GOLDEN))
         sums[b] = s
     total = np.uint64(n) * _M2
@@ -124,9 +127,18 @@ def rating_set_words(users, items, value_bits):
     return _fmix(total)
 
 
-def hash_rating_set(users: np.ndarray, items: np.ndarray, values: np.ndarray) -> int:
+def hash_rating_set(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    relabel: tuple[np.ndarray, np.ndarray] | None = None,
+) -> int:
     """A 64-bit hash of the multiset of (user, item, rating) triples (int32, int32, float32):
-    the same for the triples in any order, changed by any change of a triple."""
+    the same for the triples in any order, changed by any change of a triple. ``relabel``
+    (two int32 arrays) hashes the triples (``relabel[0][user]``, ``relabel[1][item]``, rating)
+    instead, without making them."""
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    none = np.empty(0, dtype=np.int32)
+    user_index, item_index = (none, none) if relabel is None else relabel
     with KERNEL_LOCK:
-        return int(rating_set_words(users, items, bits))
+        return int(rating_set_words(users, items, bits, user_index, item_index))

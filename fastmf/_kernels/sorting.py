@@ -13,35 +13,74 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
-from fastmf._threads import KERNEL_LOCK
+from fastmf._threads import KERNEL_LOCK, current_threads
 
 N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it
 
 
 @sized_kernel(**JIT)
-def int_code_table(ids, low, high):
-    """The code of every id slot ``low..high`` (int32, sorted id order) and the m distinct ids.
-
-    Marks the ids present in a table of high - low + 1 slots (in parallel), then numbers the
-    marked slots in order."""
+def int_range(ids, n_threads):
+    """(min, max) of a non-empty integer array in one parallel pass (a piece a thread)."""
     n = ids.shape[0]
-    present = np.zeros(high - low + 1, dtype=np.bool_)
-    for c in prange(N_CHUNKS):
-        for j in range(c * n // N_CHUNKS, (c + 1) * n // N_CHUNKS):
-            slot = ids[j] - low
-            if not present[slot]:  # a frequent id's line is then read, not written, by all
-                present[slot] = True  # every writer writes True: the result is the same
-    table = np.empty(high - low + 1, dtype=np.int32)
+    t = max(1, min(n_threads, n))
+    lows = np.empty(t, dtype=np.int64)
+    highs = np.empty(t, dtype=np.int64)
+    for c in prange(t):
+        lo = ids[c * n // t]  # in the ids' own dtype: the loop vectorizes
+        hi = lo
+        for j in range(c * n // t, (c + 1) * n // t):
+            v = ids[j]
+            lo = min(lo, v)
+            hi = max(hi, v)
+        lows[c] = lo
+        highs[c] = hi
+    return lows.min(), highs.max()
+
+
+@sized_kernel(**JIT)
+def thread_counts(keys, low, n_keys, n_threads):
+    """How often each key of ``low..low + n_keys - 1`` occurs in ``keys`` (int64, n_keys), a
+    piece a thread: a count is a sum of ones, the same whatever the pieces."""
+    n = keys.shape[0]
+    t = max(1, n_threads)
+    per = np.zeros((t, n_keys), dtype=np.int64)
+    for c in prange(t):
+        for j in range(c * n // t, (c + 1) * n // t):
+            per[c, keys[j] - low] += 1
+    total = np.empty(n_keys, dtype=np.int64)
+    for k in prange(n_keys):
+        s = per[0, k]
+        for c in range(1, t):
+            s += per[c, k]
+        total[k] = s
+    return total
+
+
+def int_code_table(
+    ids: np.ndarray, low: np.int64, high: np.int64, n_threads: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The code of every id slot ``low..high`` (int32, sorted id order), the m distinct ids and
+    how many ratings each has (int64, in code order): the ids counted in parallel
+    (``thread_counts``), then the slots that occur numbered in order."""
+    return code_table(thread_counts(ids, low, high - low + 1, n_threads), low)
+
+
+@njit(**JIT)
+def code_table(counts, low):
+    """``int_code_table`` from the count of every id slot from ``low``."""
+    table = np.empty(counts.shape[0], dtype=np.int32)
     m = 0
-    for v in range(high - low + 1):
+    for v in range(counts.shape[0]):
         table[v] = m
-        if present[v]:
+        if counts[v]:
             m += 1
     uniques = np.empty(m, dtype=np.int64)
-    for v in range(high - low + 1):
-        if present[v]:
+    code_counts = np.empty(m, dtype=np.int64)
+    for v in range(counts.shape[0]):
+        if counts[v]:
             uniques[table[v]] = v + low
-    return table, uniques
+            code_counts[table[v]] = counts[v]
+    return table, uniques, code_counts
 
 
 @sized_kernel(**JIT)
@@ -57,7 +96,7 @@ def codes_from_table(ids, table, low, out):
 def dense_int_codes(ids, low, high):
     """Codes 0..m-1 of integer ids in [low, high], in sorted id order, and the m distinct ids
     (``int_code_table``, then every id looked up in parallel)."""
-    table, uniques = int_code_table(ids, low, high)
+    table, uniques, _ = code_table(thread_counts(ids, low, high - low + 1, 1), low)
     codes = np.empty(ids.shape[0], dtype=np.int32)
     codes_from_table(ids, table, low, codes)
     return codes, uniques
@@ -96,7 +135,7 @@ def chunk_cursors(counts):
 def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
     """``np.bincount(keys, minlength=n_keys)`` for keys in 0..n_keys-1, counted in parallel."""
     with KERNEL_LOCK:
-        return chunk_counts(keys, n_keys).sum(axis=0)
+        return thread_counts(keys, np.int64(0), n_keys, current_threads())
 
 
 @sized_kernel(**JIT)
@@ -492,9 +531,10 @@ def _sort_record_blocks(offsets, user_starts, item_starts, records, users, items
 def _sort_one_record_block(lo, m, u0, nu, i0, ni, records, users, items, value_bits):
     """Block ``lo:lo + m`` of packed records (nu user rows from u0, ni item rows from i0): a
     stable counting sort by item into a copy, then one by user written back to each record's
-    interleaved place, then every record unpacked in order (writing the three arrays in order
-    rather than at scattered places: about a third less CPU). Returns the number of rows that
-    repeat the pair before them. The records are left in training order."""
+    interleaved place in a block-sized copy, then every record unpacked in order (writing the
+    three arrays in order rather than at scattered places: about a third less CPU; the records
+    themselves are not written back). Returns the number of rows that repeat the pair before
+    them."""
     low = (np.int64(1) << 32) - 1
     count = np.zeros(ni + 1, dtype=np.int64)
     cursor = np.zeros(nu + 1, dtype=np.int64)
@@ -515,6 +555,7 @@ def _sort_one_record_block(lo, m, u0, nu, i0, ni, records, users, items, value_b
         cursor[k] += cursor[k - 1]
     last = np.full(nu, -1, dtype=np.int64)  # the item each user's run ends with so far
     repeats = 0
+    placed = np.empty(m, dtype=np.int64)  # in cache: the records are not written back
     for j in range(m):
         rec = by_item[j]
         k = (rec >> 48) & 0x7FFF
@@ -524,12 +565,12 @@ def _sort_one_record_block(lo, m, u0, nu, i0, ni, records, users, items, value_b
         if last[k] == i:
             repeats += 1
         last[k] = i
-        records[lo + interleaved_position(p, m, STREAMS)] = rec  # one stream, in cache
-    for j in range(lo, lo + m):  # unpacked in order: three sequential streams
-        rec = records[j]
-        users[j] = np.int32(u0 + ((rec >> 48) & 0x7FFF))
-        items[j] = np.int32(i0 + ((rec >> 32) & 0xFFFF))
-        value_bits[j] = np.int32(rec & low)
+        placed[interleaved_position(p, m, STREAMS)] = rec  # one stream, in cache
+    for j in range(m):  # unpacked in order: three sequential streams
+        rec = placed[j]
+        users[lo + j] = np.int32(u0 + ((rec >> 48) & 0x7FFF))
+        items[lo + j] = np.int32(i0 + ((rec >> 32) & 0xFFFF))
+        value_bits[lo + j] = np.int32(rec & low)
     return repeats
 
 

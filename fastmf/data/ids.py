@@ -10,7 +10,7 @@ import pandas as pd
 
 from fastmf._kernels import ids as idk
 from fastmf._kernels import sorting as sk
-from fastmf._threads import KERNEL_LOCK
+from fastmf._threads import KERNEL_LOCK, current_threads
 from fastmf.data._id_values import (
     MISSING,
     check_floats,
@@ -195,33 +195,55 @@ def factorize_ids(values: Any, *, column: str, copy: bool = True) -> tuple[np.nd
     With ``copy=False``, int32 ids that are already their codes (every id of 0..n-1 present)
     come back as the array given, not a copy. A pandas Series of text (``str``, arrow-backed
     or not) with no missing id is factorized as it is, never turned into Python strings."""
+    codes, id_map, _ = factorize_and_count(values, column=column, copy=copy)
+    return codes, id_map
+
+
+def factorize_and_count(
+    values: Any, *, column: str, copy: bool = True
+) -> tuple[np.ndarray, IdMap, np.ndarray | None]:
+    """``factorize_ids``, and how often each code occurs (int64) where the codes came from a
+    table of the id range, whose pass counts them on the way (None for other ids)."""
     if text_column(values) and not values.hasnans:
         codes, uniques = pd.factorize(values, sort=True)
-        return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object))
+        return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object)), None
     arr = normalize_ids(values, column=column)
     if arr.dtype.kind in "iu":
         if arr.size == 0:
-            return np.empty(0, np.int32), IdMap(arr.astype(np.int64))
-        low, high = int(arr.min()), int(arr.max())
+            return np.empty(0, np.int32), IdMap(arr.astype(np.int64)), None
         if arr.dtype not in (np.int32, np.int64, np.uint64):
             arr = arr.astype(np.int64)
+        low, high = _id_range(arr)
         if high - low <= 8 * arr.size + 1_000_000 and high <= _INT64_MAX:
             return _table_codes(arr, low, high, copy)
         wide = arr.dtype == np.uint64 and high > _INT64_MAX
-        return _sparse_int_codes(arr if wide else arr.astype(np.int64, copy=False))
+        return (*_sparse_int_codes(arr if wide else arr.astype(np.int64, copy=False)), None)
     codes, uniques = pd.factorize(pd.Series(arr, copy=False), sort=True)
-    return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object))
+    return codes.astype(np.int32), IdMap(np.asarray(uniques, dtype=object)), None
 
 
-def _table_codes(arr: np.ndarray, low: int, high: int, copy: bool) -> tuple[np.ndarray, IdMap]:
-    """Codes of integer ids in ``low..high`` through a table of that range (parallel passes)."""
+def _id_range(arr: np.ndarray) -> tuple[int, int]:
+    """The smallest and largest id: one parallel pass for int32 and int64 ids."""
+    if arr.dtype == np.uint64:
+        return int(arr.min()), int(arr.max())
     with KERNEL_LOCK:
-        table, uniques = sk.int_code_table(arr, np.int64(low), np.int64(high))
+        low, high = sk.int_range(arr, current_threads())
+    return int(low), int(high)
+
+
+def _table_codes(
+    arr: np.ndarray, low: int, high: int, copy: bool
+) -> tuple[np.ndarray, IdMap, np.ndarray]:
+    """Codes of integer ids in ``low..high`` through a table of that range (parallel passes),
+    and each code's count."""
+    with KERNEL_LOCK:
+        n_threads = current_threads()
+        table, uniques, counts = sk.int_code_table(arr, np.int64(low), np.int64(high), n_threads)
         if not copy and low == 0 and uniques.shape[0] == high + 1 and arr.dtype == np.int32:
-            return arr, IdMap(uniques)  # the ids are their own codes
+            return arr, IdMap(uniques), counts  # the ids are their own codes
         codes = np.empty(arr.shape[0], dtype=np.int32)  # numpy's buffer: fewer page faults
         sk.codes_from_table(arr, table, np.int64(low), codes)
-    return codes, IdMap(uniques)
+    return codes, IdMap(uniques), counts
 
 
 def _sparse_int_codes(arr: np.ndarray) -> tuple[np.ndarray, IdMap]:

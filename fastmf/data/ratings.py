@@ -18,7 +18,7 @@ from fastmf._validation import (
     first_rows,
 )
 from fastmf.data._id_values import plain_value
-from fastmf.data.ids import IdMap, factorize_ids, text_column
+from fastmf.data.ids import IdMap, factorize_and_count, text_column
 
 DUPLICATE_POLICIES = ("error", "last")
 
@@ -53,9 +53,18 @@ class Ratings:
         )
         self.user_map = user_map
         self.item_map = item_map
+        # the ratings of each user and item index (int64), when ``from_arrays(ordered=False)``
+        # counted them with the codes: for the fit that asked for them to take (``take_counts``)
+        self._index_counts: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def take_counts(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ratings of each user and item index counted on the way in (``from_arrays`` with
+        ``ordered=False``), once: None after the first call, or when they were not counted."""
+        counts, self._index_counts = self._index_counts, None
+        return counts
 
     def __repr__(self) -> str:
         return f"Ratings(n_ratings={len(self)}, n_users={self.n_users}, n_items={self.n_items})"
@@ -128,10 +137,12 @@ class Ratings:
             lengths["timestamp"] = timestamps
         check_same_length(**lengths)
         values = check_ratings_values(ratings, column=rating_col).astype(np.float32, copy=False)
-        u_codes, user_map = factorize_ids(users, column=user_col, copy=False)
-        i_codes, item_map = factorize_ids(items, column=item_col, copy=False)
+        u_codes, user_map, u_counts = factorize_and_count(users, column=user_col, copy=False)
+        i_codes, item_map, i_counts = factorize_and_count(items, column=item_col, copy=False)
         out = cls(u_codes, i_codes, values, user_map, item_map, timestamps)
         if not ordered:
+            if u_counts is not None and i_counts is not None:  # counted with the codes
+                out._index_counts = (u_counts, i_counts)
             return out
         out = out._resolve_duplicates(duplicates, (user_col, item_col))
         for name, given in (("users", users), ("items", items), ("values", ratings)):

@@ -155,8 +155,9 @@ def fit_ratings(X: Any, y: Any, duplicates: str, holds_out: bool) -> Ratings:
     if holds_out or isinstance(X, Ratings) or hasattr(X, "tocoo"):
         return to_ratings(X, y, duplicates=duplicates)
     raw = to_ratings(X, y, duplicates=duplicates, ordered=False)
+    counted = raw.take_counts()  # counted with the id codes, or now
     raw.users, raw.items = _read_only(raw.users), _read_only(raw.items)
-    counts = rating_counts(raw)
+    counts = rating_counts(raw) if counted is None else counted
     rows = strata_of(raw, counts)
     u_pos, u_strata, i_pos, i_strata = rows
     out_u, out_i, out_v, offsets, repeats = lay_out_unordered(

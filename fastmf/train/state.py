@@ -43,7 +43,7 @@ class TrainState:
     learning_rate: float
     plateau_best: float = math.inf
     blocks: BlockSchedule | None = None
-    blocks_key: tuple = ()
+    blocks_key: Any = ()  # a tuple, or a PendingKey that computes it when compared
     optimizer_name: str = ""  # the optimizer whose state ``optimizer`` holds
     fit_params: dict = field(default_factory=dict)  # the SET_AT_FIT parameters at fit
 
@@ -73,7 +73,11 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     else:  # laid out already, from the ratings as given (fit_ratings)
         state.blocks = schedule_of(prepared.laid, u_strata.n_strata, n_users, n_items, n_workers,
                                    row_maps=(u_pos, i_pos))  # fmt: skip
-    state.blocks_key = fingerprint(ratings)
+    if prepared is None:
+        state.blocks_key = fingerprint(ratings)
+    else:  # hashed from the layout when first compared: most fits never are
+        maps = (ratings.n_users, ratings.n_items, id_maps_hash(ratings))
+        state.blocks_key = PendingKey(_layout_fingerprint, maps, state.blocks, u_pos, i_pos)
     mu = layout_mean(state.blocks)
     if params.biases == "fixed":
         bu[:], bi[:] = layout_fixed_biases(state.blocks, mu, params.bias_damping)
@@ -279,6 +283,49 @@ def seen_csr(blocks: BlockSchedule, n_users: int) -> tuple[np.ndarray, np.ndarra
     return indptr, items
 
 
+class PendingKey:
+    """A data key computed on first use, by ``compute(*args)``: it compares (``==``) and
+    prints as the key itself, and lets go of ``args`` once computed."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, compute: Any, *args: Any) -> None:
+        self._pending: tuple | None = (compute, args)
+        self._value: tuple = ()
+
+    def value(self) -> tuple:
+        if self._pending is not None:
+            compute, args = self._pending
+            self._value, self._pending = compute(*args), None
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return self.value() == (other.value() if isinstance(other, PendingKey) else other)
+
+    def __repr__(self) -> str:
+        return repr(self.value())
+
+
+def _layout_fingerprint(
+    maps: tuple, blocks: BlockSchedule, user_row: np.ndarray, item_row: np.ndarray
+) -> tuple:
+    """``fingerprint`` of the ratings laid out in ``blocks`` (their users and items at
+    ``user_row``/``item_row``; ``maps``: their user and item counts and ``id_maps_hash``): the
+    same set of triples, relabelled back to indices on the fly."""
+    user_index = np.empty(len(user_row), dtype=np.int32)
+    user_index[user_row] = np.arange(len(user_row), dtype=np.int32)
+    item_index = np.empty(len(item_row), dtype=np.int32)
+    item_index[item_row] = np.arange(len(item_row), dtype=np.int32)
+    relabel = (user_index, item_index)
+    return (len(blocks.values), *maps,
+            hash_rating_set(blocks.users, blocks.items, blocks.values, relabel))  # fmt: skip
+
+
+def id_maps_hash(ratings: Ratings) -> int:
+    """The part of ``fingerprint`` that hashes the id maps."""
+    return hash_arrays(ratings.user_map.ids, ratings.item_map.ids)
+
+
 def fingerprint(ratings: Ratings) -> tuple:
     """The identity of a ratings set, to reuse its block layout: a hash of the id maps and of
     the set of (user, item, rating) triples, whatever their order (a fit keeps the given
@@ -287,6 +334,6 @@ def fingerprint(ratings: Ratings) -> tuple:
         len(ratings),
         ratings.n_users,
         ratings.n_items,
-        hash_arrays(ratings.user_map.ids, ratings.item_map.ids),
+        id_maps_hash(ratings),
         hash_rating_set(ratings.users, ratings.items, ratings.values),
     )

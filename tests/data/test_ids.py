@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastmf import IdMap, MatrixFactorization, Ratings
+from fastmf.data.ids import factorize_and_count, factorize_ids
 from tests.conftest import random_ratings
 
 QUIET = {"n_factors": 3, "n_epochs": 2, "random_state": 0, "verbose": 0, "n_jobs": 1}
@@ -309,3 +310,35 @@ def test_fit_with_string_ids_predicts_from_strings():
     np.testing.assert_array_equal(m.user_ids_[users], named["user"].to_numpy())
     with pytest.raises(ValueError, match=r"missing ids \(first: nan at row 1\)"):
         m.predict(pd.DataFrame({"user": ["u1", np.nan], "item": ["i1", "i2"]}))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        np.array([3, 0, 2, 2, 1, 0, 3, 3], dtype=np.int32),  # dense: the ids are their codes
+        np.array([13, 10, 12, 12, 11, 10, 13, 13], dtype=np.int64),  # a table from 10
+        np.array([-7, 5, 5, 900, -7, -7], dtype=np.int16),
+        np.array([2**40, 5, 5, 2**41, 2**40], dtype=np.int64),  # too sparse for a table
+        np.array(["b", "a", "b", "c"], dtype=object),
+    ],
+)
+def test_ids_counted_with_their_codes_are_the_codes_bincount(raw):
+    codes, id_map, counts = factorize_and_count(raw, column="user", copy=False)
+    plain_codes, plain_map = factorize_ids(raw, column="user")
+    np.testing.assert_array_equal(codes, plain_codes)
+    np.testing.assert_array_equal(id_map.ids, plain_map.ids)
+    if counts is not None:  # counted where a table of the id range made the codes
+        np.testing.assert_array_equal(counts, np.bincount(codes, minlength=len(id_map)))
+    assert (counts is None) == (raw.dtype == object or int(raw.max()) >= 2**40)
+
+
+def test_unordered_ratings_hand_their_counts_to_the_fit_once():
+    users = np.array([5, 3, 5, 4, 3, 5], dtype=np.int64)
+    items = np.array([0, 1, 2, 0, 2, 1], dtype=np.int32)
+    r = Ratings.from_arrays(users, items, np.ones(6), ordered=False)
+    counts = r.take_counts()
+    assert counts is not None
+    np.testing.assert_array_equal(counts[0], np.bincount(r.users))
+    np.testing.assert_array_equal(counts[1], np.bincount(r.items))
+    assert r.take_counts() is None
+    assert Ratings.from_arrays(users, items, np.ones(6)).take_counts() is None

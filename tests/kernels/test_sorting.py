@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastmf._kernels import sorting as sk
 
@@ -16,6 +18,39 @@ def test_counting_sort_is_numpys_stable_argsort(n, n_keys):
     counts = np.bincount(keys, minlength=n_keys)
     np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(counts)]))
     np.testing.assert_array_equal(sk.key_counts(keys, n_keys), counts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ids=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=300),
+    n_threads=st.integers(1, 5),
+    dtype=st.sampled_from([np.int32, np.int64]),
+)
+def test_the_range_of_ids_is_numpys_min_and_max(ids, n_threads, dtype):
+    arr = np.array(ids, dtype=np.int64)
+    arr = arr if dtype == np.int64 else (arr % 2**31 - 2**30).astype(np.int32)
+    low, high = sk.int_range(arr, n_threads)
+    assert (int(low), int(high)) == (int(arr.min()), int(arr.max()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ids=st.lists(st.integers(0, 60), max_size=400),
+    low=st.integers(-5, 5),
+    n_threads=st.integers(1, 5),
+)
+def test_the_code_table_numbers_the_ids_that_occur_and_counts_them(ids, low, n_threads):
+    arr = np.array(ids, dtype=np.int64) + low
+    high = low + 60
+    table, uniques, counts = sk.int_code_table(arr, np.int64(low), np.int64(high), n_threads)
+    want, want_counts = np.unique(arr, return_counts=True)
+    np.testing.assert_array_equal(uniques, want)
+    np.testing.assert_array_equal(counts, want_counts)
+    np.testing.assert_array_equal(table[arr - low], np.searchsorted(want, arr))
+    np.testing.assert_array_equal(
+        sk.thread_counts(arr, np.int64(low), high - low + 1, n_threads),
+        np.bincount(arr - low, minlength=high - low + 1),
+    )
 
 
 def test_repeated_pairs_are_counted_while_sorting():

@@ -10,7 +10,7 @@ import pytest
 from fastmf import MatrixFactorization
 from fastmf.data.ratings import Ratings
 from fastmf.train.layout import PreparedRatings, fit_ratings
-from fastmf.train.state import fingerprint
+from fastmf.train.state import PendingKey, fingerprint
 
 
 def _frame(n=6000, n_users=300, n_items=200, seed=0):
@@ -101,3 +101,28 @@ def test_partial_fit_after_fit_reuses_the_layout_of_the_shuffled_frame():
     blocks = model._state.blocks
     model.partial_fit(df.sample(frac=1.0, random_state=3))
     assert model._state.blocks.users is blocks.users  # the same layout, not built again
+
+
+def test_the_key_of_a_fit_from_a_frame_is_the_fingerprint_of_its_ratings():
+    # a fit from a frame hashes its data only when the key is first compared, from the layout
+    df = _frame(n=3000)
+    key = _fit(df)._state.blocks_key
+    assert isinstance(key, PendingKey) and key._pending is not None
+    assert key == fingerprint(Ratings.from_dataframe(df))
+    assert key._pending is None  # computed once, the layout let go of
+    assert repr(key) == repr(fingerprint(Ratings.from_dataframe(df)))
+    changed = df.copy()
+    changed.loc[10, "rating"] += 0.25
+    assert _fit(df)._state.blocks_key != fingerprint(Ratings.from_dataframe(changed))
+
+
+def test_partial_fit_with_changed_ratings_lays_them_out_again():
+    df = _frame(n=3000)
+    model = _fit(df)
+    blocks = model._state.blocks
+    changed = df.copy()
+    changed.loc[10, "rating"] += 0.25
+    model.partial_fit(changed)
+    assert model._state.blocks.users is not blocks.users
+    before = float(blocks.values.sum(dtype=np.float64))
+    assert float(model._state.blocks.values.sum(dtype=np.float64)) == before + 0.25
