@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf._kernels import sorting as sk
+from fastmf._kernels import sums as sums_kernels
 from fastmf._threads import KERNEL_LOCK
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]  # users, items (model rows), values
@@ -154,6 +155,22 @@ def block_mean(blocks: Iterable[Block], n_ratings: int) -> float:
     for _, _, values in blocks:
         total += float(np.sum(values, dtype=np.float64))
     return total / n_ratings
+
+
+def layout_mean_and_scale(
+    values: np.ndarray, offsets: np.ndarray
+) -> tuple[float, tuple[float, float]]:
+    """μ of laid-out float32 ratings, summed as ``block_mean`` sums the blocks (the same bits:
+    ``_kernels.sums.numpy_sum`` is numpy's sum), and their smallest and largest rating: one
+    parallel pass. ``values`` holds at least one rating."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    with KERNEL_LOCK:
+        sums, lows, highs = sums_kernels.block_sums(values, values.view(np.int32), offsets)
+    total = 0.0
+    for s in sums.tolist():  # in block order, as block_mean adds them
+        total += s
+    low, high = sums_kernels.ordered_keys(np.array([lows.min(), highs.max()]))
+    return total / len(values), (float(low), float(high))
 
 
 def block_counts(blocks: Iterable[Block], n_users: int, n_items: int) -> tuple[np.ndarray, ...]:

@@ -15,7 +15,7 @@ from fastmf._kernels import sorting as sk
 from fastmf._kernels.hashing import hash_arrays, hash_rating_set
 from fastmf._random import fill_normal
 from fastmf._threads import KERNEL_LOCK, threads_for
-from fastmf.data.blocks import block_mean, damped_fixed_biases, slices
+from fastmf.data.blocks import damped_fixed_biases, layout_mean_and_scale, slices
 from fastmf.data.ids import IdMap
 from fastmf.data.ratings import Ratings
 from fastmf.train.aligned import aligned_empty
@@ -78,11 +78,10 @@ def initialize(model, ratings: Ratings, params: Params, rng: np.random.Generator
     else:  # hashed from the layout when first compared: most fits never are
         maps = (ratings.n_users, ratings.n_items, id_maps_hash(ratings))
         state.blocks_key = PendingKey(_layout_fingerprint, maps, state.blocks, u_pos, i_pos)
-    mu = layout_mean(state.blocks)
+    mu, scale = layout_mean_and_scale(state.blocks.values, state.blocks.block_offsets)
     if params.biases == "fixed":
         bu[:], bi[:] = layout_fixed_biases(state.blocks, mu, params.bias_damping)
     # seen_indptr_ and seen_items_ are built from these blocks when first asked for
-    scale = (float(ratings.values.min()), float(ratings.values.max()))
     install_fresh(model, state, mu, (bu, bi, P, Q), (u_ids, i_ids), scale)
 
 
@@ -212,12 +211,6 @@ def fixed_biases(ratings: Ratings, mu: float, damping: float) -> tuple[np.ndarra
     return damped_biases(
         r.users, r.items, r.values, mu, damping, 1, n_users=r.n_users, n_items=r.n_items
     )
-
-
-def layout_mean(blocks: BlockSchedule) -> float:
-    """μ summed block by block in block order (``fastmf.data.blocks``), as a store sums it."""
-    return block_mean(slices(blocks.users, blocks.items, blocks.values, blocks.block_offsets),
-                      len(blocks.values))  # fmt: skip
 
 
 def layout_fixed_biases(
