@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from fastmf._kernels.values import count_nonfinite
+from fastmf._threads import KERNEL_LOCK
 from fastmf.errors import (
     NonFiniteModelError,  # noqa: F401 - re-exported here too
     NotFittedError,
@@ -31,7 +33,7 @@ def check_ratings_values(values: Any, *, column: str = "rating") -> np.ndarray:
             f"{column} must be numeric, got dtype {arr.dtype}; convert it with "
             f"pd.to_numeric before fit"
         )
-    if np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(arr.dtype, np.floating) and not _all_finite(arr):
         bad = ~np.isfinite(arr)
         if bad.any():
             n_nan = int(np.isnan(arr).sum())
@@ -41,6 +43,15 @@ def check_ratings_values(values: Any, *, column: str = "rating") -> np.ndarray:
                 f"{first_rows(bad)}); drop or fill them before fit"
             )
     return arr
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """Whether a float array holds no NaN and no infinity: one parallel pass for float32 and
+    float64, numpy's for other floats."""
+    if arr.dtype in (np.float32, np.float64) and arr.size:
+        with KERNEL_LOCK:
+            return int(count_nonfinite(arr.reshape(-1))) == 0
+    return bool(np.isfinite(arr).all())
 
 
 def check_index_array(values: Any, *, name: str, upper: int | None = None) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf._kernels import sorting as sk
-from fastmf._kernels import sums as sums_kernels
+from fastmf._kernels import values as value_kernels
 from fastmf._threads import KERNEL_LOCK
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]  # users, items (model rows), values
@@ -165,11 +165,11 @@ def layout_mean_and_scale(
     parallel pass. ``values`` holds at least one rating."""
     values = np.ascontiguousarray(values, dtype=np.float32)
     with KERNEL_LOCK:
-        sums, lows, highs = sums_kernels.block_sums(values, values.view(np.int32), offsets)
+        sums, lows, highs = value_kernels.block_sums(values, values.view(np.int32), offsets)
     total = 0.0
     for s in sums.tolist():  # in block order, as block_mean adds them
         total += s
-    low, high = sums_kernels.ordered_keys(np.array([lows.min(), highs.max()]))
+    low, high = value_kernels.ordered_keys(np.array([lows.min(), highs.max()]))
     return total / len(values), (float(low), float(high))
 
 

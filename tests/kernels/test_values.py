@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmf._kernels import sums as sm
+from fastmf._kernels import values as sm
 from fastmf.data.blocks import block_mean, layout_mean_and_scale, slices
 
 
@@ -63,3 +63,18 @@ def test_the_layouts_mean_is_block_means_and_its_scale_the_ratings_range():
     mean, scale = layout_mean_and_scale(values, offsets)
     assert mean == block_mean(slices(values, values, values, offsets), len(values))
     assert scale == (float(values.min()), float(values.max()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3000),
+    seed=st.integers(0, 2**31),
+    n_bad=st.integers(0, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_nonfinite_values_are_counted_as_numpy_finds_them(n, seed, n_bad, dtype):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0, 1e30, n).astype(dtype)
+    for bad in rng.choice([np.nan, np.inf, -np.inf], n_bad):
+        values[rng.integers(0, n)] = bad
+    assert sm.count_nonfinite(values) == int((~np.isfinite(values)).sum())

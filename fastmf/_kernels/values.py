@@ -1,10 +1,11 @@
-"""Sums of rating values with numpy's rounding, block by block in parallel.
+"""Passes over rating values: the finite check, and sums with numpy's rounding, min and max,
+block by block in parallel.
 
 ``np.sum(values, dtype=np.float64)`` of a float32 array casts it in buffers of 8192 values and
 adds each buffer's pairwise sum (eight running sums up to 128 values, halves above) to a total
 that starts at 0. ``numpy_sum`` is that formula, so μ summed here per block has the bits of the
 blocks summed by numpy one call at a time (a store's blocks, read from disk, are), and
-``tests/kernels/test_sums.py`` holds it to numpy's on many lengths and spreads of values.
+``tests/kernels/test_values.py`` holds it to numpy's on many lengths and spreads of values.
 """
 
 from __future__ import annotations
@@ -90,3 +91,19 @@ def ordered_keys(keys: np.ndarray) -> np.ndarray:
     """The float32 values of ``block_sums``' int32 keys (the map is its own inverse)."""
     keys = np.asarray(keys, dtype=np.int32)
     return (keys ^ ((keys >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
+
+
+@sized_kernel(**JIT)
+def count_nonfinite(values):
+    """How many of float ``values`` are NaN or infinite (x − x is not 0 for them alone), in
+    parallel pieces."""
+    n = values.shape[0]
+    pieces = 64
+    counts = np.zeros(pieces, dtype=np.int64)
+    for c in prange(pieces):
+        bad = 0
+        for j in range(c * n // pieces, (c + 1) * n // pieces):
+            x = values[j]
+            bad += (x - x) != 0
+        counts[c] = bad
+    return counts.sum()
