@@ -33,7 +33,7 @@ def check_ratings_values(values: Any, *, column: str = "rating") -> np.ndarray:
             f"{column} must be numeric, got dtype {arr.dtype}; convert it with "
             f"pd.to_numeric before fit"
         )
-    if np.issubdtype(arr.dtype, np.floating) and not _all_finite(arr):
+    if np.issubdtype(arr.dtype, np.floating) and not all_finite(arr):
         bad = ~np.isfinite(arr)
         if bad.any():
             n_nan = int(np.isnan(arr).sum())
@@ -45,10 +45,10 @@ def check_ratings_values(values: Any, *, column: str = "rating") -> np.ndarray:
     return arr
 
 
-def _all_finite(arr: np.ndarray) -> bool:
+def all_finite(arr: np.ndarray) -> bool:
     """Whether a float array holds no NaN and no infinity: one parallel pass for float32 and
     float64, numpy's for other floats."""
-    if arr.dtype in (np.float32, np.float64) and arr.size:
+    if arr.dtype in (np.float32, np.float64) and arr.size and arr.flags.c_contiguous:
         with KERNEL_LOCK:
             return int(count_nonfinite(arr.reshape(-1))) == 0
     return bool(np.isfinite(arr).all())

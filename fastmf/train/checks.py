@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastmf._stats import root_mean_square
-from fastmf._validation import NonFiniteModelError
+from fastmf._validation import NonFiniteModelError, all_finite
 
 if TYPE_CHECKING:
     from fastmf.train.params import Params
@@ -165,7 +165,7 @@ def check_divergence(
 def _all_finite(model: Any) -> bool:
     arrays = [model.user_factors_, model.item_factors_, model.user_bias_, model.item_bias_]
     arrays += [a for a in model._state.optimizer.values() if a.size and a.dtype.kind == "f"]
-    return all(bool(np.isfinite(a).all()) for a in arrays)
+    return all(all_finite(a) for a in arrays)
 
 
 def _sample_rmse(model: Any, blocks: Any) -> float:
