@@ -1,6 +1,7 @@
 """The per-rating kernel's wide intrinsics (two W-lane chunks in one vector, from
 ``training.WIDE_FROM`` chunks on) against numpy, against the W-lane ones, and the bodies that use
-them against the general body and the plain-numpy reference."""
+them against the general body (the plain-numpy reference at an odd wide width:
+``test_training_kernels.test_per_rating_sgd_epoch_matches_reference``)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from fastmf._kernels.simd import (
     simd_wide_dot,
     simd_wide_shrink_and_swap,
 )
-from fastmf.train.batch_points import block_points
-from tests import reference as ref
-from tests.kernels.test_training_kernels import _block_order, _blocks, _problem, _sqnorms
+from tests.kernels.test_training_kernels import _problem, _sqnorms
 
 
 @njit
@@ -116,32 +115,3 @@ def test_wide_unrolled_sgd_body_equals_the_general_one_bit_for_bit(dtype, k):
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert la == lb
-
-
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 3e-4)])
-def test_per_rating_epoch_at_an_odd_wide_width_matches_reference(dtype, tol):
-    # 9 chunks and 3 columns more: the general body's wide loop, its chunk left over and its
-    # columns left over
-    k = 9 * _lanes(dtype) + 3
-    users, items, values, bu, bi, P, Q = _problem(
-        n_users=40, n_items=30, n=500, k=k, seed=11, dtype=dtype
-    )
-    assert K.sgd_block.key(k, dtype) == 0 and k // _lanes(dtype) >= K.WIDE_FROM
-    blocks, _, _ = _blocks(users, items, values, 40, 30, n_strata=4, n_workers=2)
-    mu, lr, lam, lam_b = 3.3, 0.01, 0.03, 0.02
-    shift_order = np.array([2, 0, 3, 1])
-    ref_params = [x.astype(np.float64) for x in (bu, bi, P, Q)]
-    opt = ref.ReferenceOptimizer("sgd", [x.shape for x in ref_params], lr)
-    ref_losses = ref.train_in_order(
-        blocks.users, blocks.items, blocks.values.astype(np.float64), 1, mu, *ref_params,
-        lam, lam_b, opt, blocks.block_offsets, _block_order(blocks, shift_order),
-    )  # fmt: skip
-    block_losses = np.zeros((16, 2))
-    K.sgd_epoch(
-        blocks.users, blocks.items, blocks.values, *block_points(blocks.block_offsets),
-        shift_order.astype(np.int64), blocks.assign_offsets, blocks.assign_blocks, dtype(mu),
-        bu, bi, P, Q, dtype(lr), dtype(lam), dtype(lam_b), True, block_losses,
-    )  # fmt: skip
-    for got, want in zip((bu, bi, P, Q), ref_params, strict=True):
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-    np.testing.assert_allclose(block_losses.sum(axis=0), ref_losses, rtol=tol)
