@@ -85,16 +85,16 @@ def normal_fill(out, seed, first, std, kn, wn, fn):
             k = first_words(out, e, seed, first, std, kn, wn, pending, k)
             e += LANES
         for t in range(k):
-            _draw_one(out, pending[t], seed, first, std, kn, wn, fn)
+            out[pending[t]] = _ziggurat(_start(seed, first + pending[t]), kn, wn, fn) * std
         for t in range(e, hi):
-            _draw_one(out, t, seed, first, std, kn, wn, fn)
+            out[t] = _ziggurat(_start(seed, first + t), kn, wn, fn) * std
 
 
 @njit(**_INLINE)
-def _draw_one(out, e, seed, first, std, kn, wn, fn):
-    """``out[e]`` = std × element ``first + e``, drawn one word at a time."""
-    state = _mix(seed + np.uint64(first + e) * GAMMA)
-    out[e] = _ziggurat(state, kn, wn, fn) * std
+def _start(seed, index):
+    """The state of element ``index``'s stream before its first word. (Scalars only: an
+    inlined helper taking the arrays costs two atomic reference counts an array a call.)"""
+    return _mix(seed + np.uint64(index) * GAMMA)
 
 
 @njit(**_INLINE)
