@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import binding as ll
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -175,6 +176,12 @@ _IR_TYPES = {  # numba's element type: (LLVM's, its bytes, its name in intrinsic
 }
 
 
+def _pointer_name(elem: ir.Type) -> str:
+    """A pointer to ``elem`` in an intrinsic's name: "p0", or with LLVM's typed pointers (before
+    LLVM 15) "p0" and the element type."""
+    return "p0" if str(elem.as_pointer()) == "ptr" else f"p0{elem}"
+
+
 def _gather(builder: ir.IRBuilder, data: ir.Value, dtype: types.Type, index: ir.Value) -> ir.Value:
     """``data[index]`` in every lane, for a table ``data`` of numba element type ``dtype``."""
     elem, size, name = _IR_TYPES[dtype]
@@ -185,7 +192,7 @@ def _gather(builder: ir.IRBuilder, data: ir.Value, dtype: types.Type, index: ir.
     ptrs = builder.inttoptr(address, ir.VectorType(elem.as_pointer(), LANES))
     fnty = ir.FunctionType(vty, [ptrs.type, _I32, mask_ty, vty])
     fn = cgutils.get_or_insert_function(
-        builder.module, fnty, f"llvm.masked.gather.v{LANES}{name}.v{LANES}p0"
+        builder.module, fnty, f"llvm.masked.gather.v{LANES}{name}.v{LANES}{_pointer_name(elem)}"
     )
     every = ir.Constant(mask_ty, [1] * LANES)
     return builder.call(fn, [ptrs, ir.Constant(_I32, size), every, ir.Constant(vty, ir.Undefined)])
@@ -223,14 +230,31 @@ def _first_words_ir(context, builder, signature, args):
     return _append_lanes(builder, builder.add(_splat(builder, e), lane), rejected, pending_a, k)
 
 
+# LLVM 19 and later compress a vector in registers (AVX-512's vpcompressq with a register
+# target): storing it whole is faster than a compressing store to memory, which some CPUs
+# microcode.
+_COMPRESS_IN_REGISTERS = ll.llvm_version_info >= (19,)
+
+
 def _append_lanes(builder, values, mask, pending_a, k):
-    """``values``' lanes where ``mask`` is set written to ``pending`` from k on, in lane order
-    (a compressing store); k + their count."""
-    fnty = ir.FunctionType(ir.VoidType(), [_V64, _I64.as_pointer(), mask.type])
-    store = cgutils.get_or_insert_function(
-        builder.module, fnty, f"llvm.masked.compressstore.v{LANES}i64"
-    )
-    builder.call(store, [values, builder.gep(pending_a.data, [k]), mask])
+    """``values``' lanes where ``mask`` is set written to ``pending`` from k on, in lane order;
+    k + their count. (Compressed in registers, the whole vector is stored: the lanes past the
+    count are scratch, overwritten by the next call or never read.)"""
+    target = builder.gep(pending_a.data, [k])
+    if _COMPRESS_IN_REGISTERS:
+        compress = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(_V64, [_V64, mask.type, _V64]),
+            f"llvm.experimental.vector.compress.v{LANES}i64",
+        )
+        packed = builder.call(compress, [values, mask, ir.Constant(_V64, ir.Undefined)])
+        builder.store(packed, builder.bitcast(target, _V64.as_pointer()), align=8)
+    else:
+        fnty = ir.FunctionType(ir.VoidType(), [_V64, target.type, mask.type])
+        store = cgutils.get_or_insert_function(
+            builder.module, fnty, f"llvm.masked.compressstore.v{LANES}i64"
+        )
+        builder.call(store, [values, target, mask])
     word = builder.zext(builder.bitcast(mask, ir.IntType(LANES)), _I64)
     ctpop = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(_I64, [_I64]), "llvm.ctpop.i64"

@@ -326,24 +326,34 @@ def test_an_int32_bound_table_gives_the_same_bits():
     np.testing.assert_array_equal(_bits(out32), _bits(want))
 
 
-@njit(cache=False)
-def _one_pass(out, seed, first, std, kn, wn, pending):
+def _one_pass_py(out, seed, first, std, kn, wn, pending):
     return nk.first_words(out, 0, seed, first, std, kn, wn, pending, 0)
 
 
-def test_the_first_words_are_eight_lanes_of_64_bit_words_and_gathers():
+_one_pass = njit(cache=False)(_one_pass_py)
+
+
+@pytest.mark.parametrize("in_registers", [True, False], ids=["compress", "compressstore"])
+def test_the_first_words_are_eight_lanes_of_64_bit_words_and_gathers(monkeypatch, in_registers):
+    if in_registers and not nk._COMPRESS_IN_REGISTERS:
+        pytest.skip("LLVM before 19 has no vector.compress")
+    monkeypatch.setattr(nk, "_COMPRESS_IN_REGISTERS", in_registers)
+    one_pass = njit(cache=False)(_one_pass_py)  # compiled afresh, with this way to compress
+
     def rejected(seed):
         return [e for e in range(nk.LANES) if _path(seed, e) != "fast"]
 
     seed = next(s for s in range(1000) if len(rejected(s)) >= 2)  # two lanes go to the slow path
     out, pending = np.empty(nk.LANES), np.full(nk.LANES, -1, np.int64)
-    k = _one_pass(out, U64(seed), np.int64(0), 1.0, nk.KN, nk.WN, pending)
-    ir = next(iter(_one_pass.inspect_llvm().values()))
+    k = one_pass(out, U64(seed), np.int64(0), 1.0, nk.KN, nk.WN, pending)
+    ir = next(iter(one_pass.inspect_llvm().values()))
     assert f"mul <{nk.LANES} x i64>" in ir
     assert f"@llvm.masked.gather.v{nk.LANES}f64" in ir
-    assert f"@llvm.masked.compressstore.v{nk.LANES}i64" in ir
+    compress = "experimental.vector.compress" if in_registers else "masked.compressstore"
+    assert f"@llvm.{compress}.v{nk.LANES}i64" in ir
     assert k == len(rejected(seed)) and list(pending[:k]) == rejected(seed)
-    assert np.all(pending[k:] == -1)
+    if not in_registers:
+        assert np.all(pending[k:] == -1)  # a compressing store writes the count only
     for e in range(nk.LANES):  # every lane's first value, the rejected ones' too (redrawn later)
         assert out[e] == _first_value(seed, e)
 
@@ -404,3 +414,17 @@ def test_the_draw_is_the_same_on_a_cpu_without_avx512(tmp_path, cpu, features):
             want = np.empty(got[name].size, dtype)
             _scalar_fill(want, U64(seed), np.int64(first), std, nk.KN, nk.WN, nk.FN)
             np.testing.assert_array_equal(_bits(got[name]), _bits(want))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_the_compressing_store_gives_the_same_draw(monkeypatch, parallel):
+    """The way LLVM before 19 appends the rejected lanes (a compressing store), on this LLVM."""
+    monkeypatch.setattr(nk, "_COMPRESS_IN_REGISTERS", False)
+    kernel = jit.SizedKernel(nk.normal_fill.py_func, {**nk.NORMAL_JIT, "cache": False})
+    n = 3 * nk.CHUNK + 11
+    out = np.empty(n, np.float32)
+    kernel.variant(parallel)(out, U64(77), np.int64(5), 0.2, nk.KN, nk.WN, nk.FN)
+    _, want = _fill_both(n, 77, 5, 0.2, np.float32, parallel)
+    np.testing.assert_array_equal(_bits(out), _bits(want))
+    llvm_ir = "".join(kernel.variant(parallel).inspect_llvm().values())
+    assert "masked.compressstore" in llvm_ir and "vector.compress" not in llvm_ir
