@@ -73,8 +73,8 @@ def normal_fill(out, seed, first, std, kn, wn, fn):
     Each thread takes CHUNK elements at a time, LANES at a time through their ziggurat's first
     word in vector lanes (``first_words``); the few that word does not settle (about 2.8%) are
     then drawn again one at a time by ``_ziggurat``, from the start of their stream, so every
-    element gets the same words. The elements past the last whole LANES are drawn one at a
-    time too."""
+    element gets the same words. The elements past the chunk's last whole LANES join them
+    (one inlined ``_ziggurat``: half the compile of two)."""
     n = out.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
         lo = c * CHUNK
@@ -85,10 +85,11 @@ def normal_fill(out, seed, first, std, kn, wn, fn):
         while e + LANES <= hi:
             k = first_words(out, e, seed, first, std, kn, wn, pending, k)
             e += LANES
+        for t in range(e, hi):  # past the last whole LANES: drawn one at a time too
+            pending[k] = t
+            k += 1
         for t in range(k):
             out[pending[t]] = _ziggurat(_start(seed, first + pending[t]), kn, wn, fn) * std
-        for t in range(e, hi):
-            out[t] = _ziggurat(_start(seed, first + t), kn, wn, fn) * std
 
 
 @njit(**_INLINE)
