@@ -82,7 +82,7 @@ def normal_fill(out, seed, first, std, kn, wn, fn):
         pending = np.empty(CHUNK, np.int64)
         k = 0
         e = lo
-        while e + LANES <= hi:
+        while e + LANES <= hi:  # k <= e - lo, so k + LANES <= CHUNK: the lanes fit in pending
             k = first_words(out, e, seed, first, std, kn, wn, pending, k)
             e += LANES
         for t in range(e, hi):  # past the last whole LANES: drawn one at a time too
@@ -178,8 +178,8 @@ _IR_TYPES = {  # numba's element type: (LLVM's, its bytes, its name in intrinsic
 
 
 def _pointer_name(elem: ir.Type) -> str:
-    """A pointer to ``elem`` in an intrinsic's name: "p0", or with LLVM's typed pointers (before
-    LLVM 15) "p0" and the element type."""
+    """A pointer to ``elem`` in an intrinsic's name: "p0", or "p0f64" (say) with the typed
+    pointers of LLVM before 15."""
     return "p0" if str(elem.as_pointer()) == "ptr" else f"p0{elem}"
 
 
