@@ -5,6 +5,8 @@ from ``training.WIDE_FROM`` chunks on (64 float32 factors, 32 float64), where th
 vector instructions of the W-lane ones for the same work. The gradient and the step work element
 by element, so they give the W-lane intrinsics' bits; the dot products' sums are taken in 2W
 lanes, in an order fixed here (the same in the unrolled and the general body).
+``simd_wide_segment_pass`` does a segment's dot products and gradient in one pass over its item
+rows, with the same sums as the two intrinsics that do them apart.
 """
 
 from __future__ import annotations

@@ -438,12 +438,13 @@ def batch_segment_wide(
     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
     n_u, n_i, base, regl, n_chunks,
 ):  # fmt: skip
-    """``batch_segment`` for rows of whole 2W-lane pairs of chunks (from ``WIDE_FROM`` chunks on,
-    no columns left over), with the item rows loaded once: a first loop finds the segment, claims
-    its item slots and takes each rating's r − μ − b_u − b_i; one intrinsic
-    (``simd_wide_segment_pass``) then gives each rating's e and ‖q_i‖² and gathers the gradient
-    from the same vectors; a last loop sums the losses and the slots' scalars. The same sums in
-    the same order as ``batch_segment``'s, so the same bits."""
+    """``batch_segment`` for rows of whole chunks from ``WIDE_FROM`` chunks on (no columns left
+    over), with each item row loaded once: a first loop finds the segment, claims its item slots
+    and takes each rating's r − μ − b_u − b_i; one intrinsic (``simd_wide_segment_pass``) then
+    gives each rating's e and ‖q_i‖² and gathers the gradient from the same vectors; a last loop
+    sums the losses and the slots' scalars. The same sums in the same order as the two passes of
+    ``batch_segment``, so the same bits (the rows' dtype holds r − μ − b_u − b_i, as it does
+    whenever the ratings' dtype is no wider than the model's)."""
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     R, N, _, S = seg
     u = np.uint32(users[j])
@@ -496,7 +497,8 @@ def batch_segment(
     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
     n_u, n_i, base, regl, n_chunks, has_rest,
 ):  # fmt: skip
-    """A segment's share of its batch's gradient: the n ratings of user ``users[j]`` at j,
+    """A segment's share of its batch's gradient (``batch_segment_wide`` from ``WIDE_FROM``
+    chunks on when no columns are left over): the n ratings of user ``users[j]`` at j,
     j + STREAMS, ... below ``stop`` (consecutive in one of the block's interleaved runs, which
     ends at ``run_end``; the ratings after the run start at ``then``). The dot products load
     p_u once; the user's gradient is summed in registers and added to its slot once; each
