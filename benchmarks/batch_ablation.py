@@ -32,25 +32,33 @@ from fastmf._kernels.simd import (
     simd_segment_dots,
     simd_segment_gradient,
 )
-from fastmf._kernels.simd_batch import simd_wide_segment_dots, simd_wide_segment_gradient
+from fastmf._kernels.simd_batch import (
+    simd_wide_segment_dots,
+    simd_wide_segment_gradient,
+    simd_wide_segment_pass,
+)
 
-# name: (gradient pass, users step, items step, dot products, ratings prefetched ahead, the
-# segments' dots and gradient in 512-bit vectors)
+# the segment's vector work: the new body's one pass (dots, e and gradient from the same item
+# rows), the body before (a dots pass, then a gradient pass), the dots pass alone, neither
+ONE_PASS, TWO_PASSES, DOTS_ONLY, NO_VECTORS = 0, 1, 2, 3
+# name: (the segment's vector work, users step, items step, ratings prefetched ahead, 512-bit
+# vectors)
 AHEAD = K.PREFETCH_AHEAD
 VARIANTS = {
-    "whole batch kernel": (True, True, True, True, AHEAD, True),
-    "without the items' step": (True, True, False, True, AHEAD, True),
-    "without any step (parameters fixed)": (True, False, False, True, AHEAD, True),
-    "no step, no gradient pass (dots, losses, slot bookkeeping)": (
-        False, False, False, True, AHEAD, True,
+    "whole batch kernel": (ONE_PASS, True, True, AHEAD, True),
+    "without the items' step": (ONE_PASS, True, False, AHEAD, True),
+    "without any step (parameters fixed)": (ONE_PASS, False, False, AHEAD, True),
+    "no step, no gradient (dots, losses, slot bookkeeping)": (
+        DOTS_ONLY, False, False, AHEAD, True,
     ),
     "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
-        False, False, False, False, AHEAD, True,
+        NO_VECTORS, False, False, AHEAD, True,
     ),
-    "whole, rows prefetched 32 ratings ahead": (True, True, True, True, 32, True),
-    "whole, the segments' dots and gradient in 256-bit vectors": (
-        True, True, True, True, AHEAD, False,
+    "whole, rows prefetched 32 ratings ahead": (ONE_PASS, True, True, 32, True),
+    "whole, a dots pass and a gradient pass (the kernel before)": (
+        TWO_PASSES, True, True, AHEAD, True,
     ),
+    "whole, two passes in 256-bit vectors": (TWO_PASSES, True, True, AHEAD, False),
 }  # fmt: skip
 INTERLEAVED = "whole, the ratings in block order (the kernel before the run order)"
 
@@ -63,22 +71,18 @@ def _free(n, CR, slot_of):
 
 
 @njit(**JIT_INLINE)
-def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
-             n_u, n_i, base, flags):  # fmt: skip
-    """``training.batch_segment`` at 8 chunks, with the parts ``flags`` name."""
-    grad, _, _, dots, distance, wide = flags
+def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch,
+                seg, n_u, n_i, base, flags):  # fmt: skip
+    """The body before (``training.batch_segment`` at 8 chunks: the segment found by its dots
+    pass, then a gradient pass), with the parts ``flags`` name."""
+    _, _, _, distance, wide = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
     u = np.uint32(users[j])
-    if dots and wide:
+    if wide:
         sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
-    elif dots:
-        sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
     else:
-        sp = cast_like(0.0, mu)
-        n = 1
-        while j + K.STREAMS * n < stop and users[j + K.STREAMS * n] == u:
-            n += 1
+        sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
     su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
     CRU[su, 0] += n - 1
     b_u = bu[u]
@@ -104,18 +108,71 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
         GHI[si, 0] -= e2
     GHU[su, 1] = norms_u
     GHU[su, 0] = bias_u
-    if grad and wide:
+    if wide:
         simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
-    elif grad:
+    else:
         simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
     return base, n_u, n_i, j + K.STREAMS * n
+
+
+@njit(**JIT_INLINE)
+def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
+             n_u, n_i, base, flags):  # fmt: skip
+    """``training.batch_segment_wide`` at 8 chunks, with the parts ``flags`` name."""
+    vectors, _, _, distance, _ = flags
+    if vectors == TWO_PASSES:
+        return _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
+                           lam, scratch, seg, n_u, n_i, base, flags)  # fmt: skip
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    D, N, C, S = seg
+    u = np.uint32(users[j])
+    su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
+    b_u = bu[u]
+    j0, step, end, after = np.uint64(j), np.uint64(K.STREAMS), np.uint64(run_end), np.uint64(then)
+    pos = j0
+    n = np.uint64(0)
+    while True:  # the segment, its item slots, r − μ − b_u − b_i
+        ahead = pos + np.uint64(K.STREAMS * distance)
+        ahead = min(ahead if ahead < end else after + (ahead - end), np.uint64(hi - 1))
+        prefetch_row(P, users[ahead], 8)
+        prefetch_row(Q, items[ahead], 8)
+        i = np.uint32(items[pos])
+        si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
+        D[n] = values[pos] - mu - b_u - bi[i]
+        S[n] = si
+        n += np.uint64(1)
+        pos += step
+        if pos >= np.uint64(stop) or users[pos] != u:
+            break
+    CRU[su, 0] += np.intp(n) - 1
+    sp = cast_like(0.0, mu)
+    if vectors == ONE_PASS:
+        sp = simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, D, N, 8)
+    elif vectors == DOTS_ONLY:
+        sp, _ = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, C, N, 8)
+        for m in range(n):
+            D[m] -= C[m]
+    norms_u = GHU[su, 1]
+    bias_u = GHU[su, 0]
+    for m in range(n):
+        si = S[m]
+        e = D[m]
+        base += e * e
+        norms_u += N[m]
+        GHI[si, 1] += sp
+        e2 = e + e
+        bias_u -= e2
+        GHI[si, 0] -= e2
+    GHU[su, 1] = norms_u
+    GHU[su, 0] = bias_u
+    return base, n_u, n_i, j + K.STREAMS * np.intp(n)
 
 
 @njit(**JIT_INLINE)
 def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch, flags):
     """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
     regularization loss, which no step reads, is left out)."""
-    _, step_u, step_i, _, _, _ = flags
+    _, step_u, step_i, _, _ = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b

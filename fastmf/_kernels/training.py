@@ -43,6 +43,7 @@ from fastmf._kernels.simd import (
 from fastmf._kernels.simd_batch import (
     simd_wide_segment_dots,
     simd_wide_segment_gradient,
+    simd_wide_segment_pass,
     simd_wide_step_and_clear,
 )
 
@@ -433,11 +434,71 @@ def step_touched_rows(
 
 
 @njit(**JIT_INLINE)
+def batch_segment_wide(
+    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
+    n_u, n_i, base, regl, n_chunks,
+):  # fmt: skip
+    """``batch_segment`` for rows of whole chunks from ``WIDE_FROM`` chunks on (no columns left
+    over), with each item row loaded once: a first loop finds the segment, claims its item slots
+    and takes each rating's r − μ − b_u − b_i; one intrinsic (``simd_wide_segment_pass``) then
+    gives each rating's e and ‖q_i‖² and gathers the gradient from the same vectors; a last loop
+    sums the losses and the slots' scalars. The same sums in the same order as the two passes of
+    ``batch_segment``, so the same bits (the rows' dtype holds r − μ − b_u − b_i, as it does
+    whenever the ratings' dtype is no wider than the model's)."""
+    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    R, N, _, S = seg
+    u = np.uint32(users[j])
+    su, n_u = claim_slot(slot_u, CRU, u, n_u)
+    b_u = bu[u]
+    j0 = np.uint64(j)
+    step = np.uint64(STREAMS)
+    end = np.uint64(run_end)
+    after = np.uint64(then)
+    last = np.uint64(hi - 1)
+    limit = np.uint64(stop)
+    pos = j0
+    n_seg = np.uint64(0)
+    while True:
+        ahead = pos + np.uint64(STREAMS * PREFETCH_AHEAD)
+        ahead = min(ahead if ahead < end else after + (ahead - end), last)
+        prefetch_row(P, users[ahead], n_chunks)
+        prefetch_row(Q, items[ahead], n_chunks)
+        i = np.uint32(items[pos])
+        si, n_i = claim_slot(slot_i, CRI, i, n_i)
+        R[n_seg] = values[pos] - mu - b_u - bi[i]
+        S[n_seg] = si
+        n_seg += np.uint64(1)
+        pos += step
+        if pos >= limit or users[pos] != u:
+            break
+    CRU[su, 0] += np.intp(n_seg) - 1
+    sp = simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j, STREAMS, n_seg, R, N, n_chunks)
+    norms_u = GHU[su, 1]
+    bias_u = GHU[su, 0]
+    for m in range(n_seg):
+        b_i = bi[np.uint32(items[j0 + step * m])]
+        si = S[m]
+        e = R[m]
+        sq = N[m]
+        base += e * e
+        regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
+        norms_u += sq
+        GHI[si, 1] += sp
+        e2 = e + e
+        bias_u -= e2
+        GHI[si, 0] -= e2
+    GHU[su, 1] = norms_u
+    GHU[su, 0] = bias_u
+    return base, regl, n_u, n_i, j + STREAMS * np.intp(n_seg)
+
+
+@njit(**JIT_INLINE)
 def batch_segment(
     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
     n_u, n_i, base, regl, n_chunks, has_rest,
 ):  # fmt: skip
-    """A segment's share of its batch's gradient: the n ratings of user ``users[j]`` at j,
+    """A segment's share of its batch's gradient (``batch_segment_wide`` from ``WIDE_FROM``
+    chunks on when no columns are left over): the n ratings of user ``users[j]`` at j,
     j + STREAMS, ... below ``stop`` (consecutive in one of the block's interleaved runs, which
     ends at ``run_end``; the ratings after the run start at ``then``). The dot products load
     p_u once; the user's gradient is summed in registers and added to its slot once; each
@@ -445,6 +506,10 @@ def batch_segment(
     ``seg`` is four arrays of at least n: each rating's dot product, ‖q_i‖², −2e and item slot.
     Returns the base and regularization losses (``base``, ``regl`` plus the segment's), the
     slots in use and the position after the segment in its run."""
+    if n_chunks >= WIDE_FROM and not has_rest:  # a constant in the unrolled bodies
+        return batch_segment_wide(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
+                                  Q, lam, lam_b, scratch, seg, n_u, n_i, base, regl,
+                                  n_chunks)  # fmt: skip
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
     k = P.shape[1]

@@ -16,6 +16,7 @@ from fastmf._kernels.simd import simd_segment_gradient, simd_step_and_clear
 from fastmf._kernels.simd_batch import (
     simd_wide_segment_dots,
     simd_wide_segment_gradient,
+    simd_wide_segment_pass,
     simd_wide_step_and_clear,
 )
 from tests import reference as ref
@@ -160,9 +161,114 @@ def test_wide_step_and_clear_is_the_narrow_one_bit_for_bit(n_chunks, dtype, c, a
     np.testing.assert_array_equal(Ga[0], G0[0])
 
 
+@njit
+def _one_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks):
+    return simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks)
+
+
+_ONE_PASS_FIXED = {}
+
+
+def _one_pass_fixed(n_chunks):
+    """The one-pass segment compiled for a constant count (unrolled)."""
+    if n_chunks not in _ONE_PASS_FIXED:
+
+        @njit
+        def one_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N):
+            return simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N,
+                                          n_chunks)  # fmt: skip
+
+        _ONE_PASS_FIXED[n_chunks] = one_pass
+    return _ONE_PASS_FIXED[n_chunks]
+
+
+@njit
+def _two_passes(GU, su, GI, S, P, u, Q, users, items, j0, step, stop, R, N, n_chunks):
+    """The segment as the body before the one pass takes it: the dots, e, then the gradient."""
+    D = np.zeros_like(R)
+    sp, n = simd_wide_segment_dots(P, u, Q, users, items, j0, step, stop, D, N, n_chunks)
+    C = np.zeros_like(R)
+    for m in range(n):
+        R[m] = R[m] - D[m]
+        C[m] = -(R[m] + R[m])
+    simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j0, step, n, C, n_chunks)
+    return sp, n
+
+
+def _segment_case(n_chunks, n, dtype, seed):
+    """A segment of n ratings of user 1 at 1, 3, ... (step 2), and the arrays it writes."""
+    rng = np.random.default_rng(seed)
+    k = n_chunks * _lanes(dtype) + 2  # columns past the chunks are left alone
+    P = rng.normal(size=(3, k)).astype(dtype)
+    Q = rng.normal(size=(8, k)).astype(dtype)
+    users = np.zeros(2 * n + 2, np.int32)
+    users[1 : 2 * n + 1 : 2] = 1  # position 2n + 1 is user 0's: the segment ends there
+    items = rng.integers(0, 8, 2 * n + 2).astype(np.int32)
+    S = rng.integers(0, 4, n).astype(np.intp)  # slots may repeat
+    R = rng.normal(size=n).astype(dtype)
+    GU = rng.normal(size=(3, k)).astype(dtype)
+    GI = rng.normal(size=(4, k)).astype(dtype)
+    return P, Q, users, items, S, R, GU, GI
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_chunks=st.integers(1, 19),
+    n=st.integers(1, 6),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_one_pass_segment_is_the_two_passes_bit_for_bit(n_chunks, n, dtype, seed):
+    P, Q, users, items, S, R0, GU0, GI0 = _segment_case(n_chunks, n, dtype, seed)
+    GU, GI, R, N = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)
+    sp = _one_pass(GU, 2, GI, S, P, 1, Q, items, 1, 2, n, R, N, n_chunks)
+    GU2, GI2, R2, N2 = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)
+    sp2, n2 = _two_passes(GU2, 2, GI2, S, P, 1, Q, users, items, 1, 2, len(users), R2, N2,
+                          n_chunks)  # fmt: skip
+    assert n2 == n and sp == sp2
+    for got, want in ((GU, GU2), (GI, GI2), (R, R2), (N, N2)):
+        np.testing.assert_array_equal(got, want)
+    # and against numpy: e = R − p·q, ‖q‖², the two gradients, the columns past the chunks
+    m = n_chunks * _lanes(dtype)
+    p = P[1, :m].astype(np.float64)
+    q = Q[items[1 : 2 * n : 2], :m].astype(np.float64)
+    e = R0 - q @ p
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(R, e, rtol=tol, atol=tol)
+    np.testing.assert_allclose(N, (q * q).sum(axis=1), rtol=tol, atol=tol)
+    assert sp == pytest.approx(float(p @ p), rel=tol)
+    np.testing.assert_allclose(GU[2, :m], GU0[2, :m] + (-2 * e) @ q, rtol=tol, atol=tol)
+    want_i = GI0[:, :m].astype(np.float64)
+    for c, s in zip(-2 * e, S, strict=True):
+        want_i[s] += c * p
+    np.testing.assert_allclose(GI[:, :m], want_i, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(GU[:, m:], GU0[:, m:])
+    np.testing.assert_array_equal(GI[:, m:], GI0[:, m:])
+    np.testing.assert_array_equal(GU[[0, 1]], GU0[[0, 1]])
+
+
+@pytest.mark.parametrize("n_chunks", [8, 9, 16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pass_segment_unrolled_is_the_general_one(n_chunks, dtype):
+    n = 5
+    P, Q, users, items, S, R0, GU0, GI0 = _segment_case(n_chunks, n, dtype, n_chunks)
+    runs = []
+    for fixed in (True, False):
+        GU, GI, R, N = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)
+        args = (GU, 2, GI, S, P, 1, Q, items, 1, 2, n, R, N)
+        sp = _one_pass_fixed(n_chunks)(*args) if fixed else _one_pass(*args, n_chunks)
+        runs.append((sp, GU, GI, R, N))
+    assert runs[0][0] == runs[1][0]
+    for got, want in zip(runs[0][1:], runs[1][1:], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(runs[0][1], GU0)  # it gathered
+
+
 WIDE_WIDTHS = [
     (np.float32, 64),  # the 8-chunk body
     (np.float32, 128),  # the 16-chunk body
+    (np.float32, 9 * 8),  # the general body's one-pass segments, an odd chunk left over
+    (np.float64, 9 * 4),
     (np.float32, 9 * 8 + 3),  # the general body: 9 chunks (an odd one left over) + 3 columns
     (np.float64, 9 * 4 + 3),
 ]
