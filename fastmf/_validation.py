@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from fastmf._kernels.jit import SERIAL_BELOW
 from fastmf._kernels.values import count_nonfinite
 from fastmf._threads import KERNEL_LOCK
 from fastmf.errors import (
@@ -46,11 +47,13 @@ def check_ratings_values(values: Any, *, column: str = "rating") -> np.ndarray:
 
 
 def all_finite(arr: np.ndarray) -> bool:
-    """Whether a float array holds no NaN and no infinity: one parallel pass for float32 and
-    float64, numpy's for other floats."""
-    if arr.dtype in (np.float32, np.float64) and arr.size and arr.flags.c_contiguous:
+    """Whether a float array holds no NaN and no infinity: one parallel pass for a million
+    float32 or float64 values and more, numpy's test below and for other floats."""
+    if arr.dtype in (np.float32, np.float64) and arr.size >= SERIAL_BELOW:
+        flat = np.ascontiguousarray(arr).reshape(-1).view()
+        flat.flags.writeable = False  # one compiled signature, whatever the caller's array
         with KERNEL_LOCK:
-            return int(count_nonfinite(arr.reshape(-1))) == 0
+            return int(count_nonfinite(flat)) == 0
     return bool(np.isfinite(arr).all())
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastmf._kernels.jit import JIT, JIT_INLINE, sized_kernel
+from fastmf._kernels.jit import JIT, JIT_INLINE, SERIAL_BELOW, sized_kernel
 from fastmf._threads import KERNEL_LOCK, current_threads
 
 N_CHUNKS = 16  # pieces of parallel work: fixed, not the thread count, so results never depend on it
@@ -61,8 +61,15 @@ def int_code_table(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The code of every id slot ``low..high`` (int32, sorted id order), the m distinct ids and
     how many ratings each has (int64, in code order): the ids counted in parallel
-    (``thread_counts``), then the slots that occur numbered in order."""
-    return code_table(thread_counts(ids, low, high - low + 1, n_threads), low)
+    (``thread_counts``), then the slots that occur numbered in order. Under ``SERIAL_BELOW``
+    ids, numpy does the same (the kernels would cost a small fit more to compile than to run)."""
+    if ids.shape[0] >= SERIAL_BELOW:
+        return code_table(thread_counts(ids, low, high - low + 1, n_threads), low)
+    counts = np.bincount(ids.astype(np.int64) - low, minlength=int(high - low + 1))
+    present = counts > 0
+    table = (np.cumsum(present) - present).astype(np.int32)
+    uniques = np.flatnonzero(present).astype(np.int64) + low
+    return table, uniques, counts[present].astype(np.int64)
 
 
 @njit(**JIT)
@@ -133,7 +140,10 @@ def chunk_cursors(counts):
 
 
 def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
-    """``np.bincount(keys, minlength=n_keys)`` for keys in 0..n_keys-1, counted in parallel."""
+    """``np.bincount(keys, minlength=n_keys)`` for keys in 0..n_keys-1, counted in parallel
+    (by numpy under ``SERIAL_BELOW`` keys)."""
+    if keys.shape[0] < SERIAL_BELOW:
+        return np.bincount(keys, minlength=n_keys).astype(np.int64)
     with KERNEL_LOCK:
         return thread_counts(keys, np.int64(0), n_keys, current_threads())
 

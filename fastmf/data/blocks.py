@@ -19,6 +19,7 @@ import numpy as np
 
 from fastmf._kernels import sorting as sk
 from fastmf._kernels import values as value_kernels
+from fastmf._kernels.jit import SERIAL_BELOW
 from fastmf._threads import KERNEL_LOCK
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]  # users, items (model rows), values
@@ -161,9 +162,13 @@ def layout_mean_and_scale(
     values: np.ndarray, offsets: np.ndarray
 ) -> tuple[float, tuple[float, float]]:
     """μ of laid-out float32 ratings, summed as ``block_mean`` sums the blocks (the same bits:
-    ``_kernels.sums.numpy_sum`` is numpy's sum), and their smallest and largest rating: one
-    parallel pass. ``values`` holds at least one rating."""
+    ``_kernels.values.numpy_sum`` is numpy's sum), and their smallest and largest rating: one
+    parallel pass (``block_mean`` and numpy's min and max under ``SERIAL_BELOW`` ratings, with
+    the same bits). ``values`` holds at least one rating."""
     values = np.ascontiguousarray(values, dtype=np.float32)
+    if len(values) < SERIAL_BELOW:
+        mean = block_mean(slices(values, values, values, offsets), len(values))
+        return mean, (float(values.min()), float(values.max()))
     with KERNEL_LOCK:
         sums, lows, highs = value_kernels.block_sums(values, values.view(np.int32), offsets)
     total = 0.0

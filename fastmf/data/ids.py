@@ -10,6 +10,7 @@ import pandas as pd
 
 from fastmf._kernels import ids as idk
 from fastmf._kernels import sorting as sk
+from fastmf._kernels.jit import SERIAL_BELOW
 from fastmf._threads import KERNEL_LOCK, current_threads
 from fastmf.data._id_values import (
     MISSING,
@@ -223,8 +224,9 @@ def factorize_and_count(
 
 
 def _id_range(arr: np.ndarray) -> tuple[int, int]:
-    """The smallest and largest id: one parallel pass for int32 and int64 ids."""
-    if arr.dtype == np.uint64:
+    """The smallest and largest id: one parallel pass for a million int32 or int64 ids and
+    more, numpy's min and max below."""
+    if arr.dtype == np.uint64 or arr.shape[0] < SERIAL_BELOW:
         return int(arr.min()), int(arr.max())
     with KERNEL_LOCK:
         low, high = sk.int_range(arr, current_threads())

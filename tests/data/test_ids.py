@@ -322,7 +322,11 @@ def test_fit_with_string_ids_predicts_from_strings():
         np.array(["b", "a", "b", "c"], dtype=object),
     ],
 )
-def test_ids_counted_with_their_codes_are_the_codes_bincount(raw):
+@pytest.mark.parametrize("kernels", [False, True])
+def test_ids_counted_with_their_codes_are_the_codes_bincount(raw, kernels, monkeypatch):
+    if kernels:  # the path of a million ids and more: the parallel kernels
+        monkeypatch.setattr("fastmf._kernels.sorting.SERIAL_BELOW", 0)
+        monkeypatch.setattr("fastmf.data.ids.SERIAL_BELOW", 0)
     codes, id_map, counts = factorize_and_count(raw, column="user", copy=False)
     plain_codes, plain_map = factorize_ids(raw, column="user")
     np.testing.assert_array_equal(codes, plain_codes)

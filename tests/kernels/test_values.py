@@ -4,6 +4,7 @@ and ``block_sums`` numpy's sum, min and max of each block."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,7 +57,10 @@ def test_block_sums_are_each_blocks_numpy_sum_min_and_max(n, seed, n_cuts):
             assert lows[b] > highs[b]
 
 
-def test_the_layouts_mean_is_block_means_and_its_scale_the_ratings_range():
+@pytest.mark.parametrize("kernels", [False, True])
+def test_the_layouts_mean_is_block_means_and_its_scale_the_ratings_range(kernels, monkeypatch):
+    if kernels:  # the path of a million ratings and more: one pass of block_sums
+        monkeypatch.setattr("fastmf.data.blocks.SERIAL_BELOW", 0)
     values = (np.random.default_rng(1).integers(1, 11, 50_000) / 2.0).astype(np.float32)
     values[77] = 0.3
     offsets = np.array([0, 100, 100, 20_000, 49_999, 50_000], dtype=np.int64)
@@ -78,3 +82,18 @@ def test_nonfinite_values_are_counted_as_numpy_finds_them(n, seed, n_bad, dtype)
     for bad in rng.choice([np.nan, np.inf, -np.inf], n_bad):
         values[rng.integers(0, n)] = bad
     assert sm.count_nonfinite(values) == int((~np.isfinite(values)).sum())
+
+
+@pytest.mark.parametrize("kernels", [False, True])
+def test_all_finite_finds_a_nan_or_an_infinity(kernels, monkeypatch):
+    from fastmf import _validation
+
+    if kernels:  # the path of a million values and more: one pass of count_nonfinite
+        monkeypatch.setattr(_validation, "SERIAL_BELOW", 0)
+    values = np.linspace(-3.0, 3.0, 1001).astype(np.float32)
+    assert _validation.all_finite(values)
+    assert _validation.all_finite(values.reshape(7, 143))
+    for bad in (np.nan, np.inf, -np.inf):
+        spoiled = values.copy()
+        spoiled[500] = bad
+        assert not _validation.all_finite(spoiled)
