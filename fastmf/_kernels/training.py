@@ -434,6 +434,18 @@ def step_touched_rows(
 
 
 @njit(**JIT_INLINE)
+def prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks):
+    """Prefetch the rows of the rating PREFETCH_AHEAD places after ``pos`` in the order a
+    batch is summed in (its interleaved run, which ends at ``end``, then the ratings from
+    ``after``; never past ``last``), branch-free: a user's row is in the cache already when
+    its user is this one's."""
+    ahead = pos + np.uint64(STREAMS * PREFETCH_AHEAD)
+    ahead = min(ahead if ahead < end else after + (ahead - end), last)
+    prefetch_row(P, users[ahead], n_chunks)
+    prefetch_row(Q, items[ahead], n_chunks)
+
+
+@njit(**JIT_INLINE)
 def batch_segment_wide(
     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
     n_u, n_i, base, regl, n_chunks,
@@ -459,10 +471,7 @@ def batch_segment_wide(
     pos = j0
     n_seg = np.uint64(0)
     while True:
-        ahead = pos + np.uint64(STREAMS * PREFETCH_AHEAD)
-        ahead = min(ahead if ahead < end else after + (ahead - end), last)
-        prefetch_row(P, users[ahead], n_chunks)
-        prefetch_row(Q, items[ahead], n_chunks)
+        prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks)
         i = np.uint32(items[pos])
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
         R[n_seg] = values[pos] - mu - b_u - bi[i]
@@ -542,12 +551,7 @@ def batch_segment(
     last = np.uint64(hi - 1)
     for m in range(n_seg):
         pos = j0 + step * m
-        # the rows of the rating PREFETCH_AHEAD places on in the order the batch is summed
-        # in, branch-free (a user's row is in the cache already when its user is this one's)
-        ahead = pos + np.uint64(STREAMS * PREFETCH_AHEAD)
-        ahead = min(ahead if ahead < end else after + (ahead - end), last)
-        prefetch_row(P, users[ahead], n_chunks)
-        prefetch_row(Q, items[ahead], n_chunks)
+        prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks)
         i = np.uint32(items[pos])
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
         b_i = bi[i]
