@@ -461,6 +461,18 @@ def _segment_item(context, builder, ops, m):
     return context.cast(builder, item, it_ty.dtype, types.intp)
 
 
+def _segment_rating(context, builder, ops, m, dt, vty):
+    """(−2e of the segment's m-th rating, ``C[m]``, in every lane of ``vty``, its item's row,
+    its item's slot ``S[m]``), as the segment gradient intrinsics read them."""
+    C_ty, carr = ops["C"]
+    c = builder.load(_elem_ptr(context, builder, C_ty, carr, [m]))
+    S_ty, sarr = ops["S"]
+    s = builder.load(_elem_ptr(context, builder, S_ty, sarr, [m]))
+    s = context.cast(builder, s, S_ty.dtype, types.intp)
+    bvec = _splat(context, builder, c, C_ty.dtype, dt, vty)
+    return bvec, _segment_item(context, builder, ops, m), s
+
+
 def _segment_dots_loop(context, builder, ops, rating_sums):
     """The loop of a segment's dot products (``simd_segment_dots`` and its wide twin): for the
     m-th rating of user ``ops["u"]`` at j0 + m·step (while ``USERS`` says that user and the
@@ -576,14 +588,7 @@ def simd_segment_gradient(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, step, n,
                 index.type, W)), vty)  # fmt: skip
 
         def rating(m):
-            """(−2e in every lane, the item's row, its slot) of the m-th rating."""
-            C_ty, carr = ops["C"]
-            c = builder.load(_elem_ptr(context, builder, C_ty, carr, [m]))
-            S_ty, sarr = ops["S"]
-            s = builder.load(_elem_ptr(context, builder, S_ty, sarr, [m]))
-            s = context.cast(builder, s, S_ty.dtype, types.intp)
-            bvec = _splat(context, builder, c, C_ty.dtype, dt, vty)
-            return bvec, _segment_item(context, builder, ops, m), s
+            return _segment_rating(context, builder, ops, m, dt, vty)
 
         def chunk_step(index, p, acc, bvec, row_i, s):
             q = builder.load(ptr(Q_ty, qarr, row_i, index), align=4)

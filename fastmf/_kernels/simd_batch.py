@@ -27,6 +27,7 @@ from fastmf._kernels.simd import (
     _segment_dots_loop,
     _segment_item,
     _segment_operands,
+    _segment_rating,
     _splat,
     _wide_row_pair,
     _widened,
@@ -156,15 +157,8 @@ def simd_wide_segment_gradient(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, ste
         def ptr(ty, arr, row, col, wide):
             return _row_ptr(context, builder, ty, arr, row, col, wty if wide else vty)
 
-        def rating(m):
-            """(−2e in 2W lanes, the item's row, its slot) of the m-th rating."""
-            C_ty, carr = ops["C"]
-            c = builder.load(_elem_ptr(context, builder, C_ty, carr, [m]))
-            S_ty, sarr = ops["S"]
-            s = builder.load(_elem_ptr(context, builder, S_ty, sarr, [m]))
-            s = context.cast(builder, s, S_ty.dtype, types.intp)
-            bvec = _splat(context, builder, c, C_ty.dtype, dt, wty)
-            return bvec, _segment_item(context, builder, ops, m), s
+        def rating(m):  # −2e in 2W lanes
+            return _segment_rating(context, builder, ops, m, dt, wty)
 
         def narrow(bvec, wide):
             if wide:
