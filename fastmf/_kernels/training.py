@@ -275,8 +275,8 @@ def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
             sq = simd_grad_sumsq(G, s, X, r, m, n_chunks)
             if has_rest:
                 for f in range(n_chunks * lanes_of(X), k):
-                    g = G[s, f] + m * X[r, f]
-                    sq += g * g
+                    g = fma(m, X[r, f], G[s, f])
+                    sq = fma(g, g, sq)
             acc = S[0, r, 0] + sq * (scale * scale) / k
             S[0, r, 0] = acc
             rate = lr / (np.sqrt(acc) + cast_like(EPS, lr))
@@ -295,14 +295,16 @@ def step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
 def step_row_elementwise(X, S, r, G, s, m, opt, lr, scale, corr1, corr2):
     """``step_row`` for the optimizers with state per element (AdaGrad, Adam). Compiled once and
     called, not inlined: each unrolled body of the batch kernel would otherwise carry its own
-    copy, and compiling them took seconds."""
+    copy, and compiling them took seconds. Every product that meets a sum is an explicit
+    ``fma``, as in ``step_touched_rows_sgd``: LLVM may fuse a product into a sum across this
+    call when it compiles both at once, and not when one comes from Numba's cache."""
     k = X.shape[1]
     eps = cast_like(EPS, lr)
     if opt == ADAGRAD:
         for f in range(k):
-            g = (G[s, f] + m * X[r, f]) * scale
+            g = fma(m, X[r, f], G[s, f]) * scale
             G[s, f] = 0
-            acc = S[0, r, f] + g * g
+            acc = fma(g, g, S[0, r, f])
             S[0, r, f] = acc
             X[r, f] = X[r, f] - lr * g / (np.sqrt(acc) + eps)
     else:
@@ -311,10 +313,10 @@ def step_row_elementwise(X, S, r, G, s, m, opt, lr, scale, corr1, corr2):
         c1 = cast_like(1 - ADAM_BETA1, lr)
         c2 = cast_like(1 - ADAM_BETA2, lr)
         for f in range(k):
-            g = (G[s, f] + m * X[r, f]) * scale
+            g = fma(m, X[r, f], G[s, f]) * scale
             G[s, f] = 0
-            mom = b1 * S[0, r, f] + c1 * g
-            v = b2 * S[1, r, f] + c2 * g * g
+            mom = fma(b1, S[0, r, f], c1 * g)
+            v = fma(b2, S[1, r, f], (c2 * g) * g)
             S[0, r, f] = mom
             S[1, r, f] = v
             X[r, f] = X[r, f] - lr * (mom / corr1) / (np.sqrt(v / corr2) + eps)
@@ -323,16 +325,16 @@ def step_row_elementwise(X, S, r, G, s, m, opt, lr, scale, corr1, corr2):
 @njit(**JIT_INLINE)
 def step_scalar(x, S, r, g, opt, lr, corr1, corr2):
     """The new value of one bias x = b[r] after an optimizer step along g (its state, in the
-    last column of ``S[:, r]``, updated)."""
+    last column of ``S[:, r]``, updated), with explicit ``fma`` as ``step_row_elementwise``."""
     if opt == SGD:
         return x - lr * g
     eps = cast_like(EPS, lr)
     c = S.shape[2] - 1
     if opt == ADAGRAD or opt == ROW_ADAGRAD:
-        S[0, r, c] = S[0, r, c] + g * g
+        S[0, r, c] = fma(g, g, S[0, r, c])
         return x - lr * g / (np.sqrt(S[0, r, c]) + eps)
-    S[0, r, c] = cast_like(ADAM_BETA1, lr) * S[0, r, c] + cast_like(1 - ADAM_BETA1, lr) * g
-    S[1, r, c] = cast_like(ADAM_BETA2, lr) * S[1, r, c] + cast_like(1 - ADAM_BETA2, lr) * g * g
+    S[0, r, c] = fma(cast_like(ADAM_BETA1, lr), S[0, r, c], cast_like(1 - ADAM_BETA1, lr) * g)
+    S[1, r, c] = fma(cast_like(ADAM_BETA2, lr), S[1, r, c], (cast_like(1 - ADAM_BETA2, lr) * g) * g)
     return x - lr * (S[0, r, c] / corr1) / (np.sqrt(S[1, r, c] / corr2) + eps)
 
 
@@ -426,7 +428,7 @@ def step_touched_rows(
         corr1, corr2 = bias_corrections(steps, r, opt, lr)
         GH[s, 1] = 0
         if learn_bias:
-            g = (GH[s, 0] + c * lam_b2 * b[r]) * scale
+            g = fma(c * lam_b2, b[r], GH[s, 0]) * scale
             b[r] = step_scalar(b[r], S, r, g, opt, lr, corr1, corr2)
         GH[s, 0] = 0
         m = c * lam2

@@ -55,6 +55,11 @@ _SCRIPT = textwrap.dedent(
                              random_state=9, verbose=0).fit(df)
     for a in (m2.user_factors_, m2.item_factors_):
         h.update(np.ascontiguousarray(a).tobytes())
+    for k, b in ((24, 32), (64, 256)):  # Adam: the general body and the 8-chunk one
+        m3 = MatrixFactorization(n_factors=k, n_epochs=2, batch_size=b, optimizer="adam",
+                                 random_state=9, verbose=0).fit(df)
+        for a in (m3.user_factors_, m3.item_factors_, m3.user_bias_, m3.item_bias_):
+            h.update(np.ascontiguousarray(a).tobytes())
     print(h.hexdigest())
     """
 )
