@@ -91,10 +91,7 @@ def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
     j0, step, end, after = np.uint64(j), np.uint64(K.STREAMS), np.uint64(run_end), np.uint64(then)
     for m in range(np.uint64(n)):
         pos = j0 + step * m
-        ahead = pos + np.uint64(K.STREAMS * distance)
-        ahead = min(ahead if ahead < end else after + (ahead - end), np.uint64(hi - 1))
-        prefetch_row(P, users[ahead], 8)
-        prefetch_row(Q, items[ahead], 8)
+        K.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
         i = np.uint32(items[pos])
         si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
         e = values[pos] - mu - b_u - bi[i] - D[m]
@@ -132,10 +129,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
     pos = j0
     n = np.uint64(0)
     while True:  # the segment, its item slots, r − μ − b_u − b_i
-        ahead = pos + np.uint64(K.STREAMS * distance)
-        ahead = min(ahead if ahead < end else after + (ahead - end), np.uint64(hi - 1))
-        prefetch_row(P, users[ahead], 8)
-        prefetch_row(Q, items[ahead], 8)
+        K.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
         i = np.uint32(items[pos])
         si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
         D[n] = values[pos] - mu - b_u - bi[i]

@@ -436,12 +436,12 @@ def step_touched_rows(
 
 
 @njit(**JIT_INLINE)
-def prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks):
-    """Prefetch the rows of the rating PREFETCH_AHEAD places after ``pos`` in the order a
-    batch is summed in (its interleaved run, which ends at ``end``, then the ratings from
-    ``after``; never past ``last``), branch-free: a user's row is in the cache already when
-    its user is this one's."""
-    ahead = pos + np.uint64(STREAMS * PREFETCH_AHEAD)
+def prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks, distance):
+    """Prefetch the rows of the rating ``distance`` places (``PREFETCH_AHEAD`` in the kernel)
+    after ``pos`` in the order a batch is summed in (its interleaved run, which ends at
+    ``end``, then the ratings from ``after``; never past ``last``), branch-free: a user's row is
+    in the cache already when its user is this one's."""
+    ahead = pos + np.uint64(STREAMS * distance)
     ahead = min(ahead if ahead < end else after + (ahead - end), last)
     prefetch_row(P, users[ahead], n_chunks)
     prefetch_row(Q, items[ahead], n_chunks)
@@ -473,7 +473,7 @@ def batch_segment_wide(
     pos = j0
     n_seg = np.uint64(0)
     while True:
-        prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks)
+        prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks, PREFETCH_AHEAD)
         i = np.uint32(items[pos])
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
         R[n_seg] = values[pos] - mu - b_u - bi[i]
@@ -553,7 +553,7 @@ def batch_segment(
     last = np.uint64(hi - 1)
     for m in range(n_seg):
         pos = j0 + step * m
-        prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks)
+        prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks, PREFETCH_AHEAD)
         i = np.uint32(items[pos])
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
         b_i = bi[i]

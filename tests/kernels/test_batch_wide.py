@@ -24,6 +24,18 @@ from tests.kernels.test_batch_segments import OPTIMIZERS, _dense_problem
 from tests.kernels.test_training_kernels import _block_order, _blocks, _run_batch_epoch
 
 
+def _segments(test):
+    """Hypothesis examples of a segment: n ratings over rows of n_chunks W-lane chunks."""
+    return settings(max_examples=25, deadline=None)(
+        given(
+            n_chunks=st.integers(1, 19),
+            n=st.integers(1, 6),
+            dtype=st.sampled_from([np.float32, np.float64]),
+            seed=st.integers(0, 2**16),
+        )(test)
+    )
+
+
 def _lanes(dtype):
     return 8 if np.dtype(dtype).itemsize == 4 else 4
 
@@ -92,13 +104,7 @@ def test_wide_segment_dots_match_numpy_unrolled_or_not(n_chunks, dtype):
     np.testing.assert_array_equal(N2[:3], N[:3])
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    n_chunks=st.integers(1, 19),
-    n=st.integers(1, 6),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**16),
-)
+@_segments
 def test_wide_segment_gradient_is_the_narrow_one_bit_for_bit(n_chunks, n, dtype, seed):
     rng = np.random.default_rng(seed)
     k = n_chunks * _lanes(dtype) + 2
@@ -211,13 +217,7 @@ def _segment_case(n_chunks, n, dtype, seed):
     return P, Q, users, items, S, R, GU, GI
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    n_chunks=st.integers(1, 19),
-    n=st.integers(1, 6),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**16),
-)
+@_segments
 def test_one_pass_segment_is_the_two_passes_bit_for_bit(n_chunks, n, dtype, seed):
     P, Q, users, items, S, R0, GU0, GI0 = _segment_case(n_chunks, n, dtype, seed)
     GU, GI, R, N = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)

@@ -163,6 +163,9 @@ def test_initial_parameters_do_not_depend_on_n_jobs():
 
 
 # ---- the vector pass (first words eight lanes at a time) against the scalar draw ----
+# The scalar draw below is ``_twin_normal`` compiled (uint64 arithmetic instead of Python
+# integers), so that hypothesis can compare the kernel over thousands of elements; the pure
+# Python twin stays the reference that depends on no compiler.
 
 U64 = np.uint64
 
