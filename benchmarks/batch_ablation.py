@@ -35,27 +35,26 @@ from fastmf._kernels.simd import (
 from fastmf._kernels.simd_batch import (
     simd_wide_segment_dots,
     simd_wide_segment_gradient,
-    simd_wide_segment_pass,
 )
 
-# the segment's vector work: the new body's one pass (dots, e and gradient from the same item
-# rows), the body before (a dots pass, then a gradient pass), the dots pass alone, neither
-ONE_PASS, TWO_PASSES, DOTS_ONLY, NO_VECTORS = 0, 1, 2, 3
-# name: (the segment's vector work, users step, items step, ratings prefetched ahead, 512-bit
+# the vector work: the kernel's one loop a run (``training.batch_run_wide``: each rating's dot
+# and gradient from the rows it loads once), the body before (a segment at a time: a dots pass,
+# then a gradient pass), the segments' dots pass alone, neither
+ONE_LOOP, TWO_PASSES, DOTS_ONLY, NO_VECTORS = 0, 1, 2, 3
+# name: (the vector work, users step, items step, ratings prefetched ahead, 512-bit
 # vectors)
 AHEAD = K.PREFETCH_AHEAD
 VARIANTS = {
-    "whole batch kernel": (ONE_PASS, True, True, AHEAD, True),
-    "without the items' step": (ONE_PASS, True, False, AHEAD, True),
-    "without any step (parameters fixed)": (ONE_PASS, False, False, AHEAD, True),
-    "no step, no gradient (dots, losses, slot bookkeeping)": (
+    "whole batch kernel": (ONE_LOOP, True, True, AHEAD, True),
+    "without the items' step": (ONE_LOOP, True, False, AHEAD, True),
+    "without any step (parameters fixed)": (ONE_LOOP, False, False, AHEAD, True),
+    "a segment at a time: no step, no gradient (dots, losses, slot bookkeeping)": (
         DOTS_ONLY, False, False, AHEAD, True,
     ),
-    "no step, no gradient, no dots (segments, losses, slot bookkeeping)": (
+    "a segment at a time: no step, no gradient, no dots": (
         NO_VECTORS, False, False, AHEAD, True,
     ),
-    "whole, rows prefetched 32 ratings ahead": (ONE_PASS, True, True, 32, True),
-    "whole, a dots pass and a gradient pass (the kernel before)": (
+    "whole, a segment at a time: a dots pass and a gradient pass": (
         TWO_PASSES, True, True, AHEAD, True,
     ),
     "whole, two passes in 256-bit vectors": (TWO_PASSES, True, True, AHEAD, False),
@@ -71,19 +70,27 @@ def _free(n, CR, slot_of):
 
 
 @njit(**JIT_INLINE)
+def _flat(CR):
+    """A slot array as ``training.batch_run_wide`` reads it, flat (made once a block: a view
+    is a call and reference counts)."""
+    return CR.reshape(CR.size)
+
+
+@njit(**JIT_INLINE)
 def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch,
-                seg, n_u, n_i, base, flags):  # fmt: skip
+                flat, seg, n_u, n_i, base, flags):  # fmt: skip
     """The body before (``training.batch_segment`` at 8 chunks: the segment found by its dots
     pass, then a gradient pass), with the parts ``flags`` name."""
     _, _, _, distance, wide = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    CRU_flat, CRI_flat, _, _ = flat
     D, N, C, S = seg
     u = np.uint32(users[j])
     if wide:
         sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
     else:
         sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
-    su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
+    su, n_u = K.claim_slot(slot_u, CRU_flat, u, n_u)
     CRU[su, 0] += n - 1
     b_u = bu[u]
     norms_u = GHU[su, 1]
@@ -93,7 +100,7 @@ def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
         pos = j0 + step * m
         K.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
         i = np.uint32(items[pos])
-        si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
+        si, n_i = K.claim_slot(slot_i, CRI_flat, i, n_i)
         e = values[pos] - mu - b_u - bi[i] - D[m]
         base += e * e
         norms_u += N[m]
@@ -113,17 +120,20 @@ def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
 
 
 @njit(**JIT_INLINE)
-def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, seg,
-             n_u, n_i, base, flags):  # fmt: skip
-    """``training.batch_segment_wide`` at 8 chunks, with the parts ``flags`` name."""
+def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch, flat,
+             seg, n_u, n_i, base, flags):  # fmt: skip
+    """A segment at a time as the kernel before the one loop a run took it (8 chunks), with
+    the parts ``flags`` name: a loop finds the segment and claims its slots, the vector work,
+    then a loop sums the losses and the slots' scalars."""
     vectors, _, _, distance, _ = flags
     if vectors == TWO_PASSES:
         return _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
-                           lam, scratch, seg, n_u, n_i, base, flags)  # fmt: skip
+                           lam, scratch, flat, seg, n_u, n_i, base, flags)  # fmt: skip
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     D, N, C, S = seg
     u = np.uint32(users[j])
-    su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
+    CRU_flat, CRI_flat, _, _ = flat
+    su, n_u = K.claim_slot(slot_u, CRU_flat, u, n_u)
     b_u = bu[u]
     j0, step, end, after = np.uint64(j), np.uint64(K.STREAMS), np.uint64(run_end), np.uint64(then)
     pos = j0
@@ -131,7 +141,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
     while True:  # the segment, its item slots, r − μ − b_u − b_i
         K.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
         i = np.uint32(items[pos])
-        si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
+        si, n_i = K.claim_slot(slot_i, CRI_flat, i, n_i)
         D[n] = values[pos] - mu - b_u - bi[i]
         S[n] = si
         n += np.uint64(1)
@@ -140,9 +150,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
             break
     CRU[su, 0] += np.intp(n) - 1
     sp = cast_like(0.0, mu)
-    if vectors == ONE_PASS:
-        sp = simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, D, N, 8)
-    elif vectors == DOTS_ONLY:
+    if vectors == DOTS_ONLY:
         sp, _ = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, C, N, 8)
         for m in range(n):
             D[m] -= C[m]
@@ -163,11 +171,14 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
 
 
 @njit(**JIT_INLINE)
-def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch, flags):
+def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b, scratch, flags):
     """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
-    regularization loss, which no step reads, is left out)."""
-    _, step_u, step_i, _, _ = flags
+    segment variants leave out the regularization loss, which no step reads; the one loop a run
+    is the kernel's own, ``training.batch_run_wide``, and sums it)."""
+    vectors, step_u, step_i, _, _ = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    flat = (_flat(CRU), _flat(CRI), _flat(GHU), _flat(GHI))
+    one_loop = vectors == ONE_LOOP
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b
     scale = cast_like(1.0 / B, lr)
@@ -183,18 +194,24 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scr
             j = start + t
             run_end = j + K.STREAMS * ((stop - j + K.STREAMS - 1) // K.STREAMS)
             then = stop if t == K.STREAMS - 1 else j + 1
+            if one_loop:
+                base, _, n_u, n_i = K.batch_run_wide(
+                    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, NU, lam,
+                    lam_b, scratch, flat, n_u, n_i, base, 0.0, 8,
+                )  # fmt: skip
+                continue
             while j < stop:
                 base, n_u, n_i, j = _segment(j, stop, run_end, then, hi, users, items, values,
-                                             mu, bu, bi, P, Q, lam, scratch, seg, n_u, n_i,
-                                             base, flags)  # fmt: skip
+                                             mu, bu, bi, P, Q, lam, scratch, flat, seg, n_u,
+                                             n_i, base, flags)  # fmt: skip
         if step_u:
-            K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale,
-                                    lam2, lam_b2, 8, False)  # fmt: skip
+            K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, NU, one_loop, GU, GHU, True, True,
+                                    lr, scale, lam2, lam_b2, 8, False)  # fmt: skip
         else:
             _free(n_u, CRU, slot_u)
         if step_i:
-            K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, GI, GHI, True, True, lr, scale,
-                                    lam2, lam_b2, 8, False)  # fmt: skip
+            K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, NU, False, GI, GHI, True, True,
+                                    lr, scale, lam2, lam_b2, 8, False)  # fmt: skip
         else:
             _free(n_i, CRI, slot_i)
         start = stop
@@ -206,6 +223,7 @@ def _interleaved(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam
     """The batch kernel before the run order (damped SGD, 8 chunks): each rating's dot product
     and its two rows' gradient slots, in block order."""
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    CRU_flat, CRI_flat = _flat(CRU), _flat(CRI)
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b
     scale = cast_like(1.0 / B, lr)
@@ -222,8 +240,8 @@ def _interleaved(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam
                 if ahead != users[j + K.PREFETCH_AHEAD - K.STREAMS]:
                     prefetch_row(P, ahead, 8)
                 prefetch_row(Q, items[j + K.PREFETCH_AHEAD], 8)
-            su, n_u = K.claim_slot(slot_u, CRU, u, n_u)
-            si, n_i = K.claim_slot(slot_i, CRI, i, n_i)
+            su, n_u = K.claim_slot(slot_u, CRU_flat, u, n_u)
+            si, n_i = K.claim_slot(slot_i, CRI_flat, i, n_i)
             d, sp, sq = simd_dot_sqnorms(P, u, Q, i, 8)
             e = values[j] - mu - bu[u] - bi[i] - d
             base += e * e
@@ -233,10 +251,11 @@ def _interleaved(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam
             simd_accumulate_pair(GU, su, GI, si, P, u, Q, i, -e2, 8)
             GHU[su, 0] -= e2
             GHI[si, 0] -= e2
-        K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, GU, GHU, True, True, lr, scale, lam2,
-                                lam_b2, 8, False)  # fmt: skip
-        K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, GI, GHI, True, True, lr, scale, lam2,
-                                lam_b2, 8, False)  # fmt: skip
+        no_norms = bu[:0]  # this body carries no row norms
+        K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, no_norms, False, GU, GHU, True, True, lr,
+                                scale, lam2, lam_b2, 8, False)  # fmt: skip
+        K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, no_norms, False, GI, GHI, True, True, lr,
+                                scale, lam2, lam_b2, 8, False)  # fmt: skip
         start = stop
     return base
 
@@ -254,9 +273,10 @@ def _variant(flags):
     @njit(**JIT)
     def run(offs, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, scratch):
         total = 0.0
+        NU = np.full(P.shape[0], cast_like(-1.0, mu))  # ‖p_u‖², not known yet
         for b in range(offs.shape[0] - 1):
-            total += _body(offs[b], offs[b + 1], B, users, items, values, mu, bu, bi, P, Q, lr,
-                           lam, lam_b, scratch, flags)  # fmt: skip
+            total += _body(offs[b], offs[b + 1], B, users, items, values, mu, bu, bi, P, Q, NU,
+                           lr, lam, lam_b, scratch, flags)  # fmt: skip
         return total
 
     return run
@@ -274,6 +294,16 @@ def _sgd(offs, users, items, values, mu, bu, bi, P, Q, NU, NI, lr, lam, lam_b):
         total += _SGD_BLOCK(offs[b], offs[b + 1], users, items, values, mu, bu, bi, P, Q, NU,
                             NI, lr, lam, lam_b, True)[0]  # fmt: skip
     return total
+
+
+def _copy(x: np.ndarray) -> np.ndarray:
+    """A copy that starts on a cache line, as a fit's rows do (a plain copy of a 256-byte row
+    may span five lines, which slows every kernel and hides part of the gap between them)."""
+    from fastmf.train.aligned import aligned_empty
+
+    out = aligned_empty(x.shape, x.dtype)
+    out[...] = x
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -303,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     times: dict[str, list[float]] = {"per-rating SGD (sgd_block)": [], **{n: [] for n in runs}}
     print(f"load at start: {os.getloadavg()}")
     for rep in range(args.reps + 1):  # round 0 compiles
-        bu, bi, P, Q = (x.copy() for x in start)
+        bu, bi, P, Q = (_copy(x) for x in start)
         NU = np.einsum("ij,ij->i", P, P).astype(np.float64)
         NI = np.einsum("ij,ij->i", Q, Q).astype(np.float64)
         t0 = time.process_time()
@@ -311,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         if rep:
             times["per-rating SGD (sgd_block)"].append(time.process_time() - t0)
         for name, run in runs.items():
-            bu, bi, P, Q = (x.copy() for x in start)
+            bu, bi, P, Q = (_copy(x) for x in start)
             sc = (*scratch(P.shape[0]), *scratch(Q.shape[0]))
             t0 = time.process_time()
             run(offs, B, *data, mu, bu, bi, P, Q, f32(0.03 * B), lam, lam_b, sc)

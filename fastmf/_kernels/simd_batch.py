@@ -5,8 +5,9 @@ from ``training.WIDE_FROM`` chunks on (64 float32 factors, 32 float64), where th
 vector instructions of the W-lane ones for the same work. The gradient and the step work element
 by element, so they give the W-lane intrinsics' bits; the dot products' sums are taken in 2W
 lanes, in an order fixed here (the same in the unrolled and the general body).
-``simd_wide_segment_pass`` does a segment's dot products and gradient in one pass over its item
-rows, with the same sums as the two intrinsics that do them apart.
+``simd_wide_rating_pass`` does one rating's dot product and gradient from the rows it loads once,
+with the same sums as the two segment intrinsics that do them apart, and ``simd_wide_sqnorm``
+the row norm they sum.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fastmf._kernels.simd import (
+    _as_intp,
     _each_wide_chunk,
-    _elem_ptr,
     _fixed_count,
     _fma,
     _hsum_pair,
     _lanes,
     _row_ptr,
     _segment_dots_loop,
-    _segment_item,
     _segment_operands,
     _segment_rating,
     _splat,
@@ -41,6 +41,18 @@ def _units(builder, count, fixed, W):
     if odd:
         units.append((ir.Constant(count.type, 2 * W * pairs), False))
     return units
+
+
+def _each_unit(builder, count, W, unit):
+    """``unit(col, wide)`` for each unit of a run-time chunk count, in order: its pairs of
+    chunks (wide: column 2W·k), then the odd chunk left over (column W·(count − 1))."""
+    two = ir.Constant(count.type, 2)
+    with cgutils.for_range(builder, builder.sdiv(count, two)) as loop:
+        unit(builder.mul(loop.index, ir.Constant(count.type, 2 * W)), True)
+    odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
+    with builder.if_then(odd):
+        unit(builder.mul(builder.sub(count, ir.Constant(count.type, 1)),
+                         ir.Constant(count.type, W)), False)  # fmt: skip
 
 
 def _wide_sums(builder, wty, count, fixed, n_terms, terms):
@@ -198,13 +210,7 @@ def simd_wide_segment_gradient(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, ste
                 chunk_step(col, wide, p, acc, bvec, row_i, s)
             builder.store(builder.load(acc), gu, align=4)
 
-        two = ir.Constant(count.type, 2)
-        with cgutils.for_range(builder, builder.sdiv(count, two)) as outer:
-            unit(builder.mul(outer.index, ir.Constant(count.type, 2 * W)), True)
-        odd = builder.icmp_signed("!=", builder.srem(count, two), ir.Constant(count.type, 0))
-        with builder.if_then(odd):
-            unit(builder.mul(builder.sub(count, ir.Constant(count.type, 1)),
-                             ir.Constant(count.type, W)), False)  # fmt: skip
+        _each_unit(builder, count, W, unit)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -232,30 +238,25 @@ def simd_wide_step_and_clear(typingctx, X, r, G, s, c, a, n_chunks):
 
 
 @intrinsic(prefer_literal=True)
-def simd_wide_segment_pass(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, step, n, R, N, n_chunks):
-    """A segment's dot products and gradient in one pass over its item rows, 2W-lane vectors:
-    for the m-th of the n ratings of user u, of item i = ``ITEMS[j0 + m·step]`` with gradient
-    slot S[m] and R[m] = r − μ − b_u − b_i on entry, e = R[m] − p_u·q_i goes to R[m], ‖q_i‖²
-    to N[m], and then, from the vectors the dot product loaded, GU[su] += −2e·q_i and
-    GI[S[m]] += −2e·p_u. Returns ‖p_u‖². The sums are ``simd_wide_segment_dots``'s and the
-    gradient ``simd_wide_segment_gradient``'s, in the same order, so the same bits as the two
-    passes. With a constant n_chunks, p_u and the user's gradient stay in registers over the
-    segment; otherwise the user's slot is updated in memory at each rating, element by element
-    in the same order."""
-    sig = P.dtype(GU, su, GI, S, P, u, Q, ITEMS, j0, step, n, R, N, n_chunks)
-    names = ("GU", "su", "GI", "S", "P", "u", "Q", "ITEMS", "j0", "step", "n", "R", "N", "count")
+def simd_wide_rating_pass(typingctx, GU, su, GI, si, P, u, Q, i, r0, n_chunks):
+    """One rating's share of its batch's gradient in 2W-lane vectors, each row loaded once: with
+    r0 = r − μ − b_u − b_i, e = r0 − p_u·q_i, GU[su] += −2e·q_i and GI[si] += −2e·p_u. Returns
+    (e, ‖q_i‖²), summed as ``simd_wide_segment_dots`` sums them, and the slots take
+    ``simd_wide_segment_gradient``'s operations in the same order: a batch walked rating by
+    rating this way gives the segment intrinsics' bits (‖p_u‖² is ``simd_wide_sqnorm``'s)."""
+    sig = types.UniTuple(P.dtype, 2)(GU, su, GI, si, P, u, Q, i, r0, n_chunks)
+    names = ("GU", "su", "GI", "si", "P", "u", "Q", "i", "r0", "count")
 
     def codegen(context, builder, signature, args):
         ops = _segment_operands(context, builder, signature.args, args, names)
         (GU_ty, guarr), (GI_ty, giarr) = ops["GU"], ops["GI"]
         (P_ty, parr), (Q_ty, qarr) = ops["P"], ops["Q"]
-        (R_ty, rarr), (N_ty, narr) = ops["R"], ops["N"]
         dt = P_ty.dtype
         vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
         wty = ir.VectorType(vty.element, 2 * vty.count)
         W = vty.count
         count = ops["count"]
-        fixed = _fixed_count(signature.args[13])
+        fixed = _fixed_count(signature.args[9])
 
         def ptr(ty, arr, row, col, wide):
             return _row_ptr(context, builder, ty, arr, row, col, wty if wide else vty)
@@ -266,97 +267,82 @@ def simd_wide_segment_pass(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, step, n
         def widen(v, wide):
             return v if wide else _widened(builder, v)
 
-        kept = None
         if fixed is not None:
             units = _units(builder, count, fixed, W)
-            kept = {col.constant: load(P_ty, parr, ops["u"], col, wide) for col, wide in units}
+            ps = {col.constant: load(P_ty, parr, ops["u"], col, wide) for col, wide in units}
+            qs = {col.constant: load(Q_ty, qarr, ops["i"], col, wide) for col, wide in units}
 
-        def p_of(col, wide):
-            return load(P_ty, parr, ops["u"], col, wide) if kept is None else kept[col.constant]
+            def p_of(col, wide):
+                return ps[col.constant]
 
-        (sp,) = _wide_sums(builder, wty, count, fixed, 1,
-                           lambda c, w: [(widen(p_of(c, w), w),) * 2])  # fmt: skip
+            def q_of(col, wide):
+                return qs[col.constant]
+        else:
 
-        def rating_error(m, row_i, q_of):
-            """e of the m-th rating (stored to R[m], with ‖q_i‖² to N[m]) and −2e in 2W lanes."""
+            def p_of(col, wide):
+                return load(P_ty, parr, ops["u"], col, wide)
 
-            def terms(col, wide):
-                q = widen(q_of(col, wide), wide)
-                return [(widen(p_of(col, wide), wide), q), (q, q)]
+            def q_of(col, wide):
+                return load(Q_ty, qarr, ops["i"], col, wide)
 
-            dots, sq = _wide_sums(builder, wty, count, fixed, 2, terms)
-            d, nq = _hsum_pair(builder, dots, sq, wty.count)
-            r_ptr = _elem_ptr(context, builder, R_ty, rarr, [m])
-            e = builder.fsub(builder.load(r_ptr), context.cast(builder, d, dt, R_ty.dtype))
-            builder.store(e, r_ptr)
-            builder.store(context.cast(builder, nq, dt, N_ty.dtype),
-                          _elem_ptr(context, builder, N_ty, narr, [m]))  # fmt: skip
-            c = builder.fneg(builder.fadd(e, e))
-            return _splat(context, builder, c, R_ty.dtype, dt, wty)
+        def terms(col, wide):
+            q = widen(q_of(col, wide), wide)
+            return [(widen(p_of(col, wide), wide), q), (q, q)]
 
-        def narrow(bvec, wide):
+        dots, sq = _wide_sums(builder, wty, count, fixed, 2, terms)
+        d, nq = _hsum_pair(builder, dots, sq, wty.count)
+        r_ty = signature.args[8]
+        e = builder.fsub(context.cast(builder, args[8], r_ty, P_ty.dtype), d)
+        bvec = _splat(context, builder, builder.fneg(builder.fadd(e, e)), P_ty.dtype, dt, wty)
+
+        def narrow(wide):
             if wide:
                 return bvec
             idx = ir.Constant(ir.VectorType(ir.IntType(32), W), list(range(W)))
             return builder.shuffle_vector(bvec, bvec, idx)
 
-        def item_slot(m):
-            S_ty, sarr = ops["S"]
-            s = builder.load(_elem_ptr(context, builder, S_ty, sarr, [m]))
-            return context.cast(builder, s, S_ty.dtype, types.intp)
-
-        def gi_step(col, wide, bvec, p, s):
-            b = narrow(bvec, wide)
-            gp = ptr(GI_ty, giarr, s, col, wide)
+        def unit(col, wide):
+            b = narrow(wide)
             fma = _fma(builder, b.type)
-            builder.store(builder.call(fma, [b, p, builder.load(gp, align=4)]), gp, align=4)
+            gu = ptr(GU_ty, guarr, ops["su"], col, wide)
+            builder.store(builder.call(fma, [b, q_of(col, wide), builder.load(gu, align=4)]), gu,
+                          align=4)  # fmt: skip
+            gi = ptr(GI_ty, giarr, ops["si"], col, wide)
+            builder.store(builder.call(fma, [b, p_of(col, wide), builder.load(gi, align=4)]), gi,
+                          align=4)  # fmt: skip
 
         if fixed is not None:
-            accs = {
-                col.constant: cgutils.alloca_once_value(
-                    builder, load(GU_ty, guarr, ops["su"], col, wide))
-                for col, wide in units
-            }  # fmt: skip
-            with cgutils.for_range(builder, ops["n"]) as loop:
-                m = loop.index
-                row_i = _segment_item(context, builder, ops, m)
-                s = item_slot(m)
-                qs = {col.constant: load(Q_ty, qarr, row_i, col, wide) for col, wide in units}
-                bvec = rating_error(m, row_i, lambda c, w: qs[c.constant])
-                for col, wide in units:
-                    b = narrow(bvec, wide)
-                    acc = accs[col.constant]
-                    fma = _fma(builder, b.type)
-                    builder.store(builder.call(fma, [b, qs[col.constant], builder.load(acc)]),
-                                  acc)  # fmt: skip
-                    gi_step(col, wide, bvec, kept[col.constant], s)
             for col, wide in units:
-                builder.store(builder.load(accs[col.constant]),
-                              ptr(GU_ty, guarr, ops["su"], col, wide), align=4)  # fmt: skip
+                unit(col, wide)
         else:
-            with cgutils.for_range(builder, ops["n"]) as loop:
-                m = loop.index
-                row_i = _segment_item(context, builder, ops, m)
-                s = item_slot(m)
-                bvec = rating_error(m, row_i, lambda c, w: load(Q_ty, qarr, row_i, c, w))
+            _each_unit(builder, count, W, unit)
+        return context.make_tuple(builder, signature.return_type, [e, nq])
 
-                def unit(col, wide):
-                    b = narrow(bvec, wide)
-                    fma = _fma(builder, b.type)
-                    gu = ptr(GU_ty, guarr, ops["su"], col, wide)
-                    q = load(Q_ty, qarr, row_i, col, wide)
-                    builder.store(builder.call(fma, [b, q, builder.load(gu, align=4)]), gu,
-                                  align=4)  # fmt: skip
-                    gi_step(col, wide, bvec, load(P_ty, parr, ops["u"], col, wide), s)
+    return sig, codegen
 
-                two = ir.Constant(count.type, 2)
-                with cgutils.for_range(builder, builder.sdiv(count, two)) as inner:
-                    unit(builder.mul(inner.index, ir.Constant(count.type, 2 * W)), True)
-                odd = builder.icmp_signed("!=", builder.srem(count, two),
-                                          ir.Constant(count.type, 0))  # fmt: skip
-                with builder.if_then(odd):
-                    unit(builder.mul(builder.sub(count, ir.Constant(count.type, 1)),
-                                     ir.Constant(count.type, W)), False)  # fmt: skip
-        return _hsum_pair(builder, sp, sp, wty.count)[0]
+
+@intrinsic(prefer_literal=True)
+def simd_wide_sqnorm(typingctx, X, r, n_chunks):
+    """‖x_r‖² over the first n_chunks·W columns in 2W lanes, summed as
+    ``simd_wide_segment_dots`` sums ‖p_u‖²."""
+    sig = X.dtype(X, r, n_chunks)
+
+    def codegen(context, builder, signature, args):
+        X_ty, r_ty, n_ty = signature.args
+        arr = context.make_array(X_ty)(context, builder, args[0])
+        row = _as_intp(context, builder, args[1], r_ty)
+        count = _as_intp(context, builder, args[2], n_ty)
+        dt = X_ty.dtype
+        vty = ir.VectorType(context.get_value_type(dt), _lanes(dt))
+        wty = ir.VectorType(vty.element, 2 * vty.count)
+        fixed = _fixed_count(n_ty)
+
+        def x_of(col, wide):
+            ptr = _row_ptr(context, builder, X_ty, arr, row, col, wty if wide else vty)
+            v = builder.load(ptr, align=4)
+            return v if wide else _widened(builder, v)
+
+        (sq,) = _wide_sums(builder, wty, count, fixed, 1, lambda c, w: [(x_of(c, w),) * 2])
+        return _hsum_pair(builder, sq, sq, wty.count)[0]
 
     return sig, codegen

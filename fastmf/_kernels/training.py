@@ -41,9 +41,10 @@ from fastmf._kernels.simd import (
     simd_wide_shrink_and_swap,
 )
 from fastmf._kernels.simd_batch import (
+    simd_wide_rating_pass,
     simd_wide_segment_dots,
     simd_wide_segment_gradient,
-    simd_wide_segment_pass,
+    simd_wide_sqnorm,
     simd_wide_step_and_clear,
 )
 
@@ -60,6 +61,7 @@ ADAM_BETA2 = 0.999
 EPS = 1e-8
 
 PREFETCH_AHEAD = 16  # ratings ahead whose rows are prefetched (measured best of 4 to 64)
+STEP_AHEAD = 4  # touched rows ahead whose factors the batch's step prefetches (of 2, 4, 8)
 # the per-rating kernel's distance for rows under ``WIDE_FROM`` chunks: a short row's rating
 # takes less time, so the same memory latency needs more ratings ahead
 NARROW_PREFETCH_AHEAD = 32
@@ -340,17 +342,19 @@ def step_scalar(x, S, r, g, opt, lr, corr1, corr2):
 
 @njit(**JIT_INLINE)
 def claim_slot(slot_of, CR, r, n):
-    """Row r's slot in the batch's gradient rows, counting the rating in ``CR[slot, 0]``: a new
-    slot, n, the first time the batch meets r (slots are zero until then), whose model row goes
-    to ``CR[n, 1]``. Returns the slot and the number of slots in use. Branch-free: whether a row
-    is new is a coin toss the processor would often guess wrong, so the row is always written to
-    ``CR[n, 1]`` and n grows only for a new one."""
+    """Row r's slot in the batch's gradient rows, counting the rating: ``CR`` is a side's slot
+    counts and rows flat (``CRU.reshape(-1)``: slot s's count at 2s, its model row at 2s + 1,
+    so no stride is read). A new slot, n, the first time the batch meets r (slots are zero until
+    then). Returns the slot and the number of slots in use. Branch-free: whether a row is new
+    is a coin toss the processor would often guess wrong, so the row is always written to slot
+    n's row and n grows only for a new one."""
     old = slot_of[r]
     new = old < 0
     s = np.uint32(old + (n - old) * new)  # unsigned, as are r and n: no negative-index tests
     slot_of[r] = s
-    CR[np.uint64(n), 1] = r
-    CR[s, 0] += 1
+    two = np.uint64(2)
+    CR[np.uint64(n) * two + np.uint64(1)] = r
+    CR[np.uint64(s) * two] += 1
     return s, n + new
 
 
@@ -366,7 +370,8 @@ def bias_corrections(steps, r, opt, like):
 
 @njit(**JIT_INLINE)
 def step_touched_rows_sgd(
-    n, CR, slot_of, b, X, G, GH, learn_bias, damped, lr, scale, lam2, lam_b2, n_chunks, has_rest,
+    n, CR, slot_of, b, X, NX, carry, G, GH, learn_bias, damped, lr, scale, lam2, lam_b2, n_chunks,
+    has_rest,
 ):  # fmt: skip
     """``step_touched_rows`` for plain and damped SGD, which keep no optimizer state. A loop of
     its own, with no reference to the state arrays, runs the step of a batch of 1024 about half
@@ -376,7 +381,10 @@ def step_touched_rows_sgd(
     one = cast_like(1.0, lr)
     ls = lr * scale
     k_b = one + one + lam_b2  # a bias's curvature a rating, 2 + 2λ_b
+    last = np.uint64(max(n, 1) - 1)
     for s in range(np.uint64(n)):  # unsigned indices: no negative-index tests
+        # the model row STEP_AHEAD slots on: its factors are in L2, not L1, by now
+        prefetch_row(X, np.uint32(CR[min(s + np.uint64(STEP_AHEAD), last), 1]), n_chunks)
         r = np.uint32(CR[s, 1])
         slot_of[r] = -1
         c = cast_like(CR[s, 0], lr)
@@ -401,12 +409,14 @@ def step_touched_rows_sgd(
             for f in range(n_chunks * lanes_of(X), X.shape[1]):
                 X[r, f] = fma(a, G[s, f], shrink * X[r, f])
                 G[s, f] = 0
+        if carry:
+            NX[r] = simd_wide_sqnorm(X, r, n_chunks)
 
 
 @njit(**JIT_INLINE)
 def step_touched_rows(
-    n, CR, slot_of, steps, b, X, S, G, GH, learn_bias, opt, lr, scale, lam2, lam_b2, n_chunks,
-    has_rest,
+    n, CR, slot_of, steps, b, X, NX, carry, S, G, GH, learn_bias, opt, lr, scale, lam2, lam_b2,
+    n_chunks, has_rest,
 ):  # fmt: skip
     """The batch's step for the n rows it touched (one side: users or items). The row in slot s,
     with c = ``CR[s, 0]`` ratings in the batch, has the gradient Σ −2e·(other row) gathered in
@@ -414,11 +424,13 @@ def step_touched_rows(
     bias and factors step along that, and its slot goes back to zero and free. ``GH[s, 1]``
     holds Σ ‖other row‖² over the row's ratings: with ``DAMPED_SGD`` the row's curvature in
     L_batch is at most h = (2·GH[s, 1] + c·2λ)/B (h_b = c·(2 + 2λ_b)/B for its bias), and its
-    rate is η/(1 + η·h). ``S`` and ``steps`` are the side's optimizer state."""
+    rate is η/(1 + η·h). ``S`` and ``steps`` are the side's optimizer state. With ``carry``,
+    ``NX[r]`` takes the stepped row's ‖x_r‖² (``simd_wide_sqnorm``: rows of whole chunks from
+    ``WIDE_FROM`` chunks on)."""
     if opt == SGD or opt == DAMPED_SGD:
         damped = opt == DAMPED_SGD
-        step_touched_rows_sgd(n, CR, slot_of, b, X, G, GH, learn_bias, damped, lr, scale,
-                              lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
+        step_touched_rows_sgd(n, CR, slot_of, b, X, NX, carry, G, GH, learn_bias, damped, lr,
+                              scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         return
     for s in range(n):
         r = CR[s, 1]
@@ -433,6 +445,8 @@ def step_touched_rows(
         GH[s, 0] = 0
         m = c * lam2
         step_row(X, S, r, G, s, m, opt, lr, scale, corr1, corr2, n_chunks, has_rest)
+        if carry:
+            NX[r] = simd_wide_sqnorm(X, r, n_chunks)
 
 
 @njit(**JIT_INLINE)
@@ -448,80 +462,74 @@ def prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks, distance
 
 
 @njit(**JIT_INLINE)
-def batch_segment_wide(
-    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
-    n_u, n_i, base, regl, n_chunks,
+def batch_run_wide(
+    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, NU, lam, lam_b, scratch,
+    flat, n_u, n_i, base, regl, n_chunks,
 ):  # fmt: skip
-    """``batch_segment`` for rows of whole chunks from ``WIDE_FROM`` chunks on (no columns left
-    over), with each item row loaded once: a first loop finds the segment, claims its item slots
-    and takes each rating's r − μ − b_u − b_i; one intrinsic (``simd_wide_segment_pass``) then
-    gives each rating's e and ‖q_i‖² and gathers the gradient from the same vectors; a last loop
-    sums the losses and the slots' scalars. The same sums in the same order as the two passes of
-    ``batch_segment``, so the same bits (the rows' dtype holds r − μ − b_u − b_i, as it does
-    whenever the ratings' dtype is no wider than the model's)."""
-    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
-    R, N, _, S = seg
-    u = np.uint32(users[j])
-    su, n_u = claim_slot(slot_u, CRU, u, n_u)
-    b_u = bu[u]
-    j0 = np.uint64(j)
+    """The share of its batch's gradient of the interleaved run at j (positions j, j + STREAMS,
+    ... below ``stop``; the run ends at ``run_end``, the ratings after it start at ``then``), for
+    rows of whole chunks from ``WIDE_FROM`` chunks on: rating by rating in one loop whose only
+    branch is its end, each rating's two rows loaded once (``simd_wide_rating_pass``). A loop a
+    user's segment took a branch the processor missed at every segment's end, three loops a
+    segment three (a user has 4.4 ratings in a block of the 25M twin), which cost more than
+    keeping p_u and its gradient in registers saved. ``NU`` carries ‖p_u‖² (negative: not known
+    yet); ``flat`` holds the two sides' slot counts and rows (``claim_slot``) and their bias
+    gradients and partner norms (slot s's at 2s, 2s + 1) as flat views, so no stride is read.
+    The same sums in the same order as one segment at a time, so the same bits. Returns the
+    base and regularization losses plus the run's and the slots in use."""
+    GU, _, _, slot_u, GI, _, _, slot_i = scratch
+    CRU, CRI, GHU1, GHI1 = flat
     step = np.uint64(STREAMS)
+    two = np.uint64(2)
     end = np.uint64(run_end)
     after = np.uint64(then)
     last = np.uint64(hi - 1)
     limit = np.uint64(stop)
-    pos = j0
-    n_seg = np.uint64(0)
-    while True:
+    pos = np.uint64(j)
+    while pos < limit:
         prefetch_ahead(P, Q, users, items, pos, end, after, last, n_chunks, PREFETCH_AHEAD)
+        u = np.uint32(users[pos])
         i = np.uint32(items[pos])
+        su, n_u = claim_slot(slot_u, CRU, u, n_u)
         si, n_i = claim_slot(slot_i, CRI, i, n_i)
-        R[n_seg] = values[pos] - mu - b_u - bi[i]
-        S[n_seg] = si
-        n_seg += np.uint64(1)
-        pos += step
-        if pos >= limit or users[pos] != u:
-            break
-    CRU[su, 0] += np.intp(n_seg) - 1
-    sp = simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j, STREAMS, n_seg, R, N, n_chunks)
-    norms_u = GHU[su, 1]
-    bias_u = GHU[su, 0]
-    for m in range(n_seg):
-        b_i = bi[np.uint32(items[j0 + step * m])]
-        si = S[m]
-        e = R[m]
-        sq = N[m]
+        b_u = bu[u]
+        b_i = bi[i]
+        r0 = values[pos] - mu - b_u - b_i
+        sp = NU[u]
+        if sp < 0:  # not known yet: the row's first rating in the epoch
+            sp = simd_wide_sqnorm(P, u, n_chunks)
+        NU[u] = sp
+        e, sq = simd_wide_rating_pass(GU, su, GI, si, P, u, Q, i, r0, n_chunks)
         base += e * e
         regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
-        norms_u += sq
-        GHI[si, 1] += sp
+        a_u = np.uint64(su) * two
+        a_i = np.uint64(si) * two
+        # the squared norms of each row's partners, for DAMPED_SGD's rate
+        GHU1[a_u + np.uint64(1)] += sq
+        GHI1[a_i + np.uint64(1)] += sp
         e2 = e + e
-        bias_u -= e2
-        GHI[si, 0] -= e2
-    GHU[su, 1] = norms_u
-    GHU[su, 0] = bias_u
-    return base, regl, n_u, n_i, j + STREAMS * np.intp(n_seg)
+        GHU1[a_u] -= e2
+        GHI1[a_i] -= e2
+        pos += step
+    return base, regl, n_u, n_i
 
 
 @njit(**JIT_INLINE)
 def batch_segment(
-    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch, seg,
-    n_u, n_i, base, regl, n_chunks, has_rest,
+    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch,
+    flat, seg, n_u, n_i, base, regl, n_chunks, has_rest,
 ):  # fmt: skip
-    """A segment's share of its batch's gradient (``batch_segment_wide`` from ``WIDE_FROM``
-    chunks on when no columns are left over): the n ratings of user ``users[j]`` at j,
-    j + STREAMS, ... below ``stop`` (consecutive in one of the block's interleaved runs, which
-    ends at ``run_end``; the ratings after the run start at ``then``). The dot products load
-    p_u once; the user's gradient is summed in registers and added to its slot once; each
-    item's slot gets −2e·p_u.
-    ``seg`` is four arrays of at least n: each rating's dot product, ‖q_i‖², −2e and item slot.
-    Returns the base and regularization losses (``base``, ``regl`` plus the segment's), the
-    slots in use and the position after the segment in its run."""
-    if n_chunks >= WIDE_FROM and not has_rest:  # a constant in the unrolled bodies
-        return batch_segment_wide(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
-                                  Q, lam, lam_b, scratch, seg, n_u, n_i, base, regl,
-                                  n_chunks)  # fmt: skip
-    GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    """A segment's share of its batch's gradient, for rows that ``batch_run_wide`` does not
+    take (under ``WIDE_FROM`` chunks, or with columns left over): the n ratings of user
+    ``users[j]`` at j, j + STREAMS, ... below ``stop`` (consecutive in one of the block's
+    interleaved runs, which ends at ``run_end``; the ratings after the run start at ``then``).
+    The dot products load p_u once; the user's gradient is summed in registers and added to its
+    slot once; each item's slot gets −2e·p_u. ``flat`` is ``batch_run_wide``'s (of it, the slot
+    counts and rows); ``seg`` is four arrays of at least n: each rating's dot product,
+    ‖q_i‖², −2e and item slot. Returns the base and regularization losses (``base``, ``regl``
+    plus the segment's), the slots in use and the position after the segment in its run."""
+    GU, GHU, _, slot_u, GI, GHI, _, slot_i = scratch
+    CRU, CRI, _, _ = flat
     D, N, C, S = seg
     k = P.shape[1]
     W = lanes_of(P)
@@ -531,7 +539,7 @@ def batch_segment(
     else:
         sp, n = simd_segment_dots(P, u, Q, users, items, j, STREAMS, stop, D, N, n_chunks)
     su, n_u = claim_slot(slot_u, CRU, u, n_u)
-    CRU[su, 0] += n - 1
+    CRU[np.uint64(su) * np.uint64(2)] += n - 1
     # the positions and rows unsigned (all checked before any kernel runs), as in
     # ``sgd_ratings``: Numba then emits no test for a negative index
     j0 = np.uint64(j)
@@ -588,22 +596,27 @@ def batch_segment(
 
 @njit(**JIT_INLINE)
 def batch_ratings(
-    lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-    state, scratch, n_chunks, has_rest,
+    lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b, learn_bias,
+    opt, state, scratch, n_chunks, has_rest,
 ):  # fmt: skip
     """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples:
     the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``. A batch's
     gradient is summed one interleaved run at a time (positions start + t, start + t + STREAMS,
-    ... for t < STREAMS), each run one user's segment at a time (``batch_segment``): the same
-    ratings, in an order that keeps each user's row and gradient in registers over its run."""
+    ... for t < STREAMS), each run in one loop (``batch_run_wide``) or, for the rows it does not
+    take, one user's segment at a time (``batch_segment``). ``NU`` carries each user row's
+    ‖p_u‖² for ``batch_run_wide`` (negative: not known yet; ``batch_epoch`` starts it so)."""
     SU, u_steps, SI, i_steps = state
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
+    # the slots' scalars as flat views, made once a block (a view is a call and reference counts)
+    flat = (CRU.reshape(CRU.size), CRI.reshape(CRI.size), GHU.reshape(GHU.size),
+            GHI.reshape(GHI.size))  # fmt: skip
     base = 0.0
     regl = 0.0
     lam2 = lam + lam
     lam_b2 = lam_b + lam_b
     # the nominal batch size, also for a batch cut short by the end of the block
     scale = cast_like(1.0 / batch_size, lr)
+    one_loop = n_chunks >= WIDE_FROM and not has_rest  # a constant in the unrolled bodies
     cap = min(batch_size, max(hi - lo, 1)) // STREAMS + 1  # a run's ratings in one batch
     seg = (np.empty(cap, P.dtype), np.empty(cap, P.dtype), np.empty(cap, P.dtype),
            np.empty(cap, np.intp))  # fmt: skip
@@ -616,23 +629,29 @@ def batch_ratings(
             j = start + t
             run_end = j + STREAMS * ((stop - j + STREAMS - 1) // STREAMS)
             then = stop if t == STREAMS - 1 else j + 1
+            if one_loop:
+                base, regl, n_u, n_i = batch_run_wide(
+                    j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, NU, lam,
+                    lam_b, scratch, flat, n_u, n_i, base, regl, n_chunks,
+                )  # fmt: skip
+                continue
             while j < stop:
                 base, regl, n_u, n_i, j = batch_segment(
                     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam,
-                    lam_b, scratch, seg, n_u, n_i, base, regl, n_chunks, has_rest,
+                    lam_b, scratch, flat, seg, n_u, n_i, base, regl, n_chunks, has_rest,
                 )  # fmt: skip
-        step_touched_rows(n_u, CRU, slot_u, u_steps, bu, P, SU, GU, GHU, learn_bias, opt, lr,
-                          scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
-        step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, SI, GI, GHI, learn_bias, opt, lr,
-                          scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
+        step_touched_rows(n_u, CRU, slot_u, u_steps, bu, P, NU, one_loop, SU, GU, GHU, learn_bias,
+                          opt, lr, scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
+        step_touched_rows(n_i, CRI, slot_i, i_steps, bi, Q, NU, False, SI, GI, GHI, learn_bias,
+                          opt, lr, scale, lam2, lam_b2, n_chunks, has_rest)  # fmt: skip
         start = stop
     return base, regl
 
 
 @width_kernel(BATCH_UNROLLED, **JIT)
 def batch_block(
-    lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
-    SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i,
+    lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b, learn_bias,
+    opt, SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i,
 ):  # fmt: skip
     """Mini-batches of ``batch_size`` consecutive ratings over ratings lo..hi of one block.
 
@@ -641,7 +660,12 @@ def batch_block(
     the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
     bu, bi, P, Q and the optimizer state (``SU``, ``u_steps``, ``SI``, ``i_steps``: see
     ``train.kernel_state``) in place; returns the sums of the base and regularization loss over
-    the ratings. The calling thread's scratch holds, per side, a batch's gradient slots GU, GI
+    the ratings. ``NU`` holds ‖p_u‖² for each user row as the kernel sums it, or a negative
+    number where it is not known yet (the kernel sums it then, and keeps it up to date at each
+    step of the row): a caller that starts it negative gets the same bits whatever it holds
+    later, as long as only this kernel changes P meanwhile (``batch_epoch`` starts it so; rows
+    that ``batch_run_wide`` does not take never read it). The calling thread's scratch holds,
+    per side, a batch's gradient slots GU, GI
     and in ``GHU``/``GHI`` each slot's bias gradient and its partners' squared norms (all zero
     between batches), in ``CRU``/``CRI`` each slot's rating count and model row; ``slot_u``/
     ``slot_i`` give each model row's slot (-1 when free). As in ``sgd_block``, 8 and 16
@@ -653,13 +677,13 @@ def batch_block(
     scratch = (GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i)
     if CHUNKS:  # a constant of the variant, as in sgd_block
         return batch_ratings(
-            lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+            lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b,
             learn_bias, opt, state, scratch, CHUNKS, False,
         )  # fmt: skip
     n_chunks = P.shape[1] // lanes_of(P)
     has_rest = P.shape[1] % lanes_of(P) != 0
     return batch_ratings(
-        lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, lr, lam, lam_b,
+        lo, hi, batch_size, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b,
         learn_bias, opt, state, scratch, n_chunks, has_rest,
     )  # fmt: skip
 
@@ -708,9 +732,11 @@ def batch_epoch(
     ``sgd_epoch`` for any batch size and optimizer. Every point starts a batch (its bounds are
     whole batches from its block's start), so the batches are the same however the block is cut
     into points. The gradient slots (``GU``, ``GHU``, ``CRU`` and the items' likewise) have one
-    slice per worker; the slot of each model row is shared (a block owns its rows). Updates
+    slice per worker; the slot of each model row is shared (a block owns its rows), as are the
+    user rows' squared norms (``batch_block``'s ``NU``, not known at the epoch's start). Updates
     parameters and optimizer state in place (no races, as in ``sgd_epoch``)."""
     n_workers = assign_offsets.shape[1] - 1
+    NU = np.full(P.shape[0], cast_like(-1.0, mu))  # ‖p_u‖², not known yet
     for s in range(shift_order.shape[0]):
         t = shift_order[s]
         for w in prange(n_workers):
@@ -719,7 +745,7 @@ def batch_epoch(
                 for p in range(block_points[b], block_points[b + 1]):
                     base, regl = batch_block(
                         point_bounds[p], point_bounds[p + 1], batch_size, users, items, values,
-                        mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt, SU, u_steps, SI,
+                        mu, bu, bi, P, Q, NU, lr, lam, lam_b, learn_bias, opt, SU, u_steps, SI,
                         i_steps, GU[w], GHU[w], CRU[w], slot_u, GI[w], GHI[w], CRI[w], slot_i,
                     )  # fmt: skip
                     point_losses[p, 0] = base
@@ -773,11 +799,13 @@ def batch_block_points(
 ):  # fmt: skip
     """``batch_block`` over each point of one block held apart, as ``sgd_block_points``: the
     grouped optimizer state (``train.kernel_state``) and the slot maps are the slices of the
-    block's two strata, the scratch is one worker's (``batch_epoch``'s ``GU[w]``, ...)."""
+    block's two strata, the scratch is one worker's (``batch_epoch``'s ``GU[w]``, ...); the
+    user rows' squared norms start unknown at each call (``batch_block``'s ``NU``)."""
+    NU = np.full(P.shape[0], cast_like(-1.0, mu))  # ‖p_u‖², not known yet
     for p in range(point_bounds.shape[0] - 1):
         base, regl = batch_block(
             point_bounds[p], point_bounds[p + 1], batch_size, users, items, values,
-            mu, bu, bi, P, Q, lr, lam, lam_b, learn_bias, opt,
+            mu, bu, bi, P, Q, NU, lr, lam, lam_b, learn_bias, opt,
             SU, u_steps, SI, i_steps, GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i,
         )  # fmt: skip
         point_losses[p, 0] = base

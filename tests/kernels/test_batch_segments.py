@@ -113,7 +113,7 @@ def test_a_user_in_several_segments_of_one_batch(k, optimizer):
     st = new_optimizer_state(optimizer, got[2], got[3])
     state = kernel_state(st, optimizer, np.dtype(np.float64), 3, 6, k)
     scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, 12, got[2], got[3]))
-    args = (0, 12, 12, users, items, values, mu, *got, lr, lam, lam_b, True,
+    args = (0, 12, 12, users, items, values, mu, *got, np.full(3, -1.0), lr, lam, lam_b, True,
             K.OPTIMIZER_CODES[optimizer])  # fmt: skip
     losses = K.batch_block(*args, *state, *scratch)
     for a, b in zip(got, want, strict=True):

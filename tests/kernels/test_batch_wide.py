@@ -14,9 +14,10 @@ from numba import njit
 from fastmf._kernels import training as K
 from fastmf._kernels.simd import simd_segment_gradient, simd_step_and_clear
 from fastmf._kernels.simd_batch import (
+    simd_wide_rating_pass,
     simd_wide_segment_dots,
     simd_wide_segment_gradient,
-    simd_wide_segment_pass,
+    simd_wide_sqnorm,
     simd_wide_step_and_clear,
 )
 from tests import reference as ref
@@ -167,30 +168,40 @@ def test_wide_step_and_clear_is_the_narrow_one_bit_for_bit(n_chunks, dtype, c, a
     np.testing.assert_array_equal(Ga[0], G0[0])
 
 
+@njit(inline="always")
+def _rating_by_rating(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks):
+    """The segment as ``training.batch_run_wide`` takes it: one rating at a time, ‖p_u‖² from
+    ``simd_wide_sqnorm``, e and ‖q_i‖² from ``simd_wide_rating_pass``, into R and N."""
+    sp = simd_wide_sqnorm(P, u, n_chunks)
+    for m in range(n):
+        i = items[j0 + m * step]
+        R[m], N[m] = simd_wide_rating_pass(GU, su, GI, S[m], P, u, Q, i, R[m], n_chunks)
+    return sp
+
+
 @njit
-def _one_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks):
-    return simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks)
+def _rating_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks):
+    return _rating_by_rating(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks)
 
 
-_ONE_PASS_FIXED = {}
+_RATING_PASS_FIXED = {}
 
 
-def _one_pass_fixed(n_chunks):
-    """The one-pass segment compiled for a constant count (unrolled)."""
-    if n_chunks not in _ONE_PASS_FIXED:
+def _rating_pass_fixed(n_chunks):
+    """The rating-by-rating pass compiled for a constant count (unrolled)."""
+    if n_chunks not in _RATING_PASS_FIXED:
 
         @njit
-        def one_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N):
-            return simd_wide_segment_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N,
-                                          n_chunks)  # fmt: skip
+        def rating_pass(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N):
+            return _rating_by_rating(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks)
 
-        _ONE_PASS_FIXED[n_chunks] = one_pass
-    return _ONE_PASS_FIXED[n_chunks]
+        _RATING_PASS_FIXED[n_chunks] = rating_pass
+    return _RATING_PASS_FIXED[n_chunks]
 
 
 @njit
 def _two_passes(GU, su, GI, S, P, u, Q, users, items, j0, step, stop, R, N, n_chunks):
-    """The segment as the body before the one pass takes it: the dots, e, then the gradient."""
+    """The segment as ``training.batch_segment`` takes it: the dots, e, then the gradient."""
     D = np.zeros_like(R)
     sp, n = simd_wide_segment_dots(P, u, Q, users, items, j0, step, stop, D, N, n_chunks)
     C = np.zeros_like(R)
@@ -218,10 +229,10 @@ def _segment_case(n_chunks, n, dtype, seed):
 
 
 @_segments
-def test_one_pass_segment_is_the_two_passes_bit_for_bit(n_chunks, n, dtype, seed):
+def test_rating_by_rating_is_the_segment_passes_bit_for_bit(n_chunks, n, dtype, seed):
     P, Q, users, items, S, R0, GU0, GI0 = _segment_case(n_chunks, n, dtype, seed)
     GU, GI, R, N = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)
-    sp = _one_pass(GU, 2, GI, S, P, 1, Q, items, 1, 2, n, R, N, n_chunks)
+    sp = _rating_pass(GU, 2, GI, S, P, 1, Q, items, 1, 2, n, R, N, n_chunks)
     GU2, GI2, R2, N2 = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)
     sp2, n2 = _two_passes(GU2, 2, GI2, S, P, 1, Q, users, items, 1, 2, len(users), R2, N2,
                           n_chunks)  # fmt: skip
@@ -249,14 +260,14 @@ def test_one_pass_segment_is_the_two_passes_bit_for_bit(n_chunks, n, dtype, seed
 
 @pytest.mark.parametrize("n_chunks", [8, 9, 16])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_pass_segment_unrolled_is_the_general_one(n_chunks, dtype):
+def test_rating_by_rating_unrolled_is_the_general_one(n_chunks, dtype):
     n = 5
     P, Q, users, items, S, R0, GU0, GI0 = _segment_case(n_chunks, n, dtype, n_chunks)
     runs = []
     for fixed in (True, False):
         GU, GI, R, N = GU0.copy(), GI0.copy(), R0.copy(), np.zeros(n, dtype)
         args = (GU, 2, GI, S, P, 1, Q, items, 1, 2, n, R, N)
-        sp = _one_pass_fixed(n_chunks)(*args) if fixed else _one_pass(*args, n_chunks)
+        sp = _rating_pass_fixed(n_chunks)(*args) if fixed else _rating_pass(*args, n_chunks)
         runs.append((sp, GU, GI, R, N))
     assert runs[0][0] == runs[1][0]
     for got, want in zip(runs[0][1:], runs[1][1:], strict=True):
@@ -267,7 +278,7 @@ def test_one_pass_segment_unrolled_is_the_general_one(n_chunks, dtype):
 WIDE_WIDTHS = [
     (np.float32, 64),  # the 8-chunk body
     (np.float32, 128),  # the 16-chunk body
-    (np.float32, 9 * 8),  # the general body's one-pass segments, an odd chunk left over
+    (np.float32, 9 * 8),  # the general body's one loop a run, an odd chunk left over
     (np.float64, 9 * 4),
     (np.float32, 9 * 8 + 3),  # the general body: 9 chunks (an odd one left over) + 3 columns
     (np.float64, 9 * 4 + 3),
@@ -298,3 +309,46 @@ def test_wide_batch_bodies_match_reference(dtype, k, optimizer):
     for got, expected in zip((bu, bi, P, Q), want, strict=True):
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
     np.testing.assert_allclose(losses, ref_losses, rtol=tol)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float32, 72), (np.float64, 32)])
+def test_the_carried_user_norms_are_each_rows_own(dtype, k, optimizer):
+    """``batch_block`` keeps ``NU[u]`` = ‖p_u‖² up to date at every step of the row, so norms
+    known before the call give the same model as norms summed at each row's first rating, and
+    after it each touched row's norm is its new row's."""
+    from tests.kernels.test_training_kernels import _block_inputs, _problem
+
+    users, items, values, bu, bi, P, Q = _problem(n=300, k=k, seed=k, dtype=dtype)
+    runs = []
+    for known in (False, True):
+        params = [x.copy() for x in (bu, bi, P, Q)]
+        state, scratch, NU = _block_inputs(optimizer, params, 32)
+        if known:
+            NU[:] = [_sqnorm(params[2], u, k // _lanes(dtype)) for u in range(P.shape[0])]
+        losses = K.batch_block(0, len(values), 32, users, items, values, dtype(3.4), *params, NU,
+                               dtype(0.05), dtype(0.05), dtype(0.01), True,
+                               K.OPTIMIZER_CODES[optimizer], *state, *scratch)  # fmt: skip
+        runs.append((params, losses, NU))
+    (pa, la, na), (pb, lb, nb) = runs
+    for x, y in zip(pa, pb, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert la == lb
+    assert not np.array_equal(pa[2], P)  # it trained
+    touched = np.unique(users)
+    assert (na[touched] >= 0).all()
+    new = [_sqnorm(pa[2], u, k // _lanes(dtype)) for u in touched]
+    np.testing.assert_array_equal(na[touched], new)  # the stepped rows' own norms
+    np.testing.assert_array_equal(nb[touched], new)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(new, (pa[2][touched].astype(np.float64) ** 2).sum(axis=1),
+                               rtol=tol)  # fmt: skip
+
+
+@njit
+def _sqnorm_of(X, r, n_chunks):
+    return simd_wide_sqnorm(X, r, n_chunks)
+
+
+def _sqnorm(X, r, n_chunks):
+    return _sqnorm_of(X, r, n_chunks)

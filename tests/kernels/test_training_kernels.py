@@ -137,6 +137,18 @@ def _run_batch_epoch(
     return point_losses.sum(axis=0)
 
 
+def _block_inputs(optimizer, params, n_slots):
+    """A ``batch_block`` call's fresh optimizer state for ``params`` (bu, bi, P, Q), one
+    worker's scratch of ``n_slots`` slots a side, and the rows' norms, not known yet."""
+    from fastmf.train.state import new_optimizer_state
+
+    P, Q = params[2], params[3]
+    st = new_optimizer_state(optimizer, P, Q)
+    state = kernel_state(st, optimizer, P.dtype, P.shape[0], Q.shape[0], P.shape[1])
+    scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, n_slots, P, Q))
+    return state, scratch, np.full(P.shape[0], -1.0, P.dtype)
+
+
 def _scratch(n_workers, n_slots, P, Q):
     """The batch kernel's scratch, per side: gradient slots, (bias gradient, partner norms) and
     (count, row) of each slot, and each model row's slot."""
@@ -368,17 +380,14 @@ def test_training_kernels_know_the_layouts_interleave():
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
 @pytest.mark.parametrize("dtype,k", [(np.float32, 64), (np.float64, 32)])
 def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype, k):
-    from fastmf.train.state import new_optimizer_state as _new_optimizer_state
-
     users, items, values, bu, bi, P, Q = _problem(n=350, k=k, seed=29, dtype=dtype)
     runs = []
     for unrolled in (True, False):
         params = [x.copy() for x in (bu, bi, P, Q)]
-        st = _new_optimizer_state(optimizer, params[2], params[3])
-        state = kernel_state(st, optimizer, np.dtype(dtype), P.shape[0], Q.shape[0], k)
-        scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, 16, P, Q))
-        args = (0, len(values), 16, users, items, values, dtype(3.4), *params, dtype(0.05),
-                dtype(0.05), dtype(0.01), True, K.OPTIMIZER_CODES[optimizer])  # fmt: skip
+        state, scratch, user_norms = _block_inputs(optimizer, params, 16)
+        args = (0, len(values), 16, users, items, values, dtype(3.4), *params, user_norms,
+                dtype(0.05), dtype(0.05), dtype(0.01), True,
+                K.OPTIMIZER_CODES[optimizer])  # fmt: skip
         if unrolled:  # batch_block picks the body unrolled for k
             losses = K.batch_block(*args, *state, *scratch)
         else:  # called from Python, the body takes k at run time

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from fastmf._kernels import training as K
-from fastmf.train.kernel_state import kernel_state
-from fastmf.train.state import new_optimizer_state
-from tests.kernels.test_training_kernels import _problem, _scratch
+from tests.kernels.test_training_kernels import _block_inputs, _problem
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
@@ -20,11 +18,10 @@ def test_the_16_chunk_batch_body_equals_the_general_one_bit_for_bit(optimizer, d
     runs = []
     for unrolled in (True, False):
         params = [x.copy() for x in (bu, bi, P, Q)]
-        st = new_optimizer_state(optimizer, params[2], params[3])
-        state = kernel_state(st, optimizer, np.dtype(dtype), P.shape[0], Q.shape[0], k)
-        scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, 16, P, Q))
-        args = (0, len(values), 16, users, items, values, dtype(3.4), *params, dtype(0.05),
-                dtype(0.05), dtype(0.01), True, K.OPTIMIZER_CODES[optimizer])  # fmt: skip
+        state, scratch, user_norms = _block_inputs(optimizer, params, 16)
+        args = (0, len(values), 16, users, items, values, dtype(3.4), *params, user_norms,
+                dtype(0.05), dtype(0.05), dtype(0.01), True,
+                K.OPTIMIZER_CODES[optimizer])  # fmt: skip
         if unrolled:
             losses = K.batch_block(*args, *state, *scratch)
         else:  # called from Python, the body takes the width at run time

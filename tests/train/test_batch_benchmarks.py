@@ -94,7 +94,9 @@ def test_batch_ablation_whole_variant_is_the_library_kernel_bit_for_bit():
         (*scratch(n_users), *scratch(n_items)))  # fmt: skip
     lib = [x.copy() for x in start]
     empty = np.zeros(0, np.int64)
-    K.batch_block(0, n, B, users, items, values, mu, *lib, lr, lam, lam_b, True, K.DAMPED_SGD,
+    user_norms = np.full(n_users, -1.0, f32)  # not known yet
+    K.batch_block(0, n, B, users, items, values, mu, *lib, user_norms, lr, lam, lam_b, True,
+                  K.DAMPED_SGD,
                   np.zeros((0, n_users, k + 1), f32), empty, np.zeros((0, n_items, k + 1), f32),
                   empty, *scratch(n_users), *scratch(n_items))  # fmt: skip
     assert not np.array_equal(ours[2], start[2])  # it trained
