@@ -342,12 +342,10 @@ def step_scalar(x, S, r, g, opt, lr, corr1, corr2):
 
 @njit(**JIT_INLINE)
 def claim_slot(slot_of, CR, r, n):
-    """Row r's slot in the batch's gradient rows, counting the rating: ``CR`` is a side's slot
-    counts and rows flat (``CRU.reshape(-1)``: slot s's count at 2s, its model row at 2s + 1,
-    so no stride is read). A new slot, n, the first time the batch meets r (slots are zero until
-    then). Returns the slot and the number of slots in use. Branch-free: whether a row is new
-    is a coin toss the processor would often guess wrong, so the row is always written to slot
-    n's row and n grows only for a new one."""
+    """Row r's slot in the batch's gradient rows, counting the rating in ``CR`` (a side's slot
+    counts and rows flat: slot s's count at 2s, its model row at 2s + 1): a new slot, n, the
+    first time the batch meets r. Returns the slot and the slots in use. Branch-free (whether
+    a row is new is a coin toss): slot n's row is always written, n grows only for a new one."""
     old = slot_of[r]
     new = old < 0
     s = np.uint32(old + (n - old) * new)  # unsigned, as are r and n: no negative-index tests
@@ -466,17 +464,12 @@ def batch_run_wide(
     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, NU, lam, lam_b, scratch,
     flat, n_u, n_i, base, regl, n_chunks,
 ):  # fmt: skip
-    """The share of its batch's gradient of the interleaved run at j (positions j, j + STREAMS,
-    ... below ``stop``; the run ends at ``run_end``, the ratings after it start at ``then``), for
-    rows of whole chunks from ``WIDE_FROM`` chunks on: rating by rating in one loop whose only
-    branch is its end, each rating's two rows loaded once (``simd_wide_rating_pass``). A loop a
-    user's segment took a branch the processor missed at every segment's end, three loops a
-    segment three (a user has 4.4 ratings in a block of the 25M twin), which cost more than
-    keeping p_u and its gradient in registers saved. ``NU`` carries ‖p_u‖² (negative: not known
-    yet); ``flat`` holds the two sides' slot counts and rows (``claim_slot``) and their bias
-    gradients and partner norms (slot s's at 2s, 2s + 1) as flat views, so no stride is read.
-    The same sums in the same order as one segment at a time, so the same bits. Returns the
-    base and regularization losses plus the run's and the slots in use."""
+    """The interleaved run at j's share of its batch's gradient (positions j, j + STREAMS, ...
+    below ``stop``, as ``batch_segment`` takes them), rows of whole chunks from ``WIDE_FROM``
+    on: one loop whose only branch is its end (a loop a segment missed a branch at each end),
+    each rating's rows loaded once. ``NU``: ‖p_u‖², negative where not known; ``flat``: the
+    slots' counts and rows, bias gradients and partner norms (slot s's at 2s, 2s + 1). The
+    segments' sums in their order, so their bits; returns the losses and the slots in use."""
     GU, _, _, slot_u, GI, _, _, slot_i = scratch
     CRU, CRI, GHU1, GHI1 = flat
     step = np.uint64(STREAMS)
@@ -519,15 +512,13 @@ def batch_segment(
     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, lam_b, scratch,
     flat, seg, n_u, n_i, base, regl, n_chunks, has_rest,
 ):  # fmt: skip
-    """A segment's share of its batch's gradient, for rows that ``batch_run_wide`` does not
-    take (under ``WIDE_FROM`` chunks, or with columns left over): the n ratings of user
-    ``users[j]`` at j, j + STREAMS, ... below ``stop`` (consecutive in one of the block's
-    interleaved runs, which ends at ``run_end``; the ratings after the run start at ``then``).
-    The dot products load p_u once; the user's gradient is summed in registers and added to its
-    slot once; each item's slot gets −2e·p_u. ``flat`` is ``batch_run_wide``'s (of it, the slot
-    counts and rows); ``seg`` is four arrays of at least n: each rating's dot product,
-    ‖q_i‖², −2e and item slot. Returns the base and regularization losses (``base``, ``regl``
-    plus the segment's), the slots in use and the position after the segment in its run."""
+    """A segment's share of its batch's gradient, for rows ``batch_run_wide`` does not take:
+    the n ratings of user ``users[j]`` at j, j + STREAMS, ... below ``stop`` (in one of the
+    block's interleaved runs, which ends at ``run_end``; the ratings after it start at
+    ``then``). The dots load p_u once; the user's gradient is summed in registers and added to
+    its slot once; each item's slot gets −2e·p_u. ``flat`` is ``batch_run_wide``'s; ``seg`` is
+    four arrays of at least n: each rating's dot product, ‖q_i‖², −2e and item slot. Returns
+    the losses plus the segment's, the slots in use and the position after it in its run."""
     GU, GHU, _, slot_u, GI, GHI, _, slot_i = scratch
     CRU, CRI, _, _ = flat
     D, N, C, S = seg
@@ -602,9 +593,8 @@ def batch_ratings(
     """The body of ``batch_block``, with its optimizer state and scratch arrays in two tuples:
     the row is n_chunks SIMD chunks, plus the columns left over when ``has_rest``. A batch's
     gradient is summed one interleaved run at a time (positions start + t, start + t + STREAMS,
-    ... for t < STREAMS), each run in one loop (``batch_run_wide``) or, for the rows it does not
-    take, one user's segment at a time (``batch_segment``). ``NU`` carries each user row's
-    ‖p_u‖² for ``batch_run_wide`` (negative: not known yet; ``batch_epoch`` starts it so)."""
+    ... for t < STREAMS), each run in one loop (``batch_run_wide``, with ``NU``) or, for rows
+    it does not take, a user's segment at a time (``batch_segment``)."""
     SU, u_steps, SI, i_steps = state
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     # the slots' scalars as flat views, made once a block (a view is a call and reference counts)
@@ -660,11 +650,9 @@ def batch_block(
     the batch touches takes one optimizer step (rows it does not touch keep their state). Updates
     bu, bi, P, Q and the optimizer state (``SU``, ``u_steps``, ``SI``, ``i_steps``: see
     ``train.kernel_state``) in place; returns the sums of the base and regularization loss over
-    the ratings. ``NU`` holds ‖p_u‖² for each user row as the kernel sums it, or a negative
-    number where it is not known yet (the kernel sums it then, and keeps it up to date at each
-    step of the row): a caller that starts it negative gets the same bits whatever it holds
-    later, as long as only this kernel changes P meanwhile (``batch_epoch`` starts it so; rows
-    that ``batch_run_wide`` does not take never read it). The calling thread's scratch holds,
+    the ratings. ``NU`` holds each user row's ‖p_u‖² as the kernel sums it (and updates it at
+    each step), negative where not known yet: started negative, valid while only this kernel
+    changes P (``batch_epoch`` starts it so). The calling thread's scratch holds,
     per side, a batch's gradient slots GU, GI
     and in ``GHU``/``GHI`` each slot's bias gradient and its partners' squared norms (all zero
     between batches), in ``CRU``/``CRI`` each slot's rating count and model row; ``slot_u``/
