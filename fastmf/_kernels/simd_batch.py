@@ -55,6 +55,15 @@ def _each_unit(builder, count, W, unit):
                          ir.Constant(count.type, W)), False)  # fmt: skip
 
 
+def _narrowed(builder, bvec, W, wide):
+    """A splat of 2W lanes as the unit at hand takes it: whole for a pair of chunks, its first
+    W lanes for the odd chunk left over."""
+    if wide:
+        return bvec
+    idx = ir.Constant(ir.VectorType(ir.IntType(32), W), list(range(W)))
+    return builder.shuffle_vector(bvec, bvec, idx)
+
+
 def _wide_sums(builder, wty, count, fixed, n_terms, terms):
     """For each of n_terms terms, Σ x·y over the row, where ``terms(col, wide)`` gives every
     term's (x, y) for the pair of chunks at col (wide) or the odd chunk left over (its lanes
@@ -172,14 +181,8 @@ def simd_wide_segment_gradient(typingctx, GU, su, GI, S, P, u, Q, ITEMS, j0, ste
         def rating(m):  # −2e in 2W lanes
             return _segment_rating(context, builder, ops, m, dt, wty)
 
-        def narrow(bvec, wide):
-            if wide:
-                return bvec
-            idx = ir.Constant(ir.VectorType(ir.IntType(32), W), list(range(W)))
-            return builder.shuffle_vector(bvec, bvec, idx)
-
         def chunk_step(col, wide, p, acc, bvec, row_i, s):
-            b = narrow(bvec, wide)
+            b = _narrowed(builder, bvec, W, wide)
             fma = _fma(builder, wty if wide else vty)
             q = builder.load(ptr(Q_ty, qarr, row_i, col, wide), align=4)
             gp = ptr(GI_ty, giarr, s, col, wide)
@@ -295,14 +298,8 @@ def simd_wide_rating_pass(typingctx, GU, su, GI, si, P, u, Q, i, r0, n_chunks):
         e = builder.fsub(context.cast(builder, args[8], r_ty, P_ty.dtype), d)
         bvec = _splat(context, builder, builder.fneg(builder.fadd(e, e)), P_ty.dtype, dt, wty)
 
-        def narrow(wide):
-            if wide:
-                return bvec
-            idx = ir.Constant(ir.VectorType(ir.IntType(32), W), list(range(W)))
-            return builder.shuffle_vector(bvec, bvec, idx)
-
         def unit(col, wide):
-            b = narrow(wide)
+            b = _narrowed(builder, bvec, W, wide)
             fma = _fma(builder, b.type)
             gu = ptr(GU_ty, guarr, ops["su"], col, wide)
             builder.store(builder.call(fma, [b, q_of(col, wide), builder.load(gu, align=4)]), gu,

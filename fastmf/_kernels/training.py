@@ -423,8 +423,7 @@ def step_touched_rows(
     holds Σ ‖other row‖² over the row's ratings: with ``DAMPED_SGD`` the row's curvature in
     L_batch is at most h = (2·GH[s, 1] + c·2λ)/B (h_b = c·(2 + 2λ_b)/B for its bias), and its
     rate is η/(1 + η·h). ``S`` and ``steps`` are the side's optimizer state. With ``carry``,
-    ``NX[r]`` takes the stepped row's ‖x_r‖² (``simd_wide_sqnorm``: rows of whole chunks from
-    ``WIDE_FROM`` chunks on)."""
+    ``NX[r]`` takes the stepped row's ‖x_r‖² (``simd_wide_sqnorm``); without, NX is not read."""
     if opt == SGD or opt == DAMPED_SGD:
         damped = opt == DAMPED_SGD
         step_touched_rows_sgd(n, CR, slot_of, b, X, NX, carry, G, GH, learn_bias, damped, lr,
@@ -491,7 +490,7 @@ def batch_run_wide(
         sp = NU[u]
         if sp < 0:  # not known yet: the row's first rating in the epoch
             sp = simd_wide_sqnorm(P, u, n_chunks)
-        NU[u] = sp
+        NU[u] = sp  # stored at every rating: an array write in the branch costs reference counts
         e, sq = simd_wide_rating_pass(GU, su, GI, si, P, u, Q, i, r0, n_chunks)
         base += e * e
         regl += lam * (sp + sq) + lam_b * (b_u * b_u + b_i * b_i)
@@ -607,7 +606,7 @@ def batch_ratings(
     # the nominal batch size, also for a batch cut short by the end of the block
     scale = cast_like(1.0 / batch_size, lr)
     one_loop = n_chunks >= WIDE_FROM and not has_rest  # a constant in the unrolled bodies
-    cap = min(batch_size, max(hi - lo, 1)) // STREAMS + 1  # a run's ratings in one batch
+    cap = 1 if one_loop else min(batch_size, max(hi - lo, 1)) // STREAMS + 1  # for batch_segment
     seg = (np.empty(cap, P.dtype), np.empty(cap, P.dtype), np.empty(cap, P.dtype),
            np.empty(cap, np.intp))  # fmt: skip
     start = lo
