@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from benchmarks.batch_defaults import load
+from fastmf._kernels import minibatch as KB
 from fastmf._kernels import training as K
 from fastmf._kernels.jit import JIT, JIT_INLINE
 from fastmf._kernels.simd import (
@@ -37,13 +38,13 @@ from fastmf._kernels.simd_batch import (
     simd_wide_segment_gradient,
 )
 
-# the vector work: the kernel's one loop a run (``training.batch_run_wide``: each rating's dot
+# the vector work: the kernel's one loop a run (``minibatch.batch_run_wide``: each rating's dot
 # and gradient from the rows it loads once), the body before (a segment at a time: a dots pass,
 # then a gradient pass), the segments' dots pass alone, neither
 ONE_LOOP, TWO_PASSES, DOTS_ONLY, NO_VECTORS = 0, 1, 2, 3
 # name: (the vector work, users step, items step, ratings prefetched ahead, 512-bit
 # vectors)
-AHEAD = K.PREFETCH_AHEAD
+AHEAD = KB.PREFETCH_AHEAD
 VARIANTS = {
     "whole batch kernel": (ONE_LOOP, True, True, AHEAD, True),
     "without the items' step": (ONE_LOOP, True, False, AHEAD, True),
@@ -71,7 +72,7 @@ def _free(n, CR, slot_of):
 
 @njit(**JIT_INLINE)
 def _flat(CR):
-    """A slot array as ``training.batch_run_wide`` reads it, flat (made once a block: a view
+    """A slot array as ``minibatch.batch_run_wide`` reads it, flat (made once a block: a view
     is a call and reference counts)."""
     return CR.reshape(CR.size)
 
@@ -79,7 +80,7 @@ def _flat(CR):
 @njit(**JIT_INLINE)
 def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, lam, scratch,
                 flat, seg, n_u, n_i, base, flags):  # fmt: skip
-    """The body before (``training.batch_segment`` at 8 chunks: the segment found by its dots
+    """The body before (``minibatch.batch_segment`` at 8 chunks: the segment found by its dots
     pass, then a gradient pass), with the parts ``flags`` name."""
     _, _, _, distance, wide = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
@@ -87,20 +88,20 @@ def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
     D, N, C, S = seg
     u = np.uint32(users[j])
     if wide:
-        sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
+        sp, n = simd_wide_segment_dots(P, u, Q, users, items, j, KB.STREAMS, stop, D, N, 8)
     else:
-        sp, n = simd_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, D, N, 8)
-    su, n_u = K.claim_slot(slot_u, CRU_flat, u, n_u)
+        sp, n = simd_segment_dots(P, u, Q, users, items, j, KB.STREAMS, stop, D, N, 8)
+    su, n_u = KB.claim_slot(slot_u, CRU_flat, u, n_u)
     CRU[su, 0] += n - 1
     b_u = bu[u]
     norms_u = GHU[su, 1]
     bias_u = GHU[su, 0]
-    j0, step, end, after = np.uint64(j), np.uint64(K.STREAMS), np.uint64(run_end), np.uint64(then)
+    j0, step, end, after = np.uint64(j), np.uint64(KB.STREAMS), np.uint64(run_end), np.uint64(then)
     for m in range(np.uint64(n)):
         pos = j0 + step * m
-        K.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
+        KB.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
         i = np.uint32(items[pos])
-        si, n_i = K.claim_slot(slot_i, CRI_flat, i, n_i)
+        si, n_i = KB.claim_slot(slot_i, CRI_flat, i, n_i)
         e = values[pos] - mu - b_u - bi[i] - D[m]
         base += e * e
         norms_u += N[m]
@@ -113,10 +114,10 @@ def _two_passes(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P,
     GHU[su, 1] = norms_u
     GHU[su, 0] = bias_u
     if wide:
-        simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
+        simd_wide_segment_gradient(GU, su, GI, S, P, u, Q, items, j, KB.STREAMS, n, C, 8)
     else:
-        simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, K.STREAMS, n, C, 8)
-    return base, n_u, n_i, j + K.STREAMS * n
+        simd_segment_gradient(GU, su, GI, S, P, u, Q, items, j, KB.STREAMS, n, C, 8)
+    return base, n_u, n_i, j + KB.STREAMS * n
 
 
 @njit(**JIT_INLINE)
@@ -133,15 +134,15 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
     D, N, C, S = seg
     u = np.uint32(users[j])
     CRU_flat, CRI_flat, _, _ = flat
-    su, n_u = K.claim_slot(slot_u, CRU_flat, u, n_u)
+    su, n_u = KB.claim_slot(slot_u, CRU_flat, u, n_u)
     b_u = bu[u]
-    j0, step, end, after = np.uint64(j), np.uint64(K.STREAMS), np.uint64(run_end), np.uint64(then)
+    j0, step, end, after = np.uint64(j), np.uint64(KB.STREAMS), np.uint64(run_end), np.uint64(then)
     pos = j0
     n = np.uint64(0)
     while True:  # the segment, its item slots, r − μ − b_u − b_i
-        K.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
+        KB.prefetch_ahead(P, Q, users, items, pos, end, after, np.uint64(hi - 1), 8, distance)
         i = np.uint32(items[pos])
-        si, n_i = K.claim_slot(slot_i, CRI_flat, i, n_i)
+        si, n_i = KB.claim_slot(slot_i, CRI_flat, i, n_i)
         D[n] = values[pos] - mu - b_u - bi[i]
         S[n] = si
         n += np.uint64(1)
@@ -151,7 +152,7 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
     CRU[su, 0] += np.intp(n) - 1
     sp = cast_like(0.0, mu)
     if vectors == DOTS_ONLY:
-        sp, _ = simd_wide_segment_dots(P, u, Q, users, items, j, K.STREAMS, stop, C, N, 8)
+        sp, _ = simd_wide_segment_dots(P, u, Q, users, items, j, KB.STREAMS, stop, C, N, 8)
         for m in range(n):
             D[m] -= C[m]
     norms_u = GHU[su, 1]
@@ -167,14 +168,14 @@ def _segment(j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q,
         GHI[si, 0] -= e2
     GHU[su, 1] = norms_u
     GHU[su, 0] = bias_u
-    return base, n_u, n_i, j + K.STREAMS * np.intp(n)
+    return base, n_u, n_i, j + KB.STREAMS * np.intp(n)
 
 
 @njit(**JIT_INLINE)
 def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b, scratch, flags):
-    """``training.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
+    """``minibatch.batch_ratings`` for damped SGD at 8 chunks, with the parts ``flags`` name (the
     segment variants leave out the regularization loss, which no step reads; the one loop a run
-    is the kernel's own, ``training.batch_run_wide``, and sums it)."""
+    is the kernel's own, ``minibatch.batch_run_wide``, and sums it)."""
     vectors, step_u, step_i, _, _ = flags
     GU, GHU, CRU, slot_u, GI, GHI, CRI, slot_i = scratch
     flat = (_flat(CRU), _flat(CRI), _flat(GHU), _flat(GHI))
@@ -182,7 +183,7 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b,
     base = 0.0
     lam2, lam_b2 = lam + lam, lam_b + lam_b
     scale = cast_like(1.0 / B, lr)
-    cap = min(B, max(hi - lo, 1)) // K.STREAMS + 1
+    cap = min(B, max(hi - lo, 1)) // KB.STREAMS + 1
     seg = (np.zeros(cap, P.dtype), np.zeros(cap, P.dtype), np.zeros(cap, P.dtype),
            np.zeros(cap, np.intp))  # fmt: skip
     start = lo
@@ -190,12 +191,12 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b,
         stop = min(start + B, hi)
         n_u = 0
         n_i = 0
-        for t in range(K.STREAMS):
+        for t in range(KB.STREAMS):
             j = start + t
-            run_end = j + K.STREAMS * ((stop - j + K.STREAMS - 1) // K.STREAMS)
-            then = stop if t == K.STREAMS - 1 else j + 1
+            run_end = j + KB.STREAMS * ((stop - j + KB.STREAMS - 1) // KB.STREAMS)
+            then = stop if t == KB.STREAMS - 1 else j + 1
             if one_loop:
-                base, _, n_u, n_i = K.batch_run_wide(
+                base, _, n_u, n_i = KB.batch_run_wide(
                     j, stop, run_end, then, hi, users, items, values, mu, bu, bi, P, Q, NU, lam,
                     lam_b, scratch, flat, n_u, n_i, base, 0.0, 8,
                 )  # fmt: skip
@@ -205,12 +206,12 @@ def _body(lo, hi, B, users, items, values, mu, bu, bi, P, Q, NU, lr, lam, lam_b,
                                              mu, bu, bi, P, Q, lam, scratch, flat, seg, n_u,
                                              n_i, base, flags)  # fmt: skip
         if step_u:
-            K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, NU, one_loop, GU, GHU, True, True,
+            KB.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, NU, one_loop, GU, GHU, True, True,
                                     lr, scale, lam2, lam_b2, 8, False)  # fmt: skip
         else:
             _free(n_u, CRU, slot_u)
         if step_i:
-            K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, NU, False, GI, GHI, True, True,
+            KB.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, NU, False, GI, GHI, True, True,
                                     lr, scale, lam2, lam_b2, 8, False)  # fmt: skip
         else:
             _free(n_i, CRI, slot_i)
@@ -235,13 +236,13 @@ def _interleaved(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam
         for j in range(start, stop):
             u = users[j]
             i = items[j]
-            if j + K.PREFETCH_AHEAD < hi:
-                ahead = users[j + K.PREFETCH_AHEAD]
-                if ahead != users[j + K.PREFETCH_AHEAD - K.STREAMS]:
+            if j + KB.PREFETCH_AHEAD < hi:
+                ahead = users[j + KB.PREFETCH_AHEAD]
+                if ahead != users[j + KB.PREFETCH_AHEAD - KB.STREAMS]:
                     prefetch_row(P, ahead, 8)
-                prefetch_row(Q, items[j + K.PREFETCH_AHEAD], 8)
-            su, n_u = K.claim_slot(slot_u, CRU_flat, u, n_u)
-            si, n_i = K.claim_slot(slot_i, CRI_flat, i, n_i)
+                prefetch_row(Q, items[j + KB.PREFETCH_AHEAD], 8)
+            su, n_u = KB.claim_slot(slot_u, CRU_flat, u, n_u)
+            si, n_i = KB.claim_slot(slot_i, CRI_flat, i, n_i)
             d, sp, sq = simd_dot_sqnorms(P, u, Q, i, 8)
             e = values[j] - mu - bu[u] - bi[i] - d
             base += e * e
@@ -252,9 +253,9 @@ def _interleaved(lo, hi, B, users, items, values, mu, bu, bi, P, Q, lr, lam, lam
             GHU[su, 0] -= e2
             GHI[si, 0] -= e2
         no_norms = bu[:0]  # this body carries no row norms
-        K.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, no_norms, False, GU, GHU, True, True, lr,
+        KB.step_touched_rows_sgd(n_u, CRU, slot_u, bu, P, no_norms, False, GU, GHU, True, True, lr,
                                 scale, lam2, lam_b2, 8, False)  # fmt: skip
-        K.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, no_norms, False, GI, GHI, True, True, lr,
+        KB.step_touched_rows_sgd(n_i, CRI, slot_i, bi, Q, no_norms, False, GI, GHI, True, True, lr,
                                 scale, lam2, lam_b2, 8, False)  # fmt: skip
         start = stop
     return base

@@ -2,9 +2,10 @@
 
 Each intrinsic emits LLVM vector code over W lanes (8 float32 or 4 float64) whose summation order is
 fixed here, not by the compiler, so a kernel gives the same bits in every compile and with any
-number of threads. ``_kernels.training`` inlines them into its bodies. Numba's cache does not see an
-edit to this file from a kernel cached in another: CI keys its cache on the package's source, and a
-developer who edits these clears ``__pycache__`` (or ``NUMBA_CACHE_DIR``).
+number of threads. ``_kernels.training`` and ``_kernels.minibatch`` inline them into their
+bodies. Numba's cache does not see an edit to this file from a kernel cached in another: CI keys
+its cache on the package's source, and a developer who edits these clears ``__pycache__`` (or
+``NUMBA_CACHE_DIR``).
 """
 
 from __future__ import annotations

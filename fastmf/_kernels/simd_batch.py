@@ -1,7 +1,7 @@
 """Wide SIMD intrinsics of the mini-batch kernel: its segments' dot products and gradients and
 the touched rows' step, a row of n_chunks W-lane chunks taken two chunks at a time in 2W-lane
 (512-bit) vectors, the last chunk of an odd count on its own (as ``simd.simd_wide_dot``). Used
-from ``training.WIDE_FROM`` chunks on (64 float32 factors, 32 float64), where they do half the
+from ``minibatch.WIDE_FROM`` chunks on (64 float32 factors, 32 float64), where they do half the
 vector instructions of the W-lane ones for the same work. The gradient and the step work element
 by element, so they give the W-lane intrinsics' bits; the dot products' sums are taken in 2W
 lanes, in an order fixed here (the same in the unrolled and the general body).

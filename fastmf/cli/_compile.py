@@ -74,10 +74,10 @@ def kernels_cached(params: Params) -> bool:
     source. With ``n_factors="auto"`` any width "auto" can choose counts. True when it cannot
     tell (nothing is announced)."""
     try:
-        from fastmf._kernels import training as _kernels
+        from fastmf.cli._prefill import epoch_kernel
         from fastmf.train.defaults import _FACTORS
 
-        kernel = getattr(_kernels, _epoch_kernel(params))
+        kernel = epoch_kernel(_epoch_kernel(params))
         width = params.n_factors
         widths = [width] if isinstance(width, int) else list(_FACTORS)
         return any(_cached(kernel.for_width(k, params.dtype), params.dtype) for k in widths)

@@ -35,6 +35,13 @@ _BATCH = (
 )
 
 
+def epoch_kernel(kernel: str) -> Any:
+    """The epoch kernel named ``kernel``: "sgd_epoch" (per-rating) or "batch_epoch"."""
+    from fastmf._kernels import minibatch, training
+
+    return training.sgd_epoch if kernel == "sgd_epoch" else minibatch.batch_epoch
+
+
 def signature(kernel: str, dtype: str) -> tuple:
     """Numba's argument types of ``kernel`` ("sgd_epoch" or "batch_epoch") for ``dtype``."""
     import numba
@@ -57,8 +64,6 @@ def start(kernel: str, width: int, dtype: str) -> subprocess.Popen | None:
     """Start the child compiling ``kernel``'s variant for rows of ``width`` factors of ``dtype``
     into Numba's cache, and have that variant's first call wait for it. None when the child
     cannot be started (nothing changes then)."""
-    from fastmf._kernels import training
-
     root = str(Path(__file__).resolve().parents[2])  # the fastmf this process imported
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if env.get("NUMBA_CACHE_DIR"):  # the child runs in ``root``: the same folder from there
@@ -73,7 +78,7 @@ def start(kernel: str, width: int, dtype: str) -> subprocess.Popen | None:
     except OSError:
         return None
     atexit.register(stop, proc)
-    dispatch = getattr(training, kernel)
+    dispatch = epoch_kernel(kernel)
     dispatch.expect(dispatch.key(width, dtype), lambda: _wait(proc))
     return proc
 
@@ -110,7 +115,5 @@ def _die_with_parent(parent: int) -> None:
 def child(kernel: str, width: str, dtype: str, parent: str) -> None:
     """The child's work: compile the variant (Numba saves it to the cache) and exit."""
     _die_with_parent(int(parent))
-    from fastmf._kernels import training
-
-    dispatch = getattr(training, kernel).for_width(int(width), dtype)
+    dispatch = epoch_kernel(kernel).for_width(int(width), dtype)
     dispatch.compile(signature(kernel, dtype))

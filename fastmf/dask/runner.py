@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastmf._kernels import training as K
+from fastmf._kernels import minibatch
 from fastmf.dask import worker as W
 from fastmf.dask.plan import (
     ITEM_STATE,
@@ -68,7 +68,7 @@ class ClusterRun:
         batch = uses_batch_kernel(params)
         hyper = (lr, model.global_mean_, params.reg, params.reg_bias,
                  params.biases == "learned", batch, params.batch_size,
-                 K.OPTIMIZER_CODES[params.optimizer])  # fmt: skip
+                 minibatch.OPTIMIZER_CODES[params.optimizer])  # fmt: skip
         t0 = time.perf_counter()
         restarts = self.stats["restarts"]
         lost_before = False

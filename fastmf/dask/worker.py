@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fastmf._kernels import minibatch
 from fastmf._kernels import training as K
 from fastmf._threads import KERNEL_LOCK
 from fastmf.dask.plan import ITEM_STATE
@@ -198,7 +199,7 @@ def train_arrays(config, block, bounds, hyper, user, item, carried, losses) -> N
         slot_i = np.full(Q.shape[0], -1, np.int32)
         SU = grouped_state(P_s1, P_s2, bu_s1, bu_s2, P.shape[1])
         SI = grouped_state(Q_s1, Q_s2, bi_s1, bi_s2, Q.shape[1])
-        K.batch_block_points(
+        minibatch.batch_block_points(
             u, i, v, bounds, batch_size, f(mu), bu, bi, P, Q, f(lr), f(lam), f(lam_b), learn_bias,
             opt, SU, u_steps, SI, i_steps, su[0], su[1], su[2], slot_u, si[0], si[1], si[2],
             slot_i, losses,

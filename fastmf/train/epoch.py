@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fastmf._kernels import minibatch
 from fastmf._kernels import training as K
 from fastmf._threads import KERNEL_LOCK
 from fastmf._validation import check_float
@@ -87,9 +88,9 @@ def _train(
         slots = slots_per_batch(params.batch_size, blocks)
         guard.check_scratch(scratch, blocks.n_workers, slots, k, dtype, n_users, n_items)
         with KERNEL_LOCK:
-            K.batch_epoch(
+            minibatch.batch_epoch(
                 *common, params.batch_size, mu, bu, bi, P, Q, lr_, lam, lam_b, learn_bias,
-                K.OPTIMIZER_CODES[opt], *state, *scratch, point_losses,
+                minibatch.OPTIMIZER_CODES[opt], *state, *scratch, point_losses,
             )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fastmf import MatrixFactorization
-from fastmf._kernels import training
+from fastmf._kernels import minibatch, training
 from fastmf.cli import _prefill
 
 
@@ -27,7 +27,8 @@ def test_the_child_compiles_the_signature_a_fit_calls(dtype, batch_size, optimiz
     settings = dict(n_factors=6, n_epochs=1, dtype=dtype, n_jobs=1, verbose=0, random_state=0)
     MatrixFactorization(batch_size=batch_size, optimizer=optimizer, **settings).fit(_ratings())
     name = "sgd_epoch" if batch_size == 1 else "batch_epoch"
-    variant = getattr(training, name).for_width(6, dtype)
+    kernels = {"sgd_epoch": training.sgd_epoch, "batch_epoch": minibatch.batch_epoch}
+    variant = kernels[name].for_width(6, dtype)
     assert _prefill.signature(name, dtype) in variant.signatures
 
 

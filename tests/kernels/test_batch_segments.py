@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastmf import MatrixFactorization
-from fastmf._kernels import training as K
+from fastmf._kernels import minibatch
 from fastmf.train.kernel_state import kernel_state
 from fastmf.train.state import new_optimizer_state
 from tests import reference as ref
@@ -37,8 +37,8 @@ def _dense_problem(k, seed, n_users=12, n_items=40, n=360):
 def _segments(users, start, stop):
     """(user, run, length) of each segment of the batch [start, stop), in the kernel's order."""
     out = []
-    for t in range(K.STREAMS):
-        run = users[start + t : stop : K.STREAMS]
+    for t in range(minibatch.STREAMS):
+        run = users[start + t : stop : minibatch.STREAMS]
         j = 0
         while j < len(run):
             m = j
@@ -114,8 +114,8 @@ def test_a_user_in_several_segments_of_one_batch(k, optimizer):
     state = kernel_state(st, optimizer, np.dtype(np.float64), 3, 6, k)
     scratch = tuple(x[0] if x.ndim > 1 else x for x in _scratch(1, 12, got[2], got[3]))
     args = (0, 12, 12, users, items, values, mu, *got, np.full(3, -1.0), lr, lam, lam_b, True,
-            K.OPTIMIZER_CODES[optimizer])  # fmt: skip
-    losses = K.batch_block(*args, *state, *scratch)
+            minibatch.OPTIMIZER_CODES[optimizer])  # fmt: skip
+    losses = minibatch.batch_block(*args, *state, *scratch)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from fastmf._kernels import training as K
+from fastmf._kernels import minibatch
 from fastmf._kernels.simd import simd_segment_gradient, simd_step_and_clear
 from fastmf._kernels.simd_batch import (
     simd_wide_rating_pass,
@@ -170,7 +170,7 @@ def test_wide_step_and_clear_is_the_narrow_one_bit_for_bit(n_chunks, dtype, c, a
 
 @njit(inline="always")
 def _rating_by_rating(GU, su, GI, S, P, u, Q, items, j0, step, n, R, N, n_chunks):
-    """The segment as ``training.batch_run_wide`` takes it: one rating at a time, ‖p_u‖² from
+    """The segment as ``minibatch.batch_run_wide`` takes it: one rating at a time, ‖p_u‖² from
     ``simd_wide_sqnorm``, e and ‖q_i‖² from ``simd_wide_rating_pass``, into R and N."""
     sp = simd_wide_sqnorm(P, u, n_chunks)
     for m in range(n):
@@ -201,7 +201,7 @@ def _rating_pass_fixed(n_chunks):
 
 @njit
 def _two_passes(GU, su, GI, S, P, u, Q, users, items, j0, step, stop, R, N, n_chunks):
-    """The segment as ``training.batch_segment`` takes it: the dots, e, then the gradient."""
+    """The segment as ``minibatch.batch_segment`` takes it: the dots, e, then the gradient."""
     D = np.zeros_like(R)
     sp, n = simd_wide_segment_dots(P, u, Q, users, items, j0, step, stop, D, N, n_chunks)
     C = np.zeros_like(R)
@@ -289,7 +289,7 @@ WIDE_WIDTHS = [
 @pytest.mark.parametrize("dtype,k", WIDE_WIDTHS)
 def test_wide_batch_bodies_match_reference(dtype, k, optimizer):
     # float64 at 32, 64 and 128 factors: tests/kernels/test_batch_segments.py
-    assert k // _lanes(dtype) >= K.WIDE_FROM
+    assert k // _lanes(dtype) >= minibatch.WIDE_FROM
     users, items, values, bu, bi, P, Q = _dense_problem(k, seed=k)
     bu, bi, P, Q = (x.astype(dtype) for x in (bu, bi, P, Q))
     blocks, _, _ = _blocks(users, items, values, 12, 40, n_strata=2, n_workers=2)
@@ -326,9 +326,10 @@ def test_the_carried_user_norms_are_each_rows_own(dtype, k, optimizer):
         state, scratch, NU = _block_inputs(optimizer, params, 32)
         if known:
             NU[:] = [_sqnorm(params[2], u, k // _lanes(dtype)) for u in range(P.shape[0])]
-        losses = K.batch_block(0, len(values), 32, users, items, values, dtype(3.4), *params, NU,
-                               dtype(0.05), dtype(0.05), dtype(0.01), True,
-                               K.OPTIMIZER_CODES[optimizer], *state, *scratch)  # fmt: skip
+        losses = minibatch.batch_block(
+            0, len(values), 32, users, items, values, dtype(3.4), *params, NU, dtype(0.05),
+            dtype(0.05), dtype(0.01), True, minibatch.OPTIMIZER_CODES[optimizer], *state, *scratch,
+        )  # fmt: skip
         runs.append((params, losses, NU))
     (pa, la, na), (pb, lb, nb) = runs
     for x, y in zip(pa, pb, strict=True):

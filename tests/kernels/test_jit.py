@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastmf._kernels import hashing, ids, jit, sorting, training
+from fastmf._kernels import hashing, ids, jit, minibatch, sorting, training
 
 
 def _both(monkeypatch, kernel, *args):
@@ -142,7 +142,7 @@ _FIT_WIDTHS = """
 import json, sys
 import numpy as np, pandas as pd
 from fastmf import MatrixFactorization
-from fastmf._kernels import jit, training
+from fastmf._kernels import jit, minibatch, training
 
 rng = np.random.default_rng(3)
 pairs = rng.permutation(80 * 60)[:3000]
@@ -150,7 +150,8 @@ df = pd.DataFrame({"user": pairs // 60, "item": pairs % 60,
                    "rating": rng.integers(1, 6, pairs.size).astype(float)})
 
 def compiled():
-    kernels = {name: f for name, f in vars(training).items() if isinstance(f, jit.WidthKernel)}
+    found = {**vars(training), **vars(minibatch)}.items()
+    kernels = {name: f for name, f in found if isinstance(f, jit.WidthKernel)}
     return {name: {str(key): len(d.signatures) for key, d in f.variants.items()}
             for name, f in kernels.items()}
 
@@ -189,7 +190,7 @@ def test_a_64_factor_fit_compiles_the_width_8_epoch_kernel_only(tmp_path):
 
 
 def test_the_width_picks_the_variant():
-    sgd, batch = training.sgd_epoch, training.batch_epoch
+    sgd, batch = training.sgd_epoch, minibatch.batch_epoch
     assert sgd.key(64, np.float32) == 8 and sgd.key(64, np.float64) == 16
     assert sgd.key(16, np.float32) == 2 and sgd.key(32, np.float32) == 4
     assert sgd.key(20, np.float32) == 0  # columns left over: the general body
@@ -210,11 +211,11 @@ def test_width_variants_have_cache_files_and_callees_of_their_own():
         assert variant.targetoptions["parallel"]
         names.add(variant.py_func.__qualname__)
     assert len(names) == 5
-    assert training.batch_epoch.variant(8).py_func.__globals__["batch_block"] is (
-        training.batch_block.variant(8)
+    assert minibatch.batch_epoch.variant(8).py_func.__globals__["batch_block"] is (
+        minibatch.batch_block.variant(8)
     )
     # a count with no body of its own is the general variant
-    assert training.batch_epoch.variant(4) is training.batch_epoch.variant(0)
+    assert minibatch.batch_epoch.variant(4) is minibatch.batch_epoch.variant(0)
     assert not training.sgd_block.variant(8).targetoptions.get("parallel")
 
 

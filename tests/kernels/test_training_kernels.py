@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fastmf._kernels import minibatch
 from fastmf._kernels import sorting as sk
 from fastmf._kernels import training as K
 from fastmf.train.batch_points import block_points
@@ -125,11 +126,11 @@ def _run_batch_epoch(
         scratch_out.extend(scratch)
     bounds, owned = points if points is not None else block_points(blocks.block_offsets)
     point_losses = np.zeros((len(bounds) - 1, 2))
-    K.batch_epoch(
+    minibatch.batch_epoch(
         blocks.users, blocks.items, blocks.values, bounds, owned,
         np.asarray(shift_order, np.int64), blocks.assign_offsets, blocks.assign_blocks,
         batch_size, dtype.type(mu), bu, bi, P, Q, dtype.type(lr), dtype.type(lam),
-        dtype.type(lam_b), learn_bias, K.OPTIMIZER_CODES[optimizer], *grouped, *scratch,
+        dtype.type(lam_b), learn_bias, minibatch.OPTIMIZER_CODES[optimizer], *grouped, *scratch,
         point_losses,
     )  # fmt: skip
     if points_out is not None:
@@ -371,10 +372,12 @@ def test_carried_norms_stay_the_rows_norms(dtype, k, tol):
     np.testing.assert_allclose(NI, _sqnorms(Q), rtol=tol)
 
 
-def test_training_kernels_know_the_layouts_interleave():
-    # a cached kernel does not see a constant of another file change, so training.py keeps its
-    # own copy of the number of interleaved runs the layout builds
-    assert K.STREAMS == sk.STREAMS
+def test_batch_kernels_know_the_layouts_interleave_and_the_wide_rows():
+    # a cached kernel does not see a constant of another file change, so minibatch.py keeps its
+    # own copies of the number of interleaved runs the layout builds and of the width from which
+    # rows are summed in 2W-lane vectors
+    assert minibatch.STREAMS == sk.STREAMS
+    assert minibatch.WIDE_FROM == K.WIDE_FROM
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "row_adagrad", "adagrad", "adam", "damped_sgd"])
@@ -387,11 +390,11 @@ def test_unrolled_batch_body_equals_the_general_one_bit_for_bit(optimizer, dtype
         state, scratch, user_norms = _block_inputs(optimizer, params, 16)
         args = (0, len(values), 16, users, items, values, dtype(3.4), *params, user_norms,
                 dtype(0.05), dtype(0.05), dtype(0.01), True,
-                K.OPTIMIZER_CODES[optimizer])  # fmt: skip
+                minibatch.OPTIMIZER_CODES[optimizer])  # fmt: skip
         if unrolled:  # batch_block picks the body unrolled for k
-            losses = K.batch_block(*args, *state, *scratch)
+            losses = minibatch.batch_block(*args, *state, *scratch)
         else:  # called from Python, the body takes k at run time
-            losses = K.batch_ratings(
+            losses = minibatch.batch_ratings(
                 *args, state, scratch, k * np.dtype(dtype).itemsize // 32, False
             )
         runs.append((params, state, losses))

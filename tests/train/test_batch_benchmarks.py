@@ -69,7 +69,7 @@ def test_batch_ablation_whole_variant_is_the_library_kernel_bit_for_bit():
     """The ablation's whole body takes the same steps as ``batch_block`` (damped SGD, 64
     float32 factors), so the parts it leaves out are parts of the kernel users run."""
     from benchmarks import batch_ablation
-    from fastmf._kernels import training as K
+    from fastmf._kernels import minibatch
 
     rng = np.random.default_rng(4)
     n, n_users, n_items, k, B = 3000, 60, 40, 64, 256
@@ -95,8 +95,8 @@ def test_batch_ablation_whole_variant_is_the_library_kernel_bit_for_bit():
     lib = [x.copy() for x in start]
     empty = np.zeros(0, np.int64)
     user_norms = np.full(n_users, -1.0, f32)  # not known yet
-    K.batch_block(0, n, B, users, items, values, mu, *lib, user_norms, lr, lam, lam_b, True,
-                  K.DAMPED_SGD,
+    minibatch.batch_block(0, n, B, users, items, values, mu, *lib, user_norms, lr, lam, lam_b, True,
+                  minibatch.DAMPED_SGD,
                   np.zeros((0, n_users, k + 1), f32), empty, np.zeros((0, n_items, k + 1), f32),
                   empty, *scratch(n_users), *scratch(n_items))  # fmt: skip
     assert not np.array_equal(ours[2], start[2])  # it trained
