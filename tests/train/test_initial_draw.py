@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import llvmlite.binding as ll
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -430,4 +431,8 @@ def test_the_compressing_store_gives_the_same_draw(monkeypatch, parallel):
     _, want = _fill_both(n, 77, 5, 0.2, np.float32, parallel)
     np.testing.assert_array_equal(_bits(out), _bits(want))
     llvm_ir = "".join(kernel.variant(parallel).inspect_llvm().values())
-    assert "masked.compressstore" in llvm_ir and "vector.compress" not in llvm_ir
+    assert "vector.compress" not in llvm_ir
+    # a CPU without AVX-512 has no compressing store: LLVM expands it into scalar stores, and the
+    # parallel variant's loop body is inspected after that expansion
+    if not parallel or ll.get_host_cpu_features().get("avx512f", False):
+        assert "masked.compressstore" in llvm_ir
