@@ -39,7 +39,7 @@ def epoch_kernel(kernel: str) -> Any:
     """The epoch kernel named ``kernel``: "sgd_epoch" (per-rating) or "batch_epoch"."""
     from fastmf._kernels import minibatch, training
 
-    return training.sgd_epoch if kernel == "sgd_epoch" else minibatch.batch_epoch
+    return {"sgd_epoch": training.sgd_epoch, "batch_epoch": minibatch.batch_epoch}[kernel]
 
 
 def signature(kernel: str, dtype: str) -> tuple:
